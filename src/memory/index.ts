@@ -1,0 +1,2 @@
+export { type GuestMemory, GuestMemoryError } from './guest-memory.js';
+export { FlatRam, MAX_FLAT_RAM } from './flat-ram.js';

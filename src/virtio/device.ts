@@ -1,0 +1,145 @@
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { DescriptorChain } from './chain.js';
+import { bit, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from './constants.js';
+import type { SplitQueue } from './queue.js';
+
+/** An interrupt line the transport drives; the machine (or a test) owns what it is wired to. */
+export interface InterruptLine {
+  set(level: boolean): void;
+}
+
+/**
+ * What a device gets when the driver sets DRIVER_OK. The transport owns the registers and the
+ * interrupt line; the device only asks it to signal.
+ */
+export interface DeviceContext {
+  readonly mem: GuestMemory;
+  /** All queues of the device, by index; only those with `ready` set may be used. */
+  readonly queues: readonly SplitQueue[];
+  /** The negotiated feature bits. */
+  readonly features: bigint;
+  /** Used buffers were added to a queue: raise the used-buffer interrupt (VIRTIO 1.2, 2.3.2). */
+  signalUsed(queue: number): void;
+  /** The config space changed: bump ConfigGeneration and raise the config interrupt. */
+  signalConfig(): void;
+  /** The device can't go on (VIRTIO 1.2, 2.1.2): set DEVICE_NEEDS_RESET and tell the driver. */
+  needsReset(reason: string): void;
+}
+
+/** A virtio device as a transport sees it: no registers, no interrupt line of its own. */
+export interface VirtioDevice {
+  readonly deviceId: number;
+  /** Offered feature bits, device-specific and reserved ones (VERSION_1 is added by the transport). */
+  readonly features: bigint;
+  /** QueueNumMax of each queue; the length is the number of queues. */
+  readonly queueMaxSizes: readonly number[];
+  /** Reads `size` (1, 2 or 4) bytes of config space at `offset`, little-endian; 0 outside it. */
+  readConfig(offset: number, size: number): number;
+  /** Writes config space; writes to read-only fields are ignored. */
+  writeConfig(offset: number, size: number, value: number): void;
+  /** May refuse a feature combination at FEATURES_OK (VIRTIO 1.2, 3.1.1 step 5). */
+  acceptFeatures?(features: bigint): boolean;
+  /** The driver set DRIVER_OK. */
+  activate(ctx: DeviceContext): void;
+  /** The driver notified queue `queue`; the transport already checked the queue is ready. */
+  notify(queue: number): void;
+  /** The driver reset the device: forget the context; in-flight work must not complete into rings. */
+  reset(): void;
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void>;
+}
+
+/** The feature bits every storvm device offers for its split queues. */
+export const COMMON_FEATURES = bit(F_VERSION_1) | bit(F_INDIRECT_DESC) | bit(F_EVENT_IDX);
+
+/**
+ * The processing loop shared by devices: pop chains, refuse the invalid ones with length 0, hand
+ * the rest to `handle`, which answers with the bytes written now or with a Promise of them. Async
+ * requests may finish in any order; a completion that arrives after a reset is dropped.
+ */
+export abstract class QueueDevice implements VirtioDevice {
+  abstract readonly deviceId: number;
+  abstract readonly features: bigint;
+  abstract readonly queueMaxSizes: readonly number[];
+  abstract readConfig(offset: number, size: number): number;
+
+  protected ctx: DeviceContext | undefined;
+  private inFlight = 0;
+  private idleWaiters: Array<() => void> = [];
+
+  /**
+   * Serves one valid chain of queue `queue`. Returns the bytes written into its writable part, or
+   * a Promise of them. It must not throw for anything the guest controls: guest errors become a
+   * status in the reply. A throw or rejection completes the chain with length 0.
+   */
+  protected abstract handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number>;
+
+  /** Called on reset, after the context is dropped. */
+  protected onReset(): void {}
+
+  writeConfig(_offset: number, _size: number, _value: number): void {}
+
+  activate(ctx: DeviceContext): void {
+    this.ctx = ctx;
+  }
+
+  reset(): void {
+    this.ctx = undefined;
+    this.onReset();
+  }
+
+  notify(queueIndex: number): void {
+    const ctx = this.ctx;
+    const queue = ctx?.queues[queueIndex];
+    if (ctx === undefined || queue === undefined || !queue.ready) return;
+    const mem = ctx.mem;
+    let completed = false;
+    for (let chain = queue.pop(mem); chain !== null; chain = queue.pop(mem)) {
+      if (chain.error !== undefined) {
+        completed = queue.addUsed(mem, chain, 0) || completed;
+        continue;
+      }
+      let result: number | Promise<number>;
+      try {
+        result = this.handle(queueIndex, chain, mem);
+      } catch {
+        result = 0;
+      }
+      if (typeof result === 'number') {
+        completed = queue.addUsed(mem, chain, result) || completed;
+      } else {
+        this.inFlight++;
+        result.then(
+          (len) => this.complete(ctx, queueIndex, chain, len),
+          () => this.complete(ctx, queueIndex, chain, 0),
+        );
+      }
+    }
+    if (queue.broken !== undefined) ctx.needsReset(queue.broken);
+    if (completed && queue.needsNotification(mem)) ctx.signalUsed(queueIndex);
+  }
+
+  private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
+    this.inFlight--;
+    const queue = ctx.queues[queueIndex]!;
+    // After a reset the context is gone and the queue's epoch moved on: addUsed drops the chain.
+    if (this.ctx === ctx && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) {
+      ctx.signalUsed(queueIndex);
+    }
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Requests currently in flight. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

@@ -1,0 +1,5 @@
+export * from './constants.js';
+export { DescriptorChain, ChainReader, ChainWriter } from './chain.js';
+export { SplitQueue } from './queue.js';
+export { type DeviceContext, type InterruptLine, type VirtioDevice, QueueDevice, COMMON_FEATURES } from './device.js';
+export { MmioTransport, type MmioTransportOptions } from './mmio.js';

@@ -1,0 +1,371 @@
+/**
+ * A virtio driver as the guest sees it, for tests and benchmarks: it sets a device up through the
+ * MMIO registers the way Linux's virtio_mmio driver does, builds direct and indirect descriptor
+ * chains in guest memory, kicks, and collects used entries. Every device's tests use it.
+ */
+import { FlatRam } from '../../src/memory/flat-ram.js';
+import {
+  AVAIL_F_NO_INTERRUPT,
+  DESC_F_INDIRECT,
+  DESC_F_NEXT,
+  DESC_F_WRITE,
+  MMIO,
+  STATUS_ACKNOWLEDGE,
+  STATUS_DRIVER,
+  STATUS_DRIVER_OK,
+  STATUS_FEATURES_OK,
+} from '../../src/virtio/constants.js';
+import type { VirtioDevice } from '../../src/virtio/device.js';
+import { MmioTransport } from '../../src/virtio/mmio.js';
+
+export const RAM_BASE = 0x8000_0000;
+
+/** An interrupt line that remembers its level and counts rising edges. */
+export class TestIrq {
+  level = false;
+  raised = 0;
+  set(level: boolean): void {
+    if (level && !this.level) this.raised++;
+    this.level = level;
+  }
+}
+
+/** A descriptor as the driver writes it. */
+export interface RawDesc {
+  addr: number;
+  len: number;
+  flags: number;
+  next: number;
+}
+
+/** One used ring element. */
+export interface UsedElem {
+  id: number;
+  len: number;
+}
+
+/** What the driver put in a chain, to look at once the device answered. */
+export interface Submitted {
+  head: number;
+  /** Guest addresses and lengths of the writable buffers, in order. */
+  writable: Array<{ addr: number; len: number }>;
+  /** Descriptor indices this chain holds in the queue's table. */
+  descs: number[];
+}
+
+export interface ChainSpec {
+  /** Contents of the device-readable buffers, in order. */
+  readable?: Uint8Array[];
+  /** Lengths of the device-writable buffers, in order. */
+  writable?: number[];
+  /** Put the buffers in an indirect table (VIRTIO_F_INDIRECT_DESC). */
+  indirect?: boolean;
+}
+
+export interface InitOptions {
+  /** Features to accept (masked with what is offered); default: everything offered. */
+  features?: bigint;
+  /** QueueNum per queue; default: each queue's QueueNumMax (capped at 256). */
+  queueSizes?: number[];
+  /** How many queues to set up; default all the device has. */
+  queues?: number;
+}
+
+/** A bump allocator over guest RAM. */
+export class GuestAllocator {
+  private next: number;
+  constructor(
+    readonly mem: FlatRam,
+    start = mem.base,
+  ) {
+    this.next = start;
+  }
+  alloc(len: number, align = 16): number {
+    const addr = Math.ceil(this.next / align) * align;
+    if (addr + len > this.mem.base + this.mem.size) throw new Error('test RAM exhausted');
+    this.next = addr + len;
+    return addr;
+  }
+  /** Address of the first byte never handed out. */
+  get top(): number {
+    return this.next;
+  }
+}
+
+/** The driver's view of one split queue (VIRTIO 1.2, 2.7). */
+export class DriverQueue {
+  readonly desc: number;
+  readonly avail: number;
+  readonly used: number;
+  /** The driver's shadow of avail.idx. */
+  availIdx = 0;
+  /** The used index up to which entries were collected. */
+  lastUsed = 0;
+  private free: number[];
+  private readonly held = new Map<number, Submitted>();
+
+  constructor(
+    readonly driver: TestDriver,
+    readonly index: number,
+    readonly size: number,
+  ) {
+    const a = driver.allocator;
+    this.desc = a.alloc(16 * size, 16);
+    this.avail = a.alloc(6 + 2 * size, 2);
+    this.used = a.alloc(6 + 8 * size, 4);
+    this.free = Array.from({ length: size }, (_, i) => i);
+  }
+
+  get mem(): FlatRam {
+    return this.driver.mem;
+  }
+
+  /** Writes descriptor `i` of the table (or of any table at `table`). */
+  writeDesc(i: number, d: RawDesc, table = this.desc): void {
+    const at = table + 16 * i;
+    this.mem.writeU64(at, BigInt(d.addr));
+    this.mem.writeU32(at + 8, d.len);
+    this.mem.writeU16(at + 12, d.flags);
+    this.mem.writeU16(at + 14, d.next);
+  }
+
+  /** Puts `head` in the next available slot and moves avail.idx (VIRTIO 1.2, 2.7.13). */
+  publish(head: number): void {
+    this.mem.writeU16(this.avail + 4 + 2 * (this.availIdx % this.size), head);
+    this.availIdx = (this.availIdx + 1) & 0xffff;
+    this.mem.writeU16(this.avail + 2, this.availIdx);
+  }
+
+  /** Sets avail.idx directly (for hostile tests). */
+  setAvailIdx(idx: number): void {
+    this.availIdx = idx & 0xffff;
+    this.mem.writeU16(this.avail + 2, this.availIdx);
+  }
+
+  /** Writes the used_event field (EVENT_IDX). */
+  setUsedEvent(idx: number): void {
+    this.mem.writeU16(this.avail + 4 + 2 * this.size, idx & 0xffff);
+  }
+  /** Reads the device's avail_event field (EVENT_IDX). */
+  get availEvent(): number {
+    return this.mem.readU16(this.used + 4 + 8 * this.size);
+  }
+  /** Sets or clears VIRTQ_AVAIL_F_NO_INTERRUPT. */
+  setNoInterrupt(on: boolean): void {
+    this.mem.writeU16(this.avail, on ? AVAIL_F_NO_INTERRUPT : 0);
+  }
+  /** used.idx as the device published it. */
+  get usedIdx(): number {
+    return this.mem.readU16(this.used + 2);
+  }
+
+  /** Builds a chain from fresh buffers and publishes it. */
+  add(spec: ChainSpec): Submitted {
+    const sub = this.build(spec);
+    this.publish(sub.head);
+    return sub;
+  }
+
+  /** Builds a chain without publishing it. */
+  build(spec: ChainSpec): Submitted {
+    const a = this.driver.allocator;
+    const descs: RawDesc[] = [];
+    const writable: Array<{ addr: number; len: number }> = [];
+    for (const data of spec.readable ?? []) {
+      const addr = a.alloc(Math.max(1, data.length), 8);
+      this.mem.write(addr, data);
+      descs.push({ addr, len: data.length, flags: 0, next: 0 });
+    }
+    for (const len of spec.writable ?? []) {
+      const addr = a.alloc(Math.max(1, len), 8);
+      this.mem.fill(addr, len, 0xee); // so a test sees what the device did not write
+      descs.push({ addr, len, flags: DESC_F_WRITE, next: 0 });
+      writable.push({ addr, len });
+    }
+    if (descs.length === 0) throw new Error('a chain needs at least one buffer');
+    if (spec.indirect) {
+      const table = a.alloc(16 * descs.length, 16);
+      descs.forEach((d, i) => {
+        const last = i === descs.length - 1;
+        this.writeDesc(i, { ...d, flags: d.flags | (last ? 0 : DESC_F_NEXT), next: last ? 0 : i + 1 }, table);
+      });
+      const head = this.take(1)[0]!;
+      this.writeDesc(head, { addr: table, len: 16 * descs.length, flags: DESC_F_INDIRECT, next: 0 });
+      return this.hold({ head, writable, descs: [head] });
+    }
+    const ids = this.take(descs.length);
+    descs.forEach((d, i) => {
+      const last = i === descs.length - 1;
+      this.writeDesc(ids[i]!, { ...d, flags: d.flags | (last ? 0 : DESC_F_NEXT), next: last ? 0 : ids[i + 1]! });
+    });
+    return this.hold({ head: ids[0]!, writable, descs: ids });
+  }
+
+  private take(n: number): number[] {
+    if (this.free.length < n) throw new Error(`queue ${this.index}: ${n} descriptors wanted, ${this.free.length} free`);
+    return this.free.splice(0, n);
+  }
+
+  private hold(sub: Submitted): Submitted {
+    this.held.set(sub.head, sub);
+    return sub;
+  }
+
+  /** Notifies the device of this queue (QueueNotify). */
+  kick(): void {
+    this.driver.transport.write(MMIO.QueueNotify, 4, this.index);
+  }
+
+  /** Takes the used entries published since the last call and frees their descriptors. */
+  takeUsed(): UsedElem[] {
+    const out: UsedElem[] = [];
+    const idx = this.usedIdx;
+    while (this.lastUsed !== idx) {
+      const at = this.used + 4 + 8 * (this.lastUsed % this.size);
+      const elem = { id: this.mem.readU32(at), len: this.mem.readU32(at + 4) };
+      out.push(elem);
+      const sub = this.held.get(elem.id);
+      if (sub) {
+        this.held.delete(elem.id);
+        this.free.push(...sub.descs);
+      }
+      this.lastUsed = (this.lastUsed + 1) & 0xffff;
+    }
+    return out;
+  }
+
+  /** Reads back the bytes the device wrote into a submitted chain's writable buffers. */
+  readWritable(sub: Submitted, len = Infinity): Uint8Array {
+    const total = sub.writable.reduce((s, w) => s + w.len, 0);
+    const out = new Uint8Array(Math.min(total, len));
+    let done = 0;
+    for (const w of sub.writable) {
+      if (done >= out.length) break;
+      const n = Math.min(w.len, out.length - done);
+      out.set(this.mem.view(w.addr, n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Adds, kicks, waits for the device and returns the used element of that chain. */
+  async submit(spec: ChainSpec): Promise<{ sub: Submitted; used: UsedElem; data: Uint8Array }> {
+    const sub = this.add(spec);
+    this.kick();
+    await this.driver.transport.idle();
+    const used = this.takeUsed().find((u) => u.id === sub.head);
+    if (used === undefined) throw new Error(`queue ${this.index}: chain ${sub.head} was not completed`);
+    return { sub, used, data: this.readWritable(sub, used.len) };
+  }
+}
+
+/** A driver bound to one transport over a FlatRam. */
+export class TestDriver {
+  readonly irq = new TestIrq();
+  readonly transport: MmioTransport;
+  readonly allocator: GuestAllocator;
+  readonly queues: DriverQueue[] = [];
+  features = 0n;
+
+  constructor(
+    readonly device: VirtioDevice,
+    readonly mem: FlatRam = new FlatRam(RAM_BASE, 16 << 20),
+  ) {
+    this.transport = new MmioTransport(device, mem, this.irq);
+    this.allocator = new GuestAllocator(mem);
+  }
+
+  read(offset: number): number {
+    return this.transport.read(offset, 4);
+  }
+  write(offset: number, value: number): void {
+    this.transport.write(offset, 4, value);
+  }
+  get status(): number {
+    return this.read(MMIO.Status);
+  }
+
+  /** The 64-bit DeviceFeatures. */
+  deviceFeatures(): bigint {
+    this.write(MMIO.DeviceFeaturesSel, 0);
+    const lo = this.read(MMIO.DeviceFeatures);
+    this.write(MMIO.DeviceFeaturesSel, 1);
+    const hi = this.read(MMIO.DeviceFeatures);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
+
+  /** Writes DriverFeatures, both halves. */
+  writeFeatures(features: bigint): void {
+    this.write(MMIO.DriverFeaturesSel, 0);
+    this.write(MMIO.DriverFeatures, Number(features & 0xffff_ffffn));
+    this.write(MMIO.DriverFeaturesSel, 1);
+    this.write(MMIO.DriverFeatures, Number((features >> 32n) & 0xffff_ffffn));
+  }
+
+  /** Reset, ACKNOWLEDGE, DRIVER and the feature handshake; returns whether FEATURES_OK stuck. */
+  negotiate(wanted?: bigint): boolean {
+    this.write(MMIO.Status, 0);
+    this.queues.length = 0;
+    if (this.read(MMIO.MagicValue) !== 0x74726976 || this.read(MMIO.Version) !== 2) throw new Error('not a virtio-mmio v2 device');
+    this.write(MMIO.Status, STATUS_ACKNOWLEDGE);
+    this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
+    const offered = this.deviceFeatures();
+    this.features = offered & (wanted ?? offered);
+    this.writeFeatures(this.features);
+    this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
+    return (this.status & STATUS_FEATURES_OK) !== 0;
+  }
+
+  /** Sets up queue `index` with `size` entries the way Linux's vm_setup_vq does. */
+  setupQueue(index: number, size?: number): DriverQueue {
+    this.write(MMIO.QueueSel, index);
+    if (this.read(MMIO.QueueReady) !== 0) throw new Error(`queue ${index} already ready`);
+    const max = this.read(MMIO.QueueNumMax);
+    if (max === 0) throw new Error(`queue ${index} does not exist`);
+    const n = size ?? Math.min(max, 256);
+    const q = new DriverQueue(this, index, n);
+    this.write(MMIO.QueueNum, n);
+    this.write(MMIO.QueueDescLow, q.desc % 2 ** 32);
+    this.write(MMIO.QueueDescHigh, Math.floor(q.desc / 2 ** 32));
+    this.write(MMIO.QueueDriverLow, q.avail % 2 ** 32);
+    this.write(MMIO.QueueDriverHigh, Math.floor(q.avail / 2 ** 32));
+    this.write(MMIO.QueueDeviceLow, q.used % 2 ** 32);
+    this.write(MMIO.QueueDeviceHigh, Math.floor(q.used / 2 ** 32));
+    this.write(MMIO.QueueReady, 1);
+    this.queues[index] = q;
+    return q;
+  }
+
+  /** The whole Linux probe sequence: negotiate, set up queues, DRIVER_OK. */
+  init(opts: InitOptions = {}): this {
+    if (!this.negotiate(opts.features)) throw new Error('device refused FEATURES_OK');
+    const count = opts.queues ?? this.device.queueMaxSizes.length;
+    for (let i = 0; i < count; i++) {
+      const q = this.setupQueue(i, opts.queueSizes?.[i]);
+      if (this.read(MMIO.QueueReady) !== 1) throw new Error(`queue ${q.index} did not go ready`);
+    }
+    this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
+    return this;
+  }
+
+  /** Reads and acknowledges InterruptStatus, as vm_interrupt() does. */
+  ackInterrupt(): number {
+    const status = this.read(MMIO.InterruptStatus);
+    this.write(MMIO.InterruptACK, status);
+    return status;
+  }
+
+  /** Reads `size` bytes of config space at `offset`. */
+  config(offset: number, size: 1 | 2 | 4 = 4): number {
+    return this.transport.read(MMIO.Config + offset, size);
+  }
+
+  /** A 64-bit config field, read as Linux does: two 32-bit halves under a stable generation. */
+  config64(offset: number): bigint {
+    for (;;) {
+      const gen = this.read(MMIO.ConfigGeneration);
+      const v = (BigInt(this.config(offset + 4)) << 32n) | BigInt(this.config(offset));
+      if (this.read(MMIO.ConfigGeneration) === gen) return v;
+    }
+  }
+}
