@@ -133,6 +133,15 @@ export abstract class QueueDevice implements VirtioDevice {
     }
   }
 
+  /**
+   * Whether a chain still belongs to the live driver session: false once the device was reset
+   * after the chain was popped. An async request checks this before it writes guest memory, since
+   * after a reset that memory may belong to something else.
+   */
+  protected isLive(queue: number, chain: DescriptorChain): boolean {
+    return this.ctx !== undefined && this.ctx.queues[queue]?.epoch === chain.epoch;
+  }
+
   /** Requests currently in flight. */
   get pending(): number {
     return this.inFlight;

@@ -4,6 +4,7 @@
  * chains in guest memory, kicks, and collects used entries. Every device's tests use it.
  */
 import { FlatRam } from '../../src/memory/flat-ram.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import {
   AVAIL_F_NO_INTERRUPT,
   DESC_F_INDIRECT,
@@ -16,7 +17,7 @@ import {
   STATUS_FEATURES_OK,
 } from '../../src/virtio/constants.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
-import { MmioTransport } from '../../src/virtio/mmio.js';
+import { MmioTransport, type MmioTransportOptions } from '../../src/virtio/mmio.js';
 
 export const RAM_BASE = 0x8000_0000;
 
@@ -71,6 +72,11 @@ export interface InitOptions {
   queues?: number;
 }
 
+export interface DriverOptions extends MmioTransportOptions {
+  /** The memory the device is given: `mem` itself (default), or a wrapper that watches it. */
+  deviceMem?: GuestMemory;
+}
+
 /** A bump allocator over guest RAM. */
 export class GuestAllocator {
   private next: number;
@@ -113,6 +119,10 @@ export class DriverQueue {
     this.desc = a.alloc(16 * size, 16);
     this.avail = a.alloc(6 + 2 * size, 2);
     this.used = a.alloc(6 + 8 * size, 4);
+    // Fresh rings start zeroed, as vring_alloc_queue() gives them.
+    driver.mem.fill(this.desc, 16 * size, 0);
+    driver.mem.fill(this.avail, 6 + 2 * size, 0);
+    driver.mem.fill(this.used, 6 + 8 * size, 0);
     this.free = Array.from({ length: size }, (_, i) => i);
   }
 
@@ -270,8 +280,9 @@ export class TestDriver {
   constructor(
     readonly device: VirtioDevice,
     readonly mem: FlatRam = new FlatRam(RAM_BASE, 16 << 20),
+    opts: DriverOptions = {},
   ) {
-    this.transport = new MmioTransport(device, mem, this.irq);
+    this.transport = new MmioTransport(device, opts.deviceMem ?? mem, this.irq, opts);
     this.allocator = new GuestAllocator(mem);
   }
 

@@ -70,7 +70,7 @@ export class TestDevice extends QueueDevice {
 
   protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     this.handled.push([queue, chain.head]);
-    const run = (): number => this.serve(chain, mem);
+    const run = (): number => (this.isLive(queue, chain) ? this.serve(chain, mem) : 0);
     if (!this.deferred) return run();
     return new Promise((resolve) => this.waiting.push({ run, resolve }));
   }
