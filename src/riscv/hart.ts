@@ -1,0 +1,371 @@
+/**
+ * The instruction loop of one RV64GC hart.
+ *
+ * Structure (chosen for V8, see bench/cpu-regs.ts and ops.ts):
+ * - The outer loop handles interrupts and finds the decoded page for pc (fetch TLB, then the
+ *   per-RAM-page cache of decoded instructions, filled lazily one parcel at a time).
+ * - The inner loop runs within that page, keeping pc as (pageLo + off, pch) in locals. Branches
+ *   and jumps inside the page just move `off`; leaving the page, or any instruction that can
+ *   change privilege, translation or interrupt enables, stores pc and goes back to the outer loop.
+ * - Exceptions are thrown as TRAP from anywhere below; the catch stores pc = the faulting
+ *   instruction and enters the trap handler (priv spec 3.1.15 for the epc/tval rules).
+ * A later block translator can hang compiled functions off the same decoded pages.
+ */
+import { div32, div64, lt64, ltu64, mul64, mulh64, shift64 } from './alu.js';
+import { amo, loadReserved, storeConditional } from './amo.js';
+import { csrAccess } from './csr.js';
+import { decode16, decode32 } from './decode.js';
+import { execFp, fpLoad, fpStore } from './fpu.js';
+import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
+
+const TWO32 = 4294967296;
+
+export class Hart extends HartState {
+  constructor(opts: HartOptions) {
+    super(opts);
+  }
+
+  /** Sets pc to pageLo + t (t may leave the page) with the 64-bit carry into the high half. */
+  private setPcRel(pageLo: number, pch: number, t: number): void {
+    const r = (pageLo >>> 0) + t;
+    this.pcLo = r | 0;
+    this.pcHi = (pch + Math.floor(r / TWO32)) | 0;
+  }
+
+  /**
+   * Decodes the parcel at `off` of a page and caches it. A 32-bit instruction whose second half
+   * lies on the next page is decoded from both pages but not cached (its upper half may change
+   * mapping independently).
+   */
+  private decodeSlot(page: Int32Array, ramPage: number, off: number, pageLo: number, pch: number): number {
+    const ro = ramPage * 4096 + off;
+    const h0 = this.dv.getUint16(ro, true);
+    if ((h0 & 3) === 3 && off === 4094) {
+      const r = (pageLo >>> 0) + 4096;
+      const hi16 = this.fetch16(r | 0, (pch + Math.floor(r / TWO32)) | 0);
+      const d = decode32((h0 | (hi16 << 16)) >>> 0);
+      this.th = d.imm;
+      return d.w;
+    }
+    const d = (h0 & 3) === 3 ? decode32(this.dv.getInt32(ro, true) >>> 0) : decode16(h0);
+    if (this.codeMark[ramPage] === 0) this.markCode(ramPage);
+    page[off] = d.w;
+    page[off + 1] = d.imm;
+    this.th = d.imm;
+    return d.w;
+  }
+
+  /**
+   * Runs until `limit` instructions have retired, or the hart waits in WFI with nothing pending.
+   * Returns the number retired. Interrupt lines set between calls are seen at the next call.
+   */
+  run(limit: number): number {
+    const xl = this.xl, xh = this.xh, dv = this.dv;
+    let n = 0;
+    let base = this.instret;
+    outer: while (n < limit) {
+      const pending = (this.mipSw | this.mipExt) & this.mie;
+      if (this.waiting) {
+        if (pending === 0) break; // WFI: nothing locally enabled is pending (3.3.3)
+        this.waiting = false;
+      }
+      if (pending !== 0) this.checkInterrupts();
+      const pch = this.pcHi;
+      const pcl = this.pcLo;
+      let pageOff: number;
+      try {
+        pageOff = this.fetchPage(pcl, pch);
+      } catch (e) {
+        if (e !== TRAP) throw e;
+        this.takeTrap();
+        continue;
+      }
+      const ramPage = pageOff >>> 12;
+      const page = this.codePage(ramPage);
+      const pageLo = pcl & ~0xfff;
+      let off = pcl & 0xfff;
+      try {
+        for (;;) {
+          if (n >= limit) { this.pcLo = pageLo | off; break outer; }
+          let w = page[off]!, imm = page[off + 1]!;
+          if (w === 0) { w = this.decodeSlot(page, ramPage, off, pageLo, pch); imm = this.th; }
+          n++;
+          const rd = (w >>> 8) & 63, rs1 = (w >>> 14) & 31, rs2 = (w >>> 19) & 31;
+          switch (w & 0xff) {
+            case 89: // MV
+              xl[rd] = xl[rs1]!; xh[rd] = xh[rs1]!; break;
+            case 22: { // ADDI
+              const a = xl[rs1]!, r = (a + imm) | 0;
+              xh[rd] = (xh[rs1]! + (imm >> 31) + ((r >>> 0) < (a >>> 0) ? 1 : 0)) | 0; xl[rd] = r; break;
+            }
+            case 31: { // ADD
+              const a = xl[rs1]!, r = (a + xl[rs2]!) | 0;
+              xh[rd] = (xh[rs1]! + xh[rs2]! + ((r >>> 0) < (a >>> 0) ? 1 : 0)) | 0; xl[rd] = r; break;
+            }
+            case 32: { // SUB
+              const a = xl[rs1]!, b = xl[rs2]!;
+              xh[rd] = (xh[rs1]! - xh[rs2]! - ((a >>> 0) < (b >>> 0) ? 1 : 0)) | 0; xl[rd] = (a - b) | 0; break;
+            }
+            case 1: // LUI
+              xl[rd] = imm; xh[rd] = imm >> 31; break;
+            case 2: { // AUIPC
+              const r = (pageLo >>> 0) + off + imm;
+              xl[rd] = r | 0; xh[rd] = (pch + Math.floor(r / TWO32)) | 0; break;
+            }
+            case 3: { // JAL
+              const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
+              xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
+              const t = off + imm;
+              if (t >= 0 && t < 4096) { off = t; continue; }
+              this.setPcRel(pageLo, pch, t); continue outer;
+            }
+            case 4: { // JALR
+              const bl = xl[rs1]!, al = (bl + imm) | 0;
+              const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+              const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
+              xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
+              if (ah === pch && (al & ~0xfff) === pageLo) { off = al & 0xffe; continue; }
+              this.pcLo = al & ~1; this.pcHi = ah; continue outer;
+            }
+            case 5: // BEQ
+              if (xl[rs1] === xl[rs2] && xh[rs1] === xh[rs2]) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 6: // BNE
+              if (xl[rs1] !== xl[rs2] || xh[rs1] !== xh[rs2]) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 7: // BLT
+              if (lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 8: // BGE
+              if (!lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 9: // BLTU
+              if (ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 10: // BGEU
+              if (!ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
+                const t = off + imm;
+                if (t >= 0 && t < 4096) { off = t; continue; }
+                this.setPcRel(pageLo, pch, t); continue outer;
+              }
+              break;
+            case 11: case 12: case 13: case 14: case 15: case 16: case 17: { // LB LH LW LD LBU LHU LWU
+              const bl = xl[rs1]!, al = (bl + imm) | 0;
+              const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+              const op = w & 0xff;
+              const size = op === 14 ? 8 : op === 13 || op === 17 ? 4 : op === 12 || op === 16 ? 2 : 1;
+              const o = this.rOff(al, ah, size);
+              if (op === 14) {
+                if (o >= 0) { xl[rd] = dv.getInt32(o, true); xh[rd] = dv.getInt32(o + 4, true); }
+                else { const v = this.loadSlow(al, ah, 8); xl[rd] = v; xh[rd] = this.th; }
+                break;
+              }
+              let v: number;
+              if (o >= 0) v = size === 4 ? dv.getInt32(o, true) : size === 2 ? dv.getUint16(o, true) : dv.getUint8(o);
+              else v = this.loadSlow(al, ah, size);
+              if (op === 11) v = (v << 24) >> 24;
+              else if (op === 12) v = (v << 16) >> 16;
+              xl[rd] = v; xh[rd] = op === 13 || op === 11 || op === 12 ? v >> 31 : 0;
+              break;
+            }
+            case 18: case 19: case 20: case 21: { // SB SH SW SD
+              const bl = xl[rs1]!, al = (bl + imm) | 0;
+              const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+              const op = w & 0xff;
+              const size = op === 21 ? 8 : op === 20 ? 4 : op === 19 ? 2 : 1;
+              const o = this.wOff(al, ah, size);
+              if (o < 0) this.storeSlow(al, ah, size, xl[rs2]!, xh[rs2]!);
+              else if (size === 8) { dv.setInt32(o, xl[rs2]!, true); dv.setInt32(o + 4, xh[rs2]!, true); }
+              else if (size === 4) dv.setInt32(o, xl[rs2]!, true);
+              else if (size === 2) dv.setUint16(o, xl[rs2]! & 0xffff, true);
+              else dv.setUint8(o, xl[rs2]! & 0xff);
+              break;
+            }
+            case 23: // SLTI
+              xl[rd] = lt64(xl[rs1]!, xh[rs1]!, imm, imm >> 31) ? 1 : 0; xh[rd] = 0; break;
+            case 24: // SLTIU
+              xl[rd] = ltu64(xl[rs1]!, xh[rs1]!, imm, imm >> 31) ? 1 : 0; xh[rd] = 0; break;
+            case 25: // XORI
+              xl[rd] = xl[rs1]! ^ imm; xh[rd] = xh[rs1]! ^ (imm >> 31); break;
+            case 26: // ORI
+              xl[rd] = xl[rs1]! | imm; xh[rd] = xh[rs1]! | (imm >> 31); break;
+            case 27: // ANDI
+              xl[rd] = xl[rs1]! & imm; xh[rd] = xh[rs1]! & (imm >> 31); break;
+            case 28: // SLLI
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, imm, 0); break;
+            case 29: // SRLI
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, imm, 1); break;
+            case 30: // SRAI
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, imm, 2); break;
+            case 33: // SLL
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, 0); break;
+            case 34: // SLT
+              xl[rd] = lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!) ? 1 : 0; xh[rd] = 0; break;
+            case 35: // SLTU
+              xl[rd] = ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!) ? 1 : 0; xh[rd] = 0; break;
+            case 36: // XOR
+              xl[rd] = xl[rs1]! ^ xl[rs2]!; xh[rd] = xh[rs1]! ^ xh[rs2]!; break;
+            case 37: // SRL
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, 1); break;
+            case 38: // SRA
+              shift64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, 2); break;
+            case 39: // OR
+              xl[rd] = xl[rs1]! | xl[rs2]!; xh[rd] = xh[rs1]! | xh[rs2]!; break;
+            case 40: // AND
+              xl[rd] = xl[rs1]! & xl[rs2]!; xh[rd] = xh[rs1]! & xh[rs2]!; break;
+            case 41: { // ADDIW
+              const r = (xl[rs1]! + imm) | 0; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 42: { // SLLIW
+              const r = xl[rs1]! << imm; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 43: { // SRLIW
+              const r = (xl[rs1]! >>> imm) | 0; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 44: { // SRAIW
+              const r = xl[rs1]! >> imm; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 45: { // ADDW
+              const r = (xl[rs1]! + xl[rs2]!) | 0; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 46: { // SUBW
+              const r = (xl[rs1]! - xl[rs2]!) | 0; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 47: { // SLLW
+              const r = xl[rs1]! << (xl[rs2]! & 31); xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 48: { // SRLW
+              const r = (xl[rs1]! >>> (xl[rs2]! & 31)) | 0; xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 49: { // SRAW
+              const r = xl[rs1]! >> (xl[rs2]! & 31); xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 50: // MUL
+              mul64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!); break;
+            case 51: // MULH
+              mulh64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, true, true); break;
+            case 52: // MULHSU
+              mulh64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, true, false); break;
+            case 53: // MULHU
+              mulh64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, false, false); break;
+            case 54: // DIV
+              div64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, true, false); break;
+            case 55: // DIVU
+              div64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, false, false); break;
+            case 56: // REM
+              div64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, true, true); break;
+            case 57: // REMU
+              div64(xl, xh, rd, xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!, false, true); break;
+            case 58: { // MULW
+              const r = Math.imul(xl[rs1]!, xl[rs2]!); xl[rd] = r; xh[rd] = r >> 31; break;
+            }
+            case 59: // DIVW
+              div32(xl, xh, rd, xl[rs1]!, xl[rs2]!, true, false); break;
+            case 60: // DIVUW
+              div32(xl, xh, rd, xl[rs1]!, xl[rs2]!, false, false); break;
+            case 61: // REMW
+              div32(xl, xh, rd, xl[rs1]!, xl[rs2]!, true, true); break;
+            case 62: // REMUW
+              div32(xl, xh, rd, xl[rs1]!, xl[rs2]!, false, true); break;
+            case 63: // FENCE
+              break; // one hart, memory accesses in program order: nothing to order
+            case 64: // FENCE_I
+              this.fenceI();
+              this.setPcRel(pageLo, pch, off + 4); continue outer;
+            case 65: { // ECALL
+              this.pcLo = pageLo | off; this.pcHi = pch;
+              if (this.priv === 1 && ((this.medeleg >>> 9) & 1) === 0 && this.onEcallFromS !== undefined &&
+                this.onEcallFromS(this)) {
+                this.setPcRel(pageLo, pch, off + 4); continue outer;
+              }
+              this.raise(this.priv === 0 ? 8 : this.priv === 1 ? 9 : 11, 0, 0);
+              break;
+            }
+            case 66: // EBREAK
+              this.raise(3, pageLo | off, pch); break;
+            case 67: // MRET
+              if (this.priv !== 3) this.raiseIllegal();
+              this.mret(); continue outer;
+            case 68: // SRET
+              if (this.priv === 0 || (this.priv === 1 && (this.mstatus & MS_TSR) !== 0)) this.raiseIllegal();
+              this.sret(); continue outer;
+            case 69: // WFI
+              // U-mode WFI is illegal (S-mode exists); TW makes it illegal below M (3.1.6.5).
+              if (this.priv === 0 || (this.priv === 1 && (this.mstatus & MS_TW) !== 0)) this.raiseIllegal();
+              this.setPcRel(pageLo, pch, off + 4);
+              if (((this.mipSw | this.mipExt) & this.mie) === 0) this.waiting = true;
+              continue outer;
+            case 70: // SFENCE_VMA
+              if (this.priv === 0 || (this.priv === 1 && (this.mstatus & MS_TVM) !== 0)) this.raiseIllegal();
+              this.flushTlb(); // all entries: simpler than per-address/ASID and always correct
+              this.setPcRel(pageLo, pch, off + 4); continue outer;
+            case 71: case 72: case 73: case 74: case 75: case 76: { // CSRRW CSRRS CSRRC CSRRWI CSRRSI CSRRCI
+              const op = w & 0xff;
+              const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
+              this.instret = base + n - 1;
+              const v = csrAccess(this, imm, kind, isImm ? rs1 : xl[rs1]!, isImm ? 0 : xh[rs1]!,
+                kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
+              xl[rd] = v; xh[rd] = this.th;
+              if (this.instretWritten) { base = this.instret - n; this.instretWritten = false; }
+              // A CSR write may change modes, translation or enable an interrupt: back to the outer loop.
+              this.setPcRel(pageLo, pch, off + 4); continue outer;
+            }
+            case 77: // LR_W
+              loadReserved(this, rd, rs1, 4); break;
+            case 80: // LR_D
+              loadReserved(this, rd, rs1, 8); break;
+            case 78: // SC_W
+              storeConditional(this, rd, rs1, rs2, 4); break;
+            case 81: // SC_D
+              storeConditional(this, rd, rs1, rs2, 8); break;
+            case 79: // AMO_W
+              amo(this, rd, rs1, rs2, imm, 4); break;
+            case 82: // AMO_D
+              amo(this, rd, rs1, rs2, imm, 8); break;
+            case 83: // FLW
+              fpLoad(this, rd, rs1, imm, 4); break;
+            case 85: // FLD
+              fpLoad(this, rd, rs1, imm, 8); break;
+            case 84: // FSW
+              fpStore(this, rs1, rs2, imm, 4); break;
+            case 86: // FSD
+              fpStore(this, rs1, rs2, imm, 8); break;
+            case 87: // FP
+              execFp(this, imm); break;
+            default: // ILLEGAL
+              this.raiseIllegal();
+          }
+          off += 4 - ((w >>> 23) & 2);
+          if (off >= 4096) { this.setPcRel(pageLo, pch, off); continue outer; }
+        }
+      } catch (e) {
+        if (e !== TRAP) throw e;
+        n--; // the faulting instruction does not retire
+        this.pcLo = pageLo | off; this.pcHi = pch;
+        this.takeTrap();
+      }
+    }
+    this.instret = base + n;
+    return n;
+  }
+}
