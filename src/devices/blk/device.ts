@@ -263,8 +263,10 @@ export class VirtioBlk extends QueueDevice {
     }
     // Wait for every piece, even after a failure, so no backend still writes into the buffers
     // once the guest has them back.
+    const gen = this.generation;
     return settle(pending).then((ok) => {
-      if (failed || !ok) return BLK_S_IOERR;
+      // After a reset the request is dropped: start no more backend work for it.
+      if (failed || !ok || gen !== this.generation) return BLK_S_IOERR;
       return write ? this.afterWrite() : BLK_S_OK;
     });
   }
@@ -336,8 +338,9 @@ export class VirtioBlk extends QueueDevice {
         r = this.backend.writeZeroes(offset, length, (seg.flags & BLK_WRITE_ZEROES_FLAG_UNMAP) !== 0);
       } else r = this.writeZeroBuffers(offset, offset + length);
       if (isPromise(r)) {
+        const gen = this.generation;
         return r.then(
-          () => this.runSegments(segments, zeroes, i + 1),
+          () => (gen === this.generation ? this.runSegments(segments, zeroes, i + 1) : BLK_S_IOERR),
           () => BLK_S_IOERR,
         );
       }
