@@ -1,0 +1,3 @@
+export * from './backend.js';
+export * from './errno.js';
+export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec } from './mem-fs.js';

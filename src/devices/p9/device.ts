@@ -1,0 +1,95 @@
+/**
+ * The virtio-9p device (VIRTIO 1.2, 5.13 is silent on it; the layout is QEMU's and Linux's
+ * net/9p/trans_virtio.c): device ID 9, feature VIRTIO_9P_MOUNT_TAG (bit 0), config space = u16 tag
+ * length + tag bytes, one request queue. Each chain carries one T-message in its readable part and
+ * gets one R-message in its writable part, which may span many descriptors (at msize 512000 Linux
+ * sends ~125 page-sized segments, so the queue is large and offers indirect descriptors).
+ */
+import type { FsBackend } from '../../backends/fs/backend.js';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import type { DescriptorChain } from '../../virtio/chain.js';
+import { bit, DEVICE_ID_9P } from '../../virtio/constants.js';
+import { COMMON_FEATURES, type DeviceContext, QueueDevice } from '../../virtio/device.js';
+import { type P9Output, P9Server, type P9ServerOptions } from './server.js';
+
+/** VIRTIO_9P_MOUNT_TAG: the config space holds the mount tag. */
+export const F_9P_MOUNT_TAG = 0;
+/** Request queue size offered. */
+export const P9_QUEUE_SIZE = 1024;
+/** Longest mount tag; Linux copies at most this many bytes into a 32-byte buffer... it allows any u16, we keep it sane. */
+export const MAX_TAG_BYTES = 255;
+
+export interface Virtio9pOptions extends P9ServerOptions {
+  /** The mount tag the guest names in `mount -t 9p <tag>`; default "storvm". */
+  tag?: string;
+  /** QueueNumMax of the request queue (a power of two, at least 128); default 1024. */
+  queueSize?: number;
+}
+
+/** A guest writer that stops writing once the request's session ended (device reset). */
+class GuardedOut implements P9Output {
+  constructor(
+    private readonly inner: P9Output,
+    private readonly live: () => boolean,
+  ) {}
+  get remaining(): number {
+    return this.inner.remaining;
+  }
+  write(src: Uint8Array): number {
+    return this.live() ? this.inner.write(src) : 0;
+  }
+  views(n: number): Uint8Array[] {
+    return this.live() ? this.inner.views(n) : [];
+  }
+}
+
+export class Virtio9p extends QueueDevice {
+  readonly deviceId = DEVICE_ID_9P;
+  readonly features = COMMON_FEATURES | bit(F_9P_MOUNT_TAG);
+  readonly queueMaxSizes: readonly number[];
+  readonly server: P9Server;
+  readonly tag: string;
+  private readonly config: Uint8Array;
+
+  constructor(
+    readonly fs: FsBackend,
+    opts: Virtio9pOptions = {},
+  ) {
+    super();
+    this.tag = opts.tag ?? 'storvm';
+    const tagBytes = new TextEncoder().encode(this.tag);
+    if (tagBytes.length === 0 || tagBytes.length > MAX_TAG_BYTES) {
+      throw new RangeError(`Virtio9p: the mount tag must be 1..${MAX_TAG_BYTES} bytes, got ${tagBytes.length}`);
+    }
+    const qs = opts.queueSize ?? P9_QUEUE_SIZE;
+    if (!Number.isInteger(qs) || qs < 128 || qs > 32768 || (qs & (qs - 1)) !== 0) {
+      throw new RangeError(`Virtio9p: queueSize must be a power of two in 128..32768, got ${qs}`);
+    }
+    this.queueMaxSizes = [qs];
+    this.config = new Uint8Array(2 + tagBytes.length);
+    this.config[0] = tagBytes.length & 0xff;
+    this.config[1] = tagBytes.length >>> 8;
+    this.config.set(tagBytes, 2);
+    this.server = new P9Server(fs, opts);
+  }
+
+  readConfig(offset: number, size: number): number {
+    if (offset < 0 || size < 1 || offset + size > this.config.length) return 0;
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
+    return v >>> 0;
+  }
+
+  protected override onReset(): void {
+    // A new driver session starts from scratch: the old one's fids and locks are gone.
+    this.server.reset();
+  }
+
+  protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
+    const ctx = this.ctx as DeviceContext;
+    const q = ctx.queues[queue]!;
+    const epoch = chain.epoch;
+    const out = new GuardedOut(chain.writer(mem), () => this.ctx === ctx && q.epoch === epoch);
+    return this.server.handle(chain.reader(mem), out);
+  }
+}
