@@ -37,6 +37,8 @@ tohost: .dword 0;
 _start:                           \
   la t0, unexpected_trap;         \
   csrw mtvec, t0;                 \
+  li t0, 0x2000;                  \
+  csrs mstatus, t0;               \
   li TESTNUM, 0;                  \
   j tests_begin;                  \
   .align 2;                       \
