@@ -1,0 +1,124 @@
+/**
+ * Loading `.img.gz` disk images: the compressed bytes are streamed through fflate's Gunzip into a
+ * sparse {@link MemoryDisk}, one chunk at a time, so the compressed file is never held whole and
+ * runs of zeros in the image cost no memory.
+ */
+import { Gunzip } from 'fflate';
+import { BlockError, ImageFormatError } from './backend.js';
+import { MEMORY_DISK_CHUNK, MemoryDisk } from './memory-disk.js';
+
+export interface GzipProgress {
+  /** Compressed bytes consumed so far. */
+  compressedBytes: number;
+  /** Total compressed bytes, when the caller said (`totalCompressed`). */
+  totalCompressed: number | undefined;
+  /** Decompressed bytes so far. */
+  bytes: number;
+  /** True on the last call. */
+  done: boolean;
+}
+
+export interface GzipLoadOptions {
+  /** Called after each compressed piece is consumed, and once at the end. */
+  onProgress?: (p: GzipProgress) => void;
+  /** The compressed size, if known, passed through to `onProgress`. */
+  totalCompressed?: number;
+  /** Refuse images that decompress to more than this many bytes; default 1 TiB. */
+  maxSize?: number;
+  /** Make the resulting disk read-only. */
+  readOnly?: boolean;
+}
+
+/** Pieces a whole-buffer source is cut into, so progress is reported as the work goes. */
+const PIECE = 1 << 20;
+
+/**
+ * Decompresses a gzip image into a MemoryDisk. `source` is the whole file or a stream of its
+ * pieces (an async iterable such as a Node ReadStream or a fetch body reader wrapped as one).
+ * The disk's size is the decompressed size rounded up to a whole 512-byte sector.
+ * Throws ImageFormatError for data that is not gzip, corrupt or truncated.
+ */
+export async function loadGzipImage(
+  source: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  opts: GzipLoadOptions = {},
+): Promise<MemoryDisk> {
+  const maxSize = opts.maxSize ?? 2 ** 40;
+  const cs = MEMORY_DISK_CHUNK;
+  const chunks = new Map<number, Uint8Array>();
+  let current = new Uint8Array(cs);
+  let fill = 0;
+  let index = 0;
+  let total = 0;
+  let compressed = 0;
+  let tooBig = false;
+
+  const keep = (): void => {
+    // Only chunks holding a non-zero byte are kept: zeros stay holes.
+    if (!isZero(current, fill)) {
+      chunks.set(index, current);
+      current = new Uint8Array(cs);
+    } else {
+      current.fill(0, 0, fill);
+    }
+    fill = 0;
+    index++;
+  };
+  const gunzip = new Gunzip((data) => {
+    total += data.length;
+    if (total > maxSize) {
+      tooBig = true;
+      return;
+    }
+    for (let at = 0; at < data.length; ) {
+      const n = Math.min(cs - fill, data.length - at);
+      current.set(data.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      if (fill === cs) keep();
+    }
+  });
+  const report = (done: boolean): void =>
+    opts.onProgress?.({ compressedBytes: compressed, totalCompressed: opts.totalCompressed, bytes: total, done });
+  const push = (piece: Uint8Array, final: boolean): void => {
+    try {
+      gunzip.push(piece, final);
+    } catch (e) {
+      throw new ImageFormatError(`gzip image: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (tooBig) throw new BlockError(`gzip image decompresses to more than maxSize (${maxSize} bytes)`);
+    compressed += piece.length;
+  };
+
+  let sawData = false;
+  if (source instanceof Uint8Array) {
+    for (let at = 0; at < source.length; at += PIECE) {
+      push(source.subarray(at, at + PIECE), at + PIECE >= source.length);
+      sawData = true;
+      report(false);
+    }
+  } else {
+    for await (const piece of source as AsyncIterable<Uint8Array>) {
+      if (piece.length === 0) continue;
+      push(piece, false);
+      sawData = true;
+      report(false);
+    }
+    if (sawData) push(new Uint8Array(0), true);
+  }
+  if (!sawData) throw new ImageFormatError('gzip image: empty input');
+  if (fill > 0) keep();
+  const size = Math.ceil(total / 512) * 512;
+  report(true);
+  return MemoryDisk.fromChunks(size, chunks, { readOnly: opts.readOnly ?? false });
+}
+
+function isZero(b: Uint8Array, len: number): boolean {
+  // Word-wise when aligned (always, for our own chunk buffers).
+  if (b.byteOffset % 4 === 0 && len % 4 === 0) {
+    const w = new Uint32Array(b.buffer, b.byteOffset, len / 4);
+    for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+    return true;
+  }
+  for (let i = 0; i < len; i++) if (b[i] !== 0) return false;
+  return true;
+}
