@@ -17,7 +17,7 @@ export const CSR_RW = 1, CSR_RS = 2, CSR_RC = 3;
 const MISA_LO = (1 << 0) | (1 << 2) | (1 << 3) | (1 << 5) | (1 << 8) | (1 << 12) | (1 << 18) | (1 << 20);
 const MISA_HI = 0x80000000 | 0;
 
-const MSTATUS_W = 0x7e19aa; // SIE MIE SPIE MPIE SPP MPP FS MPRV SUM MXR TVM TW TSR
+const MSTATUS_W = 0x7e79aa; // SIE MIE SPIE MPIE SPP MPP FS MPRV SUM MXR TVM TW TSR
 const SSTATUS_MASK = 0x000de122; // SIE SPIE SPP FS SUM MXR (+ VS/XS/UBE which read as zero)
 const MIE_W = 0xaaa;
 const MIDELEG_W = 0x222;
