@@ -197,6 +197,16 @@ export class P9Client {
     return used.length;
   }
 
+  /** Ids of used entries published since the last collect, in ring order, without taking them. */
+  peekUsed(): number[] {
+    const out: number[] = [];
+    const q = this.q;
+    for (let i = q.lastUsed; i !== q.usedIdx; i = (i + 1) & 0xffff) {
+      out.push(this.mem.readU32(q.used + 4 + 8 * (i % q.size)));
+    }
+    return out;
+  }
+
   /** Reads back a slot's reply. */
   replyOf(slot: Slot, len: number): Uint8Array {
     return this.mem.view(slot.reply, Math.min(len, slot.replyLen)).slice();

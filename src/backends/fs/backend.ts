@@ -145,6 +145,15 @@ export abstract class FsBackend<N extends FsNode = FsNode, F extends FsFile = Fs
     return false;
   }
 
+  /**
+   * Whether operations may answer with Promises. The server then never hands guest memory to
+   * `read` (a late completion must not write into RAM the guest reused after a reset): it reads
+   * into its own buffer and copies while the request is still live.
+   */
+  get asynchronous(): boolean {
+    return false;
+  }
+
   /** The root directory of the export. */
   root(): FsReply<N> {
     return notSupported;

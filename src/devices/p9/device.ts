@@ -16,7 +16,7 @@ import { type P9Output, P9Server, type P9ServerOptions } from './server.js';
 export const F_9P_MOUNT_TAG = 0;
 /** Request queue size offered. */
 export const P9_QUEUE_SIZE = 1024;
-/** Longest mount tag; Linux copies at most this many bytes into a 32-byte buffer... it allows any u16, we keep it sane. */
+/** Longest mount tag storvm accepts (the config field is a u16 length; Linux copies any length). */
 export const MAX_TAG_BYTES = 255;
 
 export interface Virtio9pOptions extends P9ServerOptions {
@@ -30,8 +30,11 @@ export interface Virtio9pOptions extends P9ServerOptions {
 class GuardedOut implements P9Output {
   constructor(
     private readonly inner: P9Output,
-    private readonly live: () => boolean,
+    private readonly isLive: () => boolean,
   ) {}
+  live(): boolean {
+    return this.isLive();
+  }
   get remaining(): number {
     return this.inner.remaining;
   }

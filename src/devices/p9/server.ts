@@ -98,6 +98,8 @@ export interface P9Output {
   write(src: Uint8Array): number;
   /** Zero-copy views of the next n bytes. */
   views(n: number): Uint8Array[];
+  /** False once the request's session is gone (device reset); nothing may be written then. */
+  live?(): boolean;
 }
 
 /** Smallest msize a client may ask for. */
@@ -651,6 +653,17 @@ export class P9Server {
     const file = fid.file;
     if (file === undefined) return this.error(out, tag, EBADF);
     if (offset > Number.MAX_SAFE_INTEGER) return this.error(out, tag, EINVAL);
+    if (this.fs.asynchronous) {
+      // The backend fills a buffer of ours; the reply is written only if still wanted.
+      const buf = new Uint8Array(want);
+      return then(this.fs.read(file, offset, buf), (n) => {
+        if (n instanceof FsError) return this.error(out, tag, n.errno);
+        const e = this.begin(P9.Rread, tag, out);
+        e.u32(n);
+        e.bytes(buf.subarray(0, Math.min(n, want)));
+        return this.send(tag, out);
+      });
+    }
     // Data goes straight into the reply buffers; the 11-byte header is written last.
     const views = out.views(IO_HEADER_SIZE + want);
     const header = new Uint8Array(IO_HEADER_SIZE);
