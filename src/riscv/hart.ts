@@ -178,6 +178,7 @@ export class Hart extends HartState {
               if (op === 14) {
                 if (o >= 0) { xl[rd] = dv.getInt32(o, true); xh[rd] = dv.getInt32(o + 4, true); }
                 else { const v = this.loadSlow(al, ah, 8); xl[rd] = v; xh[rd] = this.th; }
+                if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
                 break;
               }
               let v: number;
@@ -186,6 +187,7 @@ export class Hart extends HartState {
               if (op === 11) v = (v << 24) >> 24;
               else if (op === 12) v = (v << 16) >> 16;
               xl[rd] = v; xh[rd] = op === 13 || op === 11 || op === 12 ? v >> 31 : 0;
+              if (o < 0 && this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
               break;
             }
             case 18: case 19: case 20: case 21: { // SB SH SW SD
@@ -194,8 +196,11 @@ export class Hart extends HartState {
               const op = w & 0xff;
               const size = op === 21 ? 8 : op === 20 ? 4 : op === 19 ? 2 : 1;
               const o = this.wOff(al, ah, size);
-              if (o < 0) this.storeSlow(al, ah, size, xl[rs2]!, xh[rs2]!);
-              else if (size === 8) { dv.setInt32(o, xl[rs2]!, true); dv.setInt32(o + 4, xh[rs2]!, true); }
+              if (o < 0) {
+                this.storeSlow(al, ah, size, xl[rs2]!, xh[rs2]!);
+                // A device write may have raised an interrupt: re-check before the next instruction.
+                if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
+              } else if (size === 8) { dv.setInt32(o, xl[rs2]!, true); dv.setInt32(o + 4, xh[rs2]!, true); }
               else if (size === 4) dv.setInt32(o, xl[rs2]!, true);
               else if (size === 2) dv.setUint16(o, xl[rs2]! & 0xffff, true);
               else dv.setUint8(o, xl[rs2]! & 0xff);
@@ -361,6 +366,7 @@ export class Hart extends HartState {
       } catch (e) {
         if (e !== TRAP) throw e;
         n--; // the faulting instruction does not retire
+        this.busTouched = false;
         this.pcLo = pageLo | off; this.pcHi = pch;
         this.takeTrap();
       }

@@ -124,6 +124,11 @@ export class HartState {
   tvalInsn = false;
   /** second result word of helpers that return 64-bit values */
   th = 0;
+  /**
+   * Set when a load or store reached the bus: a device may have raised an interrupt line, so the
+   * loop goes back to its interrupt check after that instruction instead of running on.
+   */
+  busTouched = false;
 
   constructor(opts: HartOptions) {
     this.ram = opts.ram.bytes;
@@ -253,6 +258,7 @@ export class HartState {
     }
     const out = this.busOut;
     out[0] = 0; out[1] = 0;
+    this.busTouched = true;
     if (!this.bus.read(pa, size, out)) this.raise(ACCESS_FAULT[ACC_R], lo, hi);
     this.th = size === 8 ? out[1]! : 0;
     const v = out[0]!;
@@ -284,6 +290,7 @@ export class HartState {
       else { dv.setInt32(ro, vl, true); dv.setInt32(ro + 4, vh, true); }
       return;
     }
+    this.busTouched = true;
     if (!this.bus.write(pa, size, vl, vh)) this.raise(ACCESS_FAULT[ACC_W], lo, hi);
   }
 
