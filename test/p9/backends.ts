@@ -1,6 +1,10 @@
 /** The backends conformance tests run against. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { FsBackend } from '../../src/backends/fs/backend.js';
 import { MemFs } from '../../src/backends/fs/mem-fs.js';
+import { HostFs } from '../../src/node/host-fs.js';
 
 export interface BackendCase {
   name: string;
@@ -21,4 +25,34 @@ export const memCase: BackendCase = {
   cleanup: () => {},
 };
 
-export const cases: BackendCase[] = [memCase];
+/** A fresh temporary directory, removed by cleanup(). */
+export function tempDirs(prefix: string): { make(): string; cleanup(): void } {
+  const made: string[] = [];
+  return {
+    make() {
+      const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+      made.push(d);
+      return d;
+    },
+    cleanup() {
+      for (const d of made.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+const hostDirs = tempDirs('storvm-p9-');
+
+export const hostCase: BackendCase = {
+  name: 'HostFs',
+  make: () => new HostFs(hostDirs.make()),
+  makeReadOnly: () => {
+    const d = hostDirs.make();
+    fs.writeFileSync(path.join(d, 'f'), 'hello');
+    fs.mkdirSync(path.join(d, 'd'));
+    return new HostFs(d, { readOnly: true });
+  },
+  hostPaths: true,
+  cleanup: () => hostDirs.cleanup(),
+};
+
+export const cases: BackendCase[] = [memCase, hostCase];
