@@ -1,48 +1,105 @@
 /**
- * The storvm command line. Bad input gets one line on stderr and a non-zero exit.
+ * The storvm command line. Bad input gets one line on stderr and a non-zero exit, before anything
+ * boots.
  */
 import { readFileSync } from 'node:fs';
+import { launch } from './launch.js';
+import { parseMachineArgs, UsageError } from './options.js';
+
+export { UsageError };
 
 const USAGE = `usage: storvm <command> [options]
 
 commands:
-  run  [options] -- COMMAND   boot the default guest and run COMMAND in it   (not yet available)
-  boot [options]              boot the default guest with a shell on the console   (not yet available)
-  bench [options]             measure 9p against virtio-blk inside a guest   (not yet available)
+  run [options] -- COMMAND…   boot the default guest, run COMMAND with /bin/sh -c, exit with its status
+  boot [options]              boot the default guest with a shell on the serial console
+                              (Ctrl-A x quits; with piped stdin the shell reads the pipe)
 
-options:
-  -h, --help       this text
-  -v, --version    the storvm version`;
+options of run and boot:
+  --mem MiB                   guest RAM (default 256)
+  --disk FILE[:ro]            attach a raw, .gz or qcow2 image as /dev/vda, /dev/vdb, … (repeatable;
+                              .gz and qcow2 get an in-memory copy-on-write layer unless :ro)
+  --share DIR[:TAG][:ro]      share a host directory over 9p: the first at /mnt/host, others at /mnt/TAG
+  --kernel FILE, --initrd FILE   boot these instead of guest-images/
+  --append ARGS               more kernel command-line arguments
+  --deterministic             guest time follows retired instructions, so a run replays exactly
+  --verbose                   show kernel messages
 
-/** Raised for bad command-line input: printed as one line, exit status 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+  -h, --help                  this text
+  -V, --version               the storvm version`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
+type Stream = { write(chunk: string | Uint8Array): unknown };
+
 /** Runs the CLI; resolves to the process exit status. */
-export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+export async function main(argv: string[], out: Stream = process.stdout, err: Stream = process.stderr): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
       out.write(USAGE + '\n');
       return command === undefined ? 2 : 0;
     }
-    if (command === '-v' || command === '--version') {
+    if (command === '-V' || command === '--version') {
       out.write(`storvm ${version()}\n`);
       return 0;
     }
-    if (command === 'run' || command === 'boot' || command === 'bench') {
-      void rest;
-      throw new UsageError(`'${command}' needs the RISC-V machine, which is not built yet`);
-    }
+    if (command === 'run') return await run(rest, out);
+    if (command === 'boot') return await boot(rest, out);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
   } catch (e) {
     err.write(`storvm: ${e instanceof Error ? e.message : String(e)}\n`);
     return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+async function run(argv: string[], out: Stream): Promise<number> {
+  const args = parseMachineArgs(argv, true);
+  const { machine, close } = await launch(args, (b) => out.write(b));
+  const onSigint = () => machine.stop();
+  process.once('SIGINT', onSigint);
+  try {
+    const r = await machine.run();
+    if (r.reason === 'stopped') return 130;
+    if (r.reason === 'reset') throw new Error('the guest rebooted instead of finishing the command');
+    return r.exitCode;
+  } finally {
+    process.off('SIGINT', onSigint);
+    await close();
+  }
+}
+
+async function boot(argv: string[], out: Stream): Promise<number> {
+  const args = parseMachineArgs(argv, false);
+  const { machine, close } = await launch(args, (b) => out.write(b));
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  let ctrlA = false;
+  const onData = (chunk: Buffer) => {
+    if (!raw) return machine.input(chunk);
+    for (const b of chunk) {
+      // Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A, as in QEMU's -nographic console.
+      if (ctrlA) {
+        ctrlA = false;
+        if (b === 0x78) return machine.stop();
+        machine.input(Uint8Array.of(b));
+      } else if (b === 0x01) ctrlA = true;
+      else machine.input(Uint8Array.of(b));
+    }
+  };
+  if (raw) stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.resume();
+  try {
+    const r = await machine.run();
+    return r.reason === 'poweroff' ? r.exitCode : 0;
+  } finally {
+    stdin.off('data', onData);
+    stdin.pause();
+    if (raw) stdin.setRawMode(false);
+    await close();
   }
 }

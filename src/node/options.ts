@@ -1,0 +1,141 @@
+/**
+ * Command-line options of `storvm run` and `storvm boot`, parsed and checked before anything
+ * boots: a missing file or a share that is not a directory is a UsageError, reported in one line.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+/** Raised for bad command-line input: printed as one line, exit status 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface DiskSpec {
+  path: string;
+  readOnly: boolean;
+}
+
+export interface ShareSpec {
+  dir: string;
+  tag: string;
+  readOnly: boolean;
+}
+
+export interface MachineArgs {
+  memoryMiB: number;
+  disks: DiskSpec[];
+  shares: ShareSpec[];
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  deterministic: boolean;
+  verbose: boolean;
+  /** For `run`: the words after `--`. */
+  command: string[];
+}
+
+const TAG_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+function checkFile(path: string, what: string): string {
+  const abs = resolve(path);
+  let st;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new UsageError(`${what} ${path}: no such file`);
+  }
+  if (!st.isFile()) throw new UsageError(`${what} ${path}: not a regular file`);
+  try {
+    accessSync(abs, constants.R_OK);
+  } catch {
+    throw new UsageError(`${what} ${path}: not readable`);
+  }
+  return abs;
+}
+
+/** `FILE[:ro]` */
+export function parseDisk(spec: string): DiskSpec {
+  const readOnly = spec.endsWith(':ro');
+  const path = readOnly ? spec.slice(0, -3) : spec;
+  if (path === '') throw new UsageError('--disk needs a file');
+  return { path: checkFile(path, 'disk'), readOnly };
+}
+
+/** `DIR[:TAG][:ro]` */
+export function parseShare(spec: string, index: number): ShareSpec {
+  let rest = spec;
+  const readOnly = rest.endsWith(':ro');
+  if (readOnly) rest = rest.slice(0, -3);
+  let tag = index === 0 ? 'host' : `share${index}`;
+  const colon = rest.lastIndexOf(':');
+  if (colon > 0) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG_RE.test(tag)) throw new UsageError(`share tag '${tag}': use 1-64 letters, digits, '_', '.' or '-'`);
+  }
+  if (rest === '') throw new UsageError('--share needs a directory');
+  const dir = resolve(rest);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new UsageError(`share ${rest}: no such directory`);
+  }
+  if (!st.isDirectory()) throw new UsageError(`share ${rest}: not a directory`);
+  return { dir, tag, readOnly };
+}
+
+/** Parses the options of `run` / `boot`. */
+export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineArgs {
+  const args: MachineArgs = { memoryMiB: 256, disks: [], shares: [], deterministic: false, verbose: false, command: [] };
+  const value = (i: number, name: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined) throw new UsageError(`${name} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    switch (a) {
+      case '--':
+        args.command = argv.slice(i + 1);
+        i = argv.length;
+        break;
+      case '--mem': {
+        const n = Number(value(i++, a));
+        if (!Number.isInteger(n) || n < 32 || n > 2048) throw new UsageError(`--mem ${argv[i]}: give MiB between 32 and 2048`);
+        args.memoryMiB = n;
+        break;
+      }
+      case '--disk':
+        args.disks.push(parseDisk(value(i++, a)));
+        break;
+      case '--share':
+        args.shares.push(parseShare(value(i++, a), args.shares.length));
+        break;
+      case '--kernel':
+        args.kernel = checkFile(value(i++, a), 'kernel');
+        break;
+      case '--initrd':
+        args.initrd = checkFile(value(i++, a), 'initrd');
+        break;
+      case '--append':
+        args.append = value(i++, a);
+        break;
+      case '--deterministic':
+        args.deterministic = true;
+        break;
+      case '--verbose':
+      case '-v':
+        args.verbose = true;
+        break;
+      default:
+        throw new UsageError(a.startsWith('-') ? `unknown option '${a}'` : `unexpected argument '${a}' (put the guest command after --)`);
+    }
+  }
+  if (args.disks.length + args.shares.length > 8) throw new UsageError('at most 8 disks and shares in all');
+  const tags = new Set(args.shares.map((s) => s.tag));
+  if (tags.size !== args.shares.length) throw new UsageError('two shares have the same tag');
+  if (wantCommand && args.command.length === 0) throw new UsageError('run needs a command after --, e.g. storvm run -- uname -a');
+  if (!wantCommand && args.command.length > 0) throw new UsageError('boot takes no command; use storvm run -- COMMAND');
+  return args;
+}

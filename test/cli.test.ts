@@ -1,0 +1,62 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { main } from '../src/node/cli.js';
+import { parseMachineArgs, parseShare } from '../src/node/options.js';
+
+async function cli(...argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { write: (s) => (out += String(s)) }, { write: (s) => (err += String(s)) });
+  return { code, out, err };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'storvm-cli-'));
+const file = join(dir, 'disk.img');
+writeFileSync(file, new Uint8Array(4096));
+
+describe('storvm CLI: bad input is one line and a non-zero exit, before anything boots', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['run', '--disk', join(dir, 'missing.img'), '--', 'true'], /^storvm: disk .*missing\.img: no such file\n$/],
+    [['run', '--share', join(dir, 'nope'), '--', 'true'], /^storvm: share .*nope: no such directory\n$/],
+    [['run', '--share', file, '--', 'true'], /^storvm: share .*disk\.img: not a directory\n$/],
+    [['run', '--frob', '--', 'true'], /^storvm: unknown option '--frob'\n$/],
+    [['run', '--mem', 'lots', '--', 'true'], /^storvm: --mem lots: give MiB between 32 and 2048\n$/],
+    [['run', '--disk'], /^storvm: --disk needs a value\n$/],
+    [['run', '--disk', file], /^storvm: run needs a command after --/],
+    [['boot', '--', 'ls'], /^storvm: boot takes no command/],
+    [['run', '--kernel', join(dir, 'vmlinux'), '--', 'true'], /^storvm: kernel .*vmlinux: no such file\n$/],
+    [['run', '--kernel', file, '--initrd', file, '--', 'true'], /^storvm: not a RISC-V Linux Image/],
+    [['run', 'ls'], /^storvm: unexpected argument 'ls' \(put the guest command after --\)\n$/],
+    [['frobnicate'], /^storvm: unknown command 'frobnicate'/],
+  ];
+  for (const [argv, message] of cases) {
+    it(`storvm ${argv.join(' ').replaceAll(dir, 'DIR')}`, async () => {
+      const r = await cli(...argv);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(message);
+      expect(r.err.split('\n').length).toBe(2); // exactly one line
+      expect(r.out).toBe('');
+    });
+  }
+});
+
+describe('option parsing', () => {
+  it('reads disks, shares with tags and read-only flags, and the command', () => {
+    const a = parseMachineArgs(['--mem', '64', '--disk', `${file}:ro`, '--share', dir, '--share', `${dir}:data:ro`, '--deterministic', '--', 'ls', '-l'], true);
+    expect(a.memoryMiB).toBe(64);
+    expect(a.disks).toEqual([{ path: file, readOnly: true }]);
+    expect(a.shares).toEqual([
+      { dir, tag: 'host', readOnly: false },
+      { dir, tag: 'data', readOnly: true },
+    ]);
+    expect(a.deterministic).toBe(true);
+    expect(a.command).toEqual(['ls', '-l']);
+  });
+
+  it('refuses bad tags and duplicate tags', () => {
+    expect(() => parseShare(`${dir}:bad tag`, 0)).toThrow(/share tag/);
+    expect(() => parseMachineArgs(['--share', `${dir}:x`, '--share', `${dir}:x`, '--', 'true'], true)).toThrow(/same tag/);
+  });
+});
