@@ -1,3 +1,4 @@
 export * from './backend.js';
 export * from './errno.js';
 export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec } from './mem-fs.js';
+export { saveMemFs, loadMemFs, MemFsImageError } from './mem-fs-image.js';

@@ -230,6 +230,12 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     return this.ro;
   }
 
+  /** Makes the tree read-only from now on. */
+  freeze(): this {
+    this.ro = true;
+    return this;
+  }
+
   /** A symlink in a tree spec. */
   static symlink(target: string): SymlinkSpec {
     return new SymlinkSpec(target);
