@@ -118,6 +118,14 @@ describe('virtio-blk requests', () => {
     expect(drv.irq.raised).toBeGreaterThan(0);
   });
 
+  it('writes every writable byte the used length covers, even before the status of an OUT', async () => {
+    const drv = new TestDriver(new VirtioBlk(new MemoryDisk(MiB))).init();
+    const q = drv.queues[0]!;
+    const { sub, used } = await q.submit({ readable: [header(T_OUT, 0), pattern(512, 1)], writable: [4, 1] });
+    expect(used.len).toBe(5);
+    expect(q.readWritable(sub)).toEqual(new Uint8Array([0, 0, 0, 0, S_OK]));
+  });
+
   it('gathers a header and data split across descriptors, direct and indirect', async () => {
     const disk = new MemoryDisk(MiB);
     const drv = new TestDriver(new VirtioBlk(disk)).init();

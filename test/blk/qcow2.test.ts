@@ -25,7 +25,7 @@ function expected(): Uint8Array {
 }
 
 async function contents(d: Qcow2Disk | OverlayDisk): Promise<Uint8Array> {
-  const out = new Uint8Array(d.size);
+  const out = new Uint8Array(d.size).fill(0xcc); // so bytes a read leaves alone show
   // In odd pieces, so reads start and end inside clusters.
   for (let at = 0; at < out.length; at += 12_800) await d.read(at, out.subarray(at, Math.min(out.length, at + 12_800)));
   return out;
