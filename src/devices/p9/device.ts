@@ -30,10 +30,13 @@ export interface Virtio9pOptions extends P9ServerOptions {
 class GuardedOut implements P9Output {
   constructor(
     private readonly inner: P9Output,
-    private readonly isLive: () => boolean,
+    private readonly device: Virtio9p,
+    private readonly ctx: DeviceContext,
+    private readonly queue: { epoch: number },
+    private readonly epoch: number,
   ) {}
   live(): boolean {
-    return this.isLive();
+    return this.device.context === this.ctx && this.queue.epoch === this.epoch;
   }
   get remaining(): number {
     return this.inner.remaining;
@@ -90,9 +93,12 @@ export class Virtio9p extends QueueDevice {
 
   protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     const ctx = this.ctx as DeviceContext;
-    const q = ctx.queues[queue]!;
-    const epoch = chain.epoch;
-    const out = new GuardedOut(chain.writer(mem), () => this.ctx === ctx && q.epoch === epoch);
+    const out = new GuardedOut(chain.writer(mem), this, ctx, ctx.queues[queue]!, chain.epoch);
     return this.server.handle(chain.reader(mem), out);
+  }
+
+  /** The live driver session, if any. */
+  get context(): DeviceContext | undefined {
+    return this.ctx;
   }
 }

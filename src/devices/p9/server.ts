@@ -123,6 +123,21 @@ export interface P9ServerOptions {
 type Reply = number | Promise<number>;
 type Node = FsNode;
 
+/** A Twalk in progress. */
+interface WalkState {
+  fid: Fid;
+  fidNo: number;
+  newNo: number;
+  names: string[];
+  qids: Node[];
+  cur: Node;
+  parent: Node | null;
+  curName: string;
+  failure: number;
+  tag: number;
+  out: P9Output;
+}
+
 /** A fid: a reference to a file the client named, maybe opened, maybe an xattr channel. */
 class Fid {
   file: FsFile | undefined = undefined;
@@ -171,6 +186,7 @@ export class P9Server {
   private readonly inFlight = new Map<number, Promise<number>>();
   private readonly inBuf: Uint8Array;
   private readonly hdr = new Uint8Array(TWRITE_HEADER_SIZE);
+  private readonly hdr7 = this.hdr.subarray(0, HEADER_SIZE);
   private readonly dec: Decoder;
   private readonly enc: Encoder;
   private xattrHeld = 0;
@@ -227,7 +243,7 @@ export class P9Server {
   handle(input: P9Input, out: P9Output): Reply {
     const total = input.remaining;
     const hdr = this.hdr;
-    if (total < HEADER_SIZE || input.read(hdr.subarray(0, HEADER_SIZE)) !== HEADER_SIZE) return 0;
+    if (total < HEADER_SIZE || input.read(this.hdr7) !== HEADER_SIZE) return 0;
     const size = (hdr[0]! | (hdr[1]! << 8) | (hdr[2]! << 16) | (hdr[3]! << 24)) >>> 0;
     const type = hdr[4]!;
     const tag = hdr[5]! | (hdr[6]! << 8);
@@ -240,7 +256,7 @@ export class P9Server {
       r = this.twrite(input, tag, out);
     } else {
       const buf = this.inBuf;
-      buf.set(hdr.subarray(0, HEADER_SIZE));
+      buf.set(this.hdr7);
       if (input.read(buf.subarray(HEADER_SIZE, size)) !== size - HEADER_SIZE) return this.error(out, tag, EINVAL);
       this.dec.reset(buf, size);
       this.dec.pos = HEADER_SIZE;
@@ -486,71 +502,85 @@ export class P9Server {
       if (illegalName(name)) return this.error(out, tag, ENOENT);
       if (nameTooLong(name)) return this.error(out, tag, ENAMETOOLONG);
     }
-    const qids: Node[] = [];
-    let cur = fid.node;
-    let parent = fid.parent;
-    let curName = fid.name;
-    let failure = 0;
+    const w: WalkState = {
+      fid,
+      fidNo,
+      newNo,
+      names,
+      qids: [],
+      cur: fid.node,
+      parent: fid.parent,
+      curName: fid.name,
+      failure: 0,
+      tag,
+      out,
+    };
+    return this.walkFrom(w, 0);
+  }
 
-    const finish = (): number => {
-      if (qids.length < names.length && qids.length === 0) return this.error(out, tag, failure || ENOENT);
-      if (qids.length === names.length) {
-        if (newNo === fidNo) {
-          if (fid.file !== undefined) return this.error(out, tag, EINVAL);
-          this.fs.retain(cur);
-          this.fs.release(fid.node);
-          fid.node = cur;
-          fid.parent = parent;
-          fid.name = curName;
-        } else {
-          if (this.canTake(newNo) !== 0) return this.error(out, tag, EINVAL);
-          this.addFid(newNo, new Fid(cur, parent, curName, fid.uid));
-        }
+  /** Looks up names[i..] (no closures on the synchronous path: walks are the hottest message). */
+  private walkFrom(w: WalkState, i: number): Reply {
+    const names = w.names;
+    for (; i < names.length; i++) {
+      const name = names[i]!;
+      if ((w.cur.mode & S_IFMT) !== S_IFDIR) {
+        w.failure = ENOTDIR;
+        break;
       }
-      const e = this.begin(P9.Rwalk, tag, out);
-      e.u16(qids.length);
-      for (const q of qids) this.putQid(e, q);
-      return this.send(tag, out);
-    };
-    /** Takes one lookup result; false stops the walk. */
-    const accept = (name: string, r: Node | FsError): boolean => {
-      if (r instanceof FsError) {
-        failure = r.errno;
-        return false;
+      // '..' at the export root stays at the root.
+      if (name === '..' && w.cur.ino === this.rootIno) {
+        this.walkAccept(w, '.', w.cur);
+        continue;
       }
-      if (name === '..') {
-        // The parent of the parent isn't known here; '..' results can't be renamed or removed.
-        parent = null;
-        curName = '';
-      } else if (name !== '.') {
-        parent = cur;
-        curName = name;
+      const r = this.fs.lookup(w.cur, name);
+      if (r instanceof Promise) {
+        const next = i + 1;
+        return r.then((v) => (this.walkAccept(w, name, v) ? this.walkFrom(w, next) : this.walkFinish(w)));
       }
-      cur = r;
-      qids.push(r);
-      return true;
-    };
-    const step = (i: number): Reply => {
-      for (; i < names.length; i++) {
-        const name = names[i]!;
-        if ((cur.mode & S_IFMT) !== S_IFDIR) {
-          failure = ENOTDIR;
-          break;
-        }
-        // '..' at the export root stays at the root.
-        if (name === '..' && cur.ino === this.rootIno) {
-          accept('.', cur);
-          continue;
-        }
-        const r = this.fs.lookup(cur, name);
-        if (r instanceof Promise) {
-          return r.then((v) => (accept(name, v) ? step(i + 1) : finish()));
-        }
-        if (!accept(name, r)) break;
+      if (!this.walkAccept(w, name, r)) break;
+    }
+    return this.walkFinish(w);
+  }
+
+  /** Takes one lookup result; false stops the walk. */
+  private walkAccept(w: WalkState, name: string, r: Node | FsError): boolean {
+    if (r instanceof FsError) {
+      w.failure = r.errno;
+      return false;
+    }
+    if (name === '..') {
+      // The parent of the parent isn't known here; '..' results can't be renamed or removed.
+      w.parent = null;
+      w.curName = '';
+    } else if (name !== '.') {
+      w.parent = w.cur;
+      w.curName = name;
+    }
+    w.cur = r;
+    w.qids.push(r);
+    return true;
+  }
+
+  private walkFinish(w: WalkState): number {
+    const { out, tag, qids, fid } = w;
+    if (qids.length < w.names.length && qids.length === 0) return this.error(out, tag, w.failure || ENOENT);
+    if (qids.length === w.names.length) {
+      if (w.newNo === w.fidNo) {
+        if (fid.file !== undefined) return this.error(out, tag, EINVAL);
+        this.fs.retain(w.cur);
+        this.fs.release(fid.node);
+        fid.node = w.cur;
+        fid.parent = w.parent;
+        fid.name = w.curName;
+      } else {
+        if (this.canTake(w.newNo) !== 0) return this.error(out, tag, EINVAL);
+        this.addFid(w.newNo, new Fid(w.cur, w.parent, w.curName, fid.uid));
       }
-      return finish();
-    };
-    return step(0);
+    }
+    const e = this.begin(P9.Rwalk, tag, out);
+    e.u16(qids.length);
+    for (const q of qids) this.putQid(e, q);
+    return this.send(tag, out);
   }
 
   // ---- open, create, I/O ----------------------------------------------------------------------
