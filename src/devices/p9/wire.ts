@@ -180,10 +180,15 @@ export class Decoder {
     const at = this.take(len);
     if (at < 0) return '';
     const b = this.buf;
-    if (len <= 64) {
-      let ascii = true;
-      for (let i = at; i < at + len; i++) if (b[i]! > 0x7f) { ascii = false; break; }
-      if (ascii) return String.fromCharCode.apply(null, b.subarray(at, at + len) as unknown as number[]);
+    if (len <= 32) {
+      // Short ASCII names (the common case) without a decoder call or a view allocation.
+      let s = '';
+      for (let i = at; i < at + len; i++) {
+        const c = b[i]!;
+        if (c > 0x7f) return utf8Decoder.decode(b.subarray(at, at + len));
+        s += String.fromCharCode(c);
+      }
+      return s;
     }
     return utf8Decoder.decode(b.subarray(at, at + len));
   }
