@@ -74,6 +74,39 @@ export function parseRequest(
   const lastLen = chain.lens[last]!;
   if (lastLen === 0) return null;
 
+  const { addrs, lens } = chain;
+  // Fast path for the layout Linux uses: the header alone in the first descriptor, the status
+  // alone in the last, data descriptors in between. No cursors, just views.
+  if (lens[0] === REQ_HEADER_SIZE && lastLen === 1) {
+    const hdr = scratch.subarray(0, REQ_HEADER_SIZE);
+    mem.read(addrs[0]!, hdr);
+    const type = u32(hdr, 0);
+    if (type === BLK_T_IN || (type === BLK_T_OUT && chain.writableBytes === 1)) {
+      const from = type === BLK_T_IN ? chain.readableCount : 1;
+      const to = type === BLK_T_IN ? last : chain.readableCount;
+      const data: Uint8Array[] = [];
+      let dataLen = 0;
+      for (let i = from; i < to; i++) {
+        const len = lens[i]!;
+        if (len === 0) continue;
+        data.push(mem.view(addrs[i]!, len));
+        dataLen += len;
+      }
+      const hi = u32(hdr, 12);
+      return {
+        type,
+        sector: hi >= 0x1000 ? -1 : hi * 2 ** 32 + u32(hdr, 8),
+        data,
+        dataLen,
+        segments: undefined,
+        segmentBytes: 0,
+        statusAddr: addrs[last]!,
+        padding: NO_VIEWS,
+        usedLen: chain.writableBytes,
+      };
+    }
+  }
+
   const reader = chain.reader(mem);
   if (reader.read(scratch.subarray(0, REQ_HEADER_SIZE)) !== REQ_HEADER_SIZE) return null;
   const type = u32(scratch, 0);
