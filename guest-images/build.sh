@@ -44,12 +44,13 @@ apt-get "${apt_opts[@]}" update
 (cd "$work" && rm -f busybox-static_*.deb && apt-get "${apt_opts[@]}" download busybox-static)
 rm -rf "$work/bb" && mkdir -p "$work/bb"
 dpkg-deb -x "$work"/busybox-static_*.deb "$work/bb"
-file "$work/bb/bin/busybox" | grep -q "RISC-V" || { echo "busybox is not a RISC-V binary" >&2; exit 1; }
+bb_bin=$(find "$work/bb" -name busybox -type f -perm -u+x | head -n 1)
+file "$bb_bin" | grep -q "RISC-V" || { echo "busybox is not a RISC-V binary" >&2; exit 1; }
 
 # 3. initramfs: busybox, /init, and nothing else (init makes the applet links at boot).
 root="$work/initramfs"
 rm -rf "$root" && mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/mnt" "$root/etc"
-cp "$work/bb/bin/busybox" "$root/bin/busybox"
+cp "$bb_bin" "$root/bin/busybox"
 install -m 0755 "$here/init" "$root/init"
 (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner=0:0 --reproducible 2>/dev/null) | gzip -9 -n > "$here/initramfs.cpio.gz"
 
