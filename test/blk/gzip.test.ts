@@ -51,6 +51,16 @@ describe('gzip image loader', () => {
     expect(r.data).toEqual(want);
   });
 
+  it('reads a WHATWG ReadableStream (a fetch body)', async () => {
+    const img = image();
+    const gz = new Uint8Array(gzipSync(img));
+    const body = new Response(gz).body!;
+    const disk = await loadGzipImage(body);
+    const back = new Uint8Array(img.length);
+    disk.read(0, back);
+    expect(diffBytes(back, img)).toBe('equal');
+  });
+
   it('refuses data that is not gzip, corrupt or truncated with ImageFormatError', async () => {
     const gz = new Uint8Array(gzipSync(pattern(200_000, 4)));
     await expect(loadGzipImage(pattern(1000, 5))).rejects.toBeInstanceOf(ImageFormatError);

@@ -258,6 +258,29 @@ describe('hostile 20 (blk side): reset with requests in flight', () => {
   });
 });
 
+describe('hostile 18 (blk side): the header is read once', () => {
+  it('ignores a header the guest rewrites while the request is in flight', async () => {
+    const disk = new DeferredDisk(MiB);
+    const drv = new TestDriver(new VirtioBlk(disk)).init();
+    const q = drv.queues[0]!;
+    const h = header(T_OUT, 0);
+    const sub = q.add({ readable: [h, pattern(512, 18)], writable: [1] });
+    q.kick();
+    // Find the header in guest RAM through the head descriptor and rewrite it: IN, sector 100.
+    const hdrAddr = Number(drv.mem.readU64(q.desc + 16 * sub.head));
+    drv.mem.write(hdrAddr, header(T_IN, 100));
+    disk.release();
+    await drv.transport.idle();
+    expect(q.takeUsed()[0]!.len).toBe(1);
+    expect(drv.mem.readU8(sub.writable[0]!.addr)).toBe(S_OK);
+    const got = new Uint8Array(512);
+    disk.inner.read(0, got);
+    expect(got).toEqual(pattern(512, 18));
+    disk.inner.read(100 * 512, got);
+    expect(got).toEqual(new Uint8Array(512));
+  });
+});
+
 describe('hostile 45: FLUSH waits for the backend', () => {
   it('does not complete FLUSH until the backend flush resolved', async () => {
     const disk = new DeferredDisk(MiB);

@@ -18,6 +18,11 @@ export interface GzipProgress {
   done: boolean;
 }
 
+/** The part of a WHATWG ReadableStream the loader uses (a fetch() body, a File's stream()). */
+export interface ByteStream {
+  getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array | undefined }>; releaseLock(): void };
+}
+
 export interface GzipLoadOptions {
   /** Called after each compressed piece is consumed, and once at the end. */
   onProgress?: (p: GzipProgress) => void;
@@ -33,13 +38,13 @@ export interface GzipLoadOptions {
 const PIECE = 1 << 20;
 
 /**
- * Decompresses a gzip image into a MemoryDisk. `source` is the whole file or a stream of its
- * pieces (an async iterable such as a Node ReadStream or a fetch body reader wrapped as one).
+ * Decompresses a gzip image into a MemoryDisk. `source` is the whole file, an (async) iterable of
+ * its pieces such as a Node ReadStream, or a WHATWG ReadableStream such as a fetch() body.
  * The disk's size is the decompressed size rounded up to a whole 512-byte sector.
  * Throws ImageFormatError for data that is not gzip, corrupt or truncated.
  */
 export async function loadGzipImage(
-  source: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  source: Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | ByteStream,
   opts: GzipLoadOptions = {},
 ): Promise<MemoryDisk> {
   const maxSize = opts.maxSize ?? 2 ** 40;
@@ -97,7 +102,8 @@ export async function loadGzipImage(
       report(false);
     }
   } else {
-    for await (const piece of source as AsyncIterable<Uint8Array>) {
+    const pieces = isByteStream(source) ? streamPieces(source) : (source as AsyncIterable<Uint8Array>);
+    for await (const piece of pieces) {
       if (piece.length === 0) continue;
       push(piece, false);
       sawData = true;
@@ -110,6 +116,23 @@ export async function loadGzipImage(
   const size = Math.ceil(total / 512) * 512;
   report(true);
   return MemoryDisk.fromChunks(size, chunks, { readOnly: opts.readOnly ?? false });
+}
+
+function isByteStream(s: unknown): s is ByteStream {
+  return typeof (s as { getReader?: unknown }).getReader === 'function';
+}
+
+async function* streamPieces(s: ByteStream): AsyncGenerator<Uint8Array> {
+  const reader = s.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      if (value !== undefined) yield value;
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 function isZero(b: Uint8Array, len: number): boolean {
