@@ -4,3 +4,35 @@
  */
 export * from './memory/index.js';
 export * from './virtio/index.js';
+
+// virtio-blk and block backends
+export * from './devices/blk/index.js';
+export * from './backends/block/index.js';
+
+// virtio-9p and filesystem backends
+export * from './devices/p9/index.js';
+export {
+  FsBackend,
+  makeDev,
+  type Async,
+  type FsResult,
+  type FsReply,
+  type FsNode,
+  type FsFile,
+  type FsCreds,
+  type FsTime,
+  type FsStat,
+  type FsSetAttr,
+  type FsDirEntry,
+  type FsStatFs,
+} from './backends/fs/backend.js';
+export { FsError, fsError, isFsError } from './backends/fs/errno.js';
+export * as errno from './backends/fs/errno.js';
+export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec } from './backends/fs/mem-fs.js';
+export { saveMemFs, loadMemFs, MemFsImageError } from './backends/fs/mem-fs-image.js';
+
+// the RISC-V machine
+export { Hart } from './riscv/hart.js';
+export { Machine, type MachineHost, type MachineOptions, type RunResult } from './machine/machine.js';
+export { BootImageError } from './machine/loader.js';
+export { buildFdt, cells64, type FdtNode, type FdtValue } from './machine/fdt.js';

@@ -226,6 +226,7 @@ export class Machine {
     this.hart.medeleg = 0xb1ff; // causes 0-8, 12, 13, 15
     this.hart.mideleg = (1 << IRQ_SSI) | (1 << IRQ_STI) | (1 << IRQ_SEI);
     this.hart.mcounteren = 7; // cycle, time, instret readable from S-mode
+    this.hart.scounteren = 7; // …and from U-mode, as OpenSBI leaves it: the vDSO reads `time`
     this.hart.priv = 1;
     this.hart.updateModes();
   }
