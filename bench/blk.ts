@@ -7,11 +7,12 @@
  * bytes are copied with Uint8Array.prototype.set from a plain buffer (the memcpy ceiling).
  * FileDisk: the same reads of a host file through the device, against plain positional
  * FileHandle reads of the same file at the same depth (the ratio is what matters).
- * Figures are the median of 5 runs.
+ * Device and baseline runs alternate (5 each) so drift on a busy machine hits both; figures are
+ * medians.
  *
  *   npx tsx bench/blk.ts [--seconds S] [--file-mib N]
  */
-import { open, rm } from 'node:fs/promises';
+import { type FileHandle, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BlockBackend } from '../src/backends/block/backend.js';
@@ -45,27 +46,42 @@ function offsets(kind: 'random' | 'seq', len: number, size: number, n = 1 << 16)
   return out;
 }
 
-/** Runs `round` (one batch of `perRound` bytes moved) for SECONDS, RUNS times; returns per-second rates of bytes. */
-async function timed(round: () => void | Promise<void>): Promise<number[]> {
-  for (let i = 0; i < 200; i++) await round();
-  const rates: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
-    let rounds = 0;
-    const t0 = process.hrtime.bigint();
-    const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
-    let now = t0;
-    while (now < deadline) {
-      for (let i = 0; i < 10; i++) await round();
-      rounds += 10;
-      now = process.hrtime.bigint();
-    }
-    rates.push(rounds / (Number(now - t0) / 1e9));
+type Round = () => void | Promise<void>;
+
+/** Rounds per second of `round` over one run of SECONDS. */
+async function oneRun(round: Round): Promise<number> {
+  let rounds = 0;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
+  let now = t0;
+  while (now < deadline) {
+    for (let i = 0; i < 10; i++) await round();
+    rounds += 10;
+    now = process.hrtime.bigint();
   }
-  return rates;
+  return rounds / (Number(now - t0) / 1e9);
 }
 
-/** Rounds per second of QD reads of `len` bytes through VirtioBlk over `backend`. */
-async function deviceReads(backend: BlockBackend, len: number, qd: number, kind: 'random' | 'seq', sync: boolean): Promise<number[]> {
+/**
+ * Warms both rounds up, then times them in alternation, RUNS times each, so drift on a busy
+ * machine hits both alike. Returns the rounds per second of each run.
+ */
+async function timedPair(a: Round, b: Round): Promise<[number[], number[]]> {
+  for (let i = 0; i < 200; i++) {
+    await a();
+    await b();
+  }
+  const ra: number[] = [];
+  const rb: number[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    ra.push(await oneRun(a));
+    rb.push(await oneRun(b));
+  }
+  return [ra, rb];
+}
+
+/** One round of QD reads of `len` bytes through VirtioBlk over `backend`. */
+function deviceReads(backend: BlockBackend, len: number, qd: number, kind: 'random' | 'seq', sync: boolean): Round {
   const ramSize = Math.max(16 << 20, qd * (len + 64) + (1 << 20));
   const mem = new FlatRam(RAM_BASE, ramSize);
   const drv = new TestDriver(new VirtioBlk(backend), mem).init();
@@ -111,7 +127,7 @@ async function deviceReads(backend: BlockBackend, len: number, qd: number, kind:
     for (let i = 0; i < qd; i++) if (mem.readU8(statuses[i]!) !== 0) throw new Error('request failed');
     drv.ackInterrupt();
   };
-  const round = sync
+  return sync
     ? () => {
         publish();
         check();
@@ -121,35 +137,29 @@ async function deviceReads(backend: BlockBackend, len: number, qd: number, kind:
         await drv.transport.idle();
         check();
       };
-  return timed(round);
 }
 
-/** Rounds per second of QD copies of `len` bytes with Uint8Array.prototype.set. */
-async function memcpy(src: Uint8Array, len: number, qd: number, kind: 'random' | 'seq'): Promise<number[]> {
+/** One round of QD copies of `len` bytes with Uint8Array.prototype.set. */
+function memcpy(src: Uint8Array, len: number, qd: number, kind: 'random' | 'seq'): Round {
   const dsts = Array.from({ length: qd }, () => new Uint8Array(len));
   const offs = offsets(kind, len, src.length);
   let next = 0;
-  return timed(() => {
+  return () => {
     for (let i = 0; i < qd; i++) {
       const o = offs[next++ & (offs.length - 1)]!;
       dsts[i]!.set(src.subarray(o, o + len));
     }
-  });
+  };
 }
 
-/** Rounds per second of QD concurrent positional FileHandle reads of `len` bytes. */
-async function plainFileReads(path: string, size: number, len: number, qd: number, kind: 'random' | 'seq'): Promise<number[]> {
-  const fh = await open(path, 'r');
+/** One round of QD concurrent positional reads of `len` bytes on an open FileHandle. */
+function plainFileReads(fh: FileHandle, size: number, len: number, qd: number, kind: 'random' | 'seq'): Round {
   const bufs = Array.from({ length: qd }, () => new Uint8Array(len));
   const offs = offsets(kind, len, size);
   let next = 0;
-  try {
-    return await timed(async () => {
-      await Promise.all(bufs.map((b) => fh.read(b, 0, len, offs[next++ & (offs.length - 1)]!)));
-    });
-  } finally {
-    await fh.close();
-  }
+  return async () => {
+    await Promise.all(bufs.map((b) => fh.read(b, 0, len, offs[next++ & (offs.length - 1)]!)));
+  };
 }
 
 const cases: Array<{ name: string; len: number; qd: number; kind: 'random' | 'seq' }> = [
@@ -176,8 +186,9 @@ for (let at = 0; at < flat.length; at += fillBuf.length) flat.set(fillBuf, at);
 
 console.log('\nMemoryDisk through VirtioBlk vs Uint8Array.prototype.set (memcpy ceiling)');
 for (const c of cases) {
-  const dev = median(await deviceReads(disk, c.len, c.qd, c.kind, true));
-  const cpy = median(await memcpy(flat, c.len, c.qd, c.kind));
+  const [devRuns, cpyRuns] = await timedPair(deviceReads(disk, c.len, c.qd, c.kind, true), memcpy(flat, c.len, c.qd, c.kind));
+  const dev = median(devRuns);
+  const cpy = median(cpyRuns);
   console.log(`${c.name.padEnd(30)} device ${fmt(c.len, c.qd, dev)}   memcpy ${fmt(c.len, c.qd, cpy)}   device/memcpy ${((100 * dev) / cpy).toFixed(0)}%`);
 }
 
@@ -191,12 +202,18 @@ const path = join(tmpdir(), `storvm-bench-${process.pid}.img`);
 try {
   console.log(`\nFileDisk (${FILE_MIB} MiB file, page cache) through VirtioBlk vs plain positional FileHandle reads`);
   const fd = await FileDisk.open(path, { readOnly: true });
+  const fh = await open(path, 'r');
   for (const c of cases) {
-    const dev = median(await deviceReads(fd, c.len, c.qd, c.kind, false));
-    const plain = median(await plainFileReads(path, FILE_MIB << 20, c.len, c.qd, c.kind));
+    const [devRuns, plainRuns] = await timedPair(
+      deviceReads(fd, c.len, c.qd, c.kind, false),
+      plainFileReads(fh, FILE_MIB << 20, c.len, c.qd, c.kind),
+    );
+    const dev = median(devRuns);
+    const plain = median(plainRuns);
     console.log(`${c.name.padEnd(30)} device ${fmt(c.len, c.qd, dev)}   plain ${fmt(c.len, c.qd, plain)}   device/plain ${((100 * dev) / plain).toFixed(0)}%`);
   }
   await fd.close();
+  await fh.close();
 } finally {
   await rm(path, { force: true });
 }
