@@ -26,6 +26,15 @@ export interface Qcow2OpenOptions {
 /** What backs one guest cluster. */
 export type Qcow2ClusterKind = 'data' | 'compressed' | 'zero' | 'unallocated';
 
+/** One decoded L2 entry. */
+interface Qcow2Entry {
+  kind: Qcow2ClusterKind;
+  /** Host offset of the cluster (data, zero with preallocation) or of the compressed bytes. */
+  host: number;
+  /** Bytes to read for a compressed cluster. */
+  compressedLen: number;
+}
+
 const MAGIC = 0x514649fb; // "QFI\xfb"
 /** QEMU's own limit on the L1 table (QCOW_MAX_L1_SIZE). */
 const MAX_L1_BYTES = 32 * 1024 * 1024;
@@ -157,15 +166,43 @@ export class Qcow2Disk implements BlockBackend {
   async read(offset: number, dst: Uint8Array): Promise<void> {
     checkRange(offset, dst.length, this.size);
     const cs = this.clusterSize;
-    let done = 0;
-    const pending: Promise<void>[] = [];
-    while (done < dst.length) {
-      const at = offset + done;
-      const vcluster = Math.floor(at / cs);
-      const inCluster = at - vcluster * cs;
-      const n = Math.min(cs - inCluster, dst.length - done);
-      pending.push(this.readCluster(vcluster, inCluster, dst.subarray(done, done + n)));
-      done += n;
+    const pending: Array<void | Promise<void>> = [];
+    // Data clusters that also follow each other in the file are read with one file read.
+    let runHost = 0;
+    let runStart = 0;
+    let runLen = 0;
+    const endRun = (): void => {
+      if (runLen === 0) return;
+      if (runHost + runLen > this.file.size) throw new BlockIoError('qcow2: data cluster past the end of the file');
+      pending.push(this.file.read(runHost, dst.subarray(runStart, runStart + runLen)));
+      runLen = 0;
+    };
+    try {
+      for (let done = 0; done < dst.length; ) {
+        const at = offset + done;
+        const vcluster = Math.floor(at / cs);
+        const inCluster = at - vcluster * cs;
+        const n = Math.min(cs - inCluster, dst.length - done);
+        const e = await this.l2Entry(vcluster);
+        if (e !== undefined && e.kind === 'data') {
+          const host = e.host + inCluster;
+          if (runLen === 0 || runHost + runLen !== host) {
+            endRun();
+            runHost = host;
+            runStart = done;
+          }
+          runLen += n;
+        } else {
+          endRun();
+          pending.push(this.readOther(e, vcluster, inCluster, dst.subarray(done, done + n)));
+        }
+        done += n;
+      }
+      endRun();
+    } catch (err) {
+      // Let reads already started finish before the caller gets its buffer back.
+      await Promise.allSettled(pending);
+      throw err;
     }
     await Promise.all(pending);
   }
@@ -182,16 +219,17 @@ export class Qcow2Disk implements BlockBackend {
     return e === undefined ? 'unallocated' : e.kind;
   }
 
-  private async readCluster(vcluster: number, inCluster: number, dst: Uint8Array): Promise<void> {
-    const e = await this.l2Entry(vcluster);
+  /** A cluster that is not plain data: unallocated, zero or compressed. */
+  private async readOther(
+    e: Qcow2Entry | undefined,
+    vcluster: number,
+    inCluster: number,
+    dst: Uint8Array,
+  ): Promise<void> {
     if (e === undefined || e.kind === 'unallocated') return this.readBacking(vcluster * this.clusterSize + inCluster, dst);
     if (e.kind === 'zero') {
       dst.fill(0);
       return;
-    }
-    if (e.kind === 'data') {
-      if (e.host + inCluster + dst.length > this.file.size) throw new BlockIoError('qcow2: data cluster past the end of the file');
-      return this.file.read(e.host + inCluster, dst);
     }
     const cluster = await this.inflateCluster(e.host, e.compressedLen);
     dst.set(cluster.subarray(inCluster, inCluster + dst.length));
@@ -224,11 +262,12 @@ export class Qcow2Disk implements BlockBackend {
   }
 
   /** The L2 entry of guest cluster `vcluster`, decoded; undefined when its L2 table is unallocated. */
-  private async l2Entry(vcluster: number): Promise<{ kind: Qcow2ClusterKind; host: number; compressedLen: number } | undefined> {
+  private async l2Entry(vcluster: number): Promise<Qcow2Entry | undefined> {
     const l1Index = Math.floor(vcluster / this.l2Entries);
     const l2Offset = this.l1[l1Index] ?? 0;
     if (l2Offset === 0) return undefined;
-    const table = await this.l2Table(l2Offset);
+    const cached = this.l2Table(l2Offset);
+    const table = cached instanceof Uint8Array ? cached : await cached;
     const at = 8 * (vcluster - l1Index * this.l2Entries);
     const hi = be32(table, at);
     const lo = be32(table, at + 4);
