@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ReadOnlyError } from '../../src/backends/block/backend.js';
 import { BLK_F_RO } from '../../src/devices/blk/constants.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { FileDisk } from '../../src/node/file-disk.js';
-import { bit } from '../../src/virtio/constants.js';
+import { bit, MMIO } from '../../src/virtio/constants.js';
 import { diffBytes, flush, header, pattern, read, request, S_IOERR, S_OK, segments, T_DISCARD, write } from '../support/blk.js';
 import { TestDriver } from '../support/driver.js';
 
@@ -70,6 +70,45 @@ describe('FileDisk', () => {
     expect((await read(q, 0, 512)).data).toEqual(initial.subarray(0, 512));
     await disk.close();
     expect(diffBytes(new Uint8Array(await readFile(path)), initial)).toBe('equal');
+  });
+
+  it('flushes with fdatasync, and a failed fdatasync is IOERR for this and later flushes', async () => {
+    const path = join(dir, 'sync.img');
+    await writeFile(path, new Uint8Array(MiB));
+    const probe = await open(path, 'r');
+    const proto = Object.getPrototypeOf(probe) as { datasync(): Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const order: string[] = [];
+    let fail = false;
+    const spy = vi.spyOn(proto, 'datasync').mockImplementation(async function (this: unknown) {
+      order.push('datasync');
+      if (fail) throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      return original.call(this);
+    });
+    try {
+      const disk = await FileDisk.open(path);
+      const drv = new TestDriver(new VirtioBlk(disk)).init();
+      const q = drv.queues[0]!;
+      expect((await write(q, 0, pattern(512, 1))).status).toBe(S_OK);
+      expect(order).toEqual([]); // write-back: no sync per write
+      const f = await flush(q);
+      expect(f.status).toBe(S_OK);
+      expect(order).toEqual(['datasync']);
+      fail = true;
+      expect((await flush(q)).status).toBe(S_IOERR);
+      fail = false;
+      expect((await flush(q)).status).toBe(S_IOERR);
+      drv.init();
+      expect((await flush(drv.queues[0]!)).status).toBe(S_OK);
+      drv.transport.write(MMIO.Config + 32, 1, 0); // writeback = 0: write-through
+      order.length = 0;
+      expect((await write(drv.queues[0]!, 0, pattern(512, 2))).status).toBe(S_OK);
+      expect(order).toEqual(['datasync']);
+      await disk.close();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('keeps the bytes a completed FLUSH covered when the process is killed with SIGKILL', async () => {
