@@ -44,9 +44,13 @@ export class Uart16550 implements MmioDevice {
     this.update();
   }
 
-  /** Bytes waiting for the guest to read. */
+  /**
+   * Bytes the guest can read now. Input is held back until the driver enables the receive
+   * interrupt: Linux's 8250 start-up reads RBR to drain the port, which would eat bytes that
+   * a pipe delivered before the port was opened.
+   */
   get rxPending(): number {
-    return this.rx.length - this.rxHead;
+    return this.ier & IER_RDI ? this.rx.length - this.rxHead : 0;
   }
 
   private update(): void {
@@ -120,11 +124,9 @@ export class Uart16550 implements MmioDevice {
         this.ier = value & 0x0f;
         break;
       case 2:
+        // The RX-reset bit is ignored: host input waits in our queue as if still on the line, so
+        // input piped in before the driver initialised the port is not lost.
         this.fcr = value;
-        if (value & 2) {
-          this.rx = [];
-          this.rxHead = 0;
-        }
         break;
       case 3:
         this.lcr = value;

@@ -2,6 +2,7 @@
  * End to end: boot the committed guest (guest-images/) and check what crosses the storage
  * devices. Few and fast: each boot takes a few seconds.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +43,16 @@ describe('storvm run (boots Linux)', () => {
     const img = readFileSync(disk);
     expect(img.subarray(3 * 512, 3 * 512 + 12).toString()).toBe('STORVM-BLOCK');
     expect(img.subarray(3 * 512 + 12, 4 * 512).every((b) => b === 0)).toBe(true);
+  });
+
+  it('storvm boot gives a shell that reads piped stdin and powers off at its end', () => {
+    const out = execFileSync(process.execPath, ['bin/storvm.mjs', 'boot', '--mem', '64'], {
+      cwd: new URL('../../', import.meta.url),
+      input: 'echo piped-$((6*7))\nexit\n',
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(out).toContain('\npiped-42\r\n');
   });
 
   it('replays exactly in deterministic mode', async () => {

@@ -98,6 +98,20 @@ describe('UART 16550A', () => {
   });
 });
 
+describe('UART input before the driver is ready', () => {
+  it('holds host input until the receive interrupt is enabled, so start-up drains lose nothing', () => {
+    let irq = false;
+    const u = new Uart16550(() => {}, (l) => (irq = l));
+    u.receive(new TextEncoder().encode('ls\n'));
+    expect(u.read(5, 1) & 1).toBe(0); // LSR: no data yet
+    expect(u.read(0, 1)).toBe(0); // the driver's drain read takes nothing
+    u.write(2, 1, 0x07); // FIFO enable + reset RX/TX
+    u.write(1, 1, 0x01);
+    expect(irq).toBe(true);
+    expect([u.read(0, 1), u.read(0, 1), u.read(0, 1)]).toEqual([0x6c, 0x73, 0x0a]);
+  });
+});
+
 describe('Finisher', () => {
   it('reports poweroff with a code and reset', () => {
     const ev: FinisherEvent[] = [];
