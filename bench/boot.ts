@@ -1,0 +1,93 @@
+/**
+ * bench/boot.ts — how long the default guest takes to boot.
+ *
+ * Measures, median of 5 each, in one run:
+ *   1. `storvm run -- true`: wall time of the whole command (Node start, boot, command, poweroff);
+ *   2. `storvm boot` to the first shell prompt (piped stdin, the prompt read from stdout);
+ *   3. the same kernel and initramfs under `qemu-system-riscv64 -M virt` (OpenSBI firmware), for
+ *      both, when QEMU is installed (Debian qemu-system-misc); the ratios storvm / QEMU.
+ *
+ *   npx tsx bench/boot.ts [--runs N]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+
+const root = new URL('../', import.meta.url).pathname;
+const runsArg = process.argv.indexOf('--runs');
+const RUNS = runsArg >= 0 ? Number(process.argv[runsArg + 1]) : 5;
+const PROMPT = '~ # ';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Runs a command to its end; returns seconds, or throws when it fails. */
+function timeCommand(cmd: string, args: string[], expectCode = 0): number {
+  const t0 = performance.now();
+  const r = spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+  const s = (performance.now() - t0) / 1000;
+  if (r.status !== expectCode) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr?.toString().slice(-500)}`);
+  return s;
+}
+
+/** Starts a command, waits until its stdout shows the shell prompt; returns seconds. */
+function timeToPrompt(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${cmd}: no prompt within 120 s; output: ${out.slice(-300)}`));
+    }, 120_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(PROMPT)) {
+        const s = (performance.now() - t0) / 1000;
+        clearTimeout(timer);
+        child.stdin.end('exit\n');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+        child.on('exit', () => resolve(s));
+      }
+    });
+    child.on('error', reject);
+  });
+}
+
+const hasQemu = spawnSync('qemu-system-riscv64', ['--version']).status === 0;
+const work = mkdtempSync(join(tmpdir(), 'storvm-boot-bench-'));
+// QEMU takes an uncompressed Image.
+const image = join(work, 'Image');
+writeFileSync(image, gunzipSync(readFileSync(join(root, 'guest-images/Image.gz'))));
+const initrd = join(root, 'guest-images/initramfs.cpio.gz');
+const cmdTrue = `storvm.cmd=${Buffer.from('true').toString('base64')}`;
+const qemuArgs = (append: string) => ['-M', 'virt', '-m', '256', '-smp', '1', '-nographic', '-bios', 'default', '-kernel', image, '-initrd', initrd, '-append', `console=ttyS0 quiet loglevel=1 ${append}`];
+
+const rows: Array<{ what: string; storvm: number; qemu?: number }> = [];
+const storvmRun: number[] = [];
+const storvmPrompt: number[] = [];
+const qemuRun: number[] = [];
+const qemuPrompt: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  storvmRun.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--', 'true']));
+  storvmPrompt.push(await timeToPrompt(process.execPath, ['bin/storvm.mjs', 'boot']));
+  if (hasQemu) {
+    // Our init powers off through the SiFive test device, which QEMU's virt board also has.
+    qemuRun.push(timeCommand('qemu-system-riscv64', qemuArgs(cmdTrue)));
+    qemuPrompt.push(await timeToPrompt('qemu-system-riscv64', qemuArgs('')));
+  }
+  process.stderr.write(`run ${i + 1}/${RUNS} done\n`);
+}
+rows.push({ what: 'storvm run -- true (whole command)', storvm: median(storvmRun), ...(hasQemu ? { qemu: median(qemuRun) } : {}) });
+rows.push({ what: 'boot to the first shell prompt', storvm: median(storvmPrompt), ...(hasQemu ? { qemu: median(qemuPrompt) } : {}) });
+
+console.log(`storvm boot bench — node ${process.version}, median of ${RUNS}, ${new Date().toISOString().slice(0, 10)}`);
+if (!hasQemu) console.log('qemu-system-riscv64 not installed (Debian qemu-system-misc): QEMU columns skipped');
+console.log(`${'what'.padEnd(40)} ${'storvm s'.padStart(9)} ${'qemu s'.padStart(8)} ${'ratio'.padStart(7)}`);
+for (const r of rows) {
+  const q = r.qemu === undefined ? '—' : r.qemu.toFixed(2);
+  const ratio = r.qemu === undefined ? '—' : `${(r.storvm / r.qemu).toFixed(1)}×`;
+  console.log(`${r.what.padEnd(40)} ${r.storvm.toFixed(2).padStart(9)} ${q.padStart(8)} ${ratio.padStart(7)}`);
+}
