@@ -2,7 +2,7 @@
  * End to end: boot the committed guest (guest-images/) and check what crosses the storage
  * devices. Few and fast: each boot takes a few seconds.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../../src/node/cli.js';
 import { launch } from '../../src/node/launch.js';
 import { parseMachineArgs } from '../../src/node/options.js';
+
+const hasScript = spawnSync('script', ['--version']).status === 0;
+if (!hasScript) console.warn('e2e: util-linux script is not installed: the terminal test is skipped');
 
 const EXT4 = new URL('../../guest-images/test-ext4.img.gz', import.meta.url).pathname;
 
@@ -53,6 +56,26 @@ describe('storvm run (boots Linux)', () => {
       timeout: 60_000,
     });
     expect(out).toContain('\npiped-42\r\n');
+  });
+
+  it.skipIf(!hasScript)('storvm boot on a terminal: raw keys reach the guest and Ctrl-A x quits', async () => {
+    // util-linux `script` gives storvm a pseudo-terminal, as an interactive user has.
+    const child = spawn('script', ['-qfec', `${process.execPath} bin/storvm.mjs boot --mem 64`, '/dev/null'], {
+      cwd: new URL('../../', import.meta.url),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const until = async (text: string) => {
+      for (let i = 0; i < 600 && !out.includes(text); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain(text);
+    };
+    await until('~ # ');
+    child.stdin.write('echo tty-$((3*4))\r');
+    await until('tty-12');
+    child.stdin.write('\x01x'); // Ctrl-A x
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
   });
 
   it('replays exactly in deterministic mode', async () => {
