@@ -11,6 +11,8 @@
  * Tflush answers only after the request it flushes.
  */
 import {
+  type Async,
+  type FsResult,
   type FsBackend,
   type FsCreds,
   type FsDirEntry,
@@ -121,6 +123,37 @@ export interface P9ServerOptions {
 }
 
 type Reply = number | Promise<number>;
+
+/**
+ * Moves data through `views` one after another with `op` (a backend read or write at byte `at`
+ * of the transfer), synchronously while the backend answers synchronously. Stops at the first
+ * short transfer or error; `finish(errno, done)` then builds the reply.
+ */
+function transferViews(
+  views: Uint8Array[],
+  op: (v: Uint8Array, at: number) => Async<FsResult<number>>,
+  finish: (errno: number, done: number) => number,
+): Reply {
+  let done = 0;
+  const step = (i: number): Reply => {
+    for (; i < views.length; i++) {
+      const v = views[i]!;
+      const r = op(v, done);
+      if (r instanceof Promise) {
+        return r.then((n) => {
+          if (n instanceof FsError) return finish(n.errno, done);
+          done += n;
+          return n < v.length ? finish(0, done) : step(i + 1);
+        });
+      }
+      if (r instanceof FsError) return finish(r.errno, done);
+      done += r;
+      if (r < v.length) break;
+    }
+    return finish(0, done);
+  };
+  return step(0);
+}
 type Node = FsNode;
 
 /** A Twalk in progress. */
@@ -715,24 +748,10 @@ export class P9Server {
       scatter(views, header);
       return IO_HEADER_SIZE + done;
     };
-    const step = (i: number): Reply => {
-      for (; i < dataViews.length; i++) {
-        const v = dataViews[i]!;
-        const r = this.fs.read(file, offset + done, v);
-        if (r instanceof Promise) {
-          return r.then((n) => {
-            if (n instanceof FsError) return finish(n.errno);
-            done += n;
-            return n < v.length ? finish(0) : step(i + 1);
-          });
-        }
-        if (r instanceof FsError) return finish(r.errno);
-        done += r;
-        if (r < v.length) break;
-      }
-      return finish(0);
-    };
-    return step(0);
+    return transferViews(dataViews, (v, at) => this.fs.read(file, offset + at, v), (errno, n) => {
+      done = n;
+      return finish(errno);
+    });
   }
 
   private twrite(input: P9Input, tag: number, out: P9Output): Reply {
@@ -764,28 +783,9 @@ export class P9Server {
     if (file === undefined) return this.error(out, tag, EBADF);
     if (this.fs.readOnly) return this.error(out, tag, EROFS);
     if (offset + count > Number.MAX_SAFE_INTEGER) return this.error(out, tag, EFBIG);
-    const views = input.views(count);
-    let done = 0;
-    const finish = (errno: number): number =>
-      errno !== 0 && done === 0 ? this.error(out, tag, errno) : this.rwrite(done, tag, out);
-    const step = (i: number): Reply => {
-      for (; i < views.length; i++) {
-        const v = views[i]!;
-        const r = this.fs.write(file, offset + done, v);
-        if (r instanceof Promise) {
-          return r.then((n) => {
-            if (n instanceof FsError) return finish(n.errno);
-            done += n;
-            return n < v.length ? finish(0) : step(i + 1);
-          });
-        }
-        if (r instanceof FsError) return finish(r.errno);
-        done += r;
-        if (r < v.length) break;
-      }
-      return finish(0);
-    };
-    return step(0);
+    return transferViews(input.views(count), (v, at) => this.fs.write(file, offset + at, v), (errno, done) =>
+      errno !== 0 && done === 0 ? this.error(out, tag, errno) : this.rwrite(done, tag, out),
+    );
   }
 
   private rwrite(n: number, tag: number, out: P9Output): number {
