@@ -48,7 +48,16 @@ export interface VirtioBlkOptions {
   serial?: string;
   /** Number of request queues (VIRTIO_BLK_F_MQ), 1 to 64; default 1. */
   numQueues?: number;
+  /**
+   * Called as each well-formed request starts, with its type (VIRTIO_BLK_T_*), first sector and
+   * data bytes; the function it returns gets the status byte when the request completes. For
+   * tracing tools; an untraced device pays one check per request.
+   */
+  trace?: BlkTraceHook;
 }
+
+/** See {@link VirtioBlkOptions.trace}. */
+export type BlkTraceHook = (type: number, sector: number, bytes: number) => (status: number) => void;
 
 /** Entries per request queue (QueueNumMax). */
 export const BLK_QUEUE_SIZE = 256;
@@ -87,6 +96,7 @@ export class VirtioBlk extends QueueDevice {
   private flushFailed = false;
   /** Bumped on reset, so late completions leave guest memory alone. */
   private generation = 0;
+  private readonly trace: BlkTraceHook | undefined;
 
   constructor(
     readonly backend: BlockBackend,
@@ -97,6 +107,7 @@ export class VirtioBlk extends QueueDevice {
     if (!Number.isInteger(numQueues) || numQueues < 1 || numQueues > 64) {
       throw new BlockError(`VirtioBlk numQueues must be an integer from 1 to 64, got ${numQueues}`);
     }
+    this.trace = opts.trace;
     const serial = opts.serial ?? 'storvm';
     if (serial.length > BLK_ID_BYTES || !/^[\x20-\x7e]*$/.test(serial)) {
       throw new BlockError(`VirtioBlk serial must be at most ${BLK_ID_BYTES} printable ASCII characters: ${JSON.stringify(serial)}`);
@@ -199,6 +210,35 @@ export class VirtioBlk extends QueueDevice {
   protected handle(_queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     const req = parseRequest(chain, mem, this.scratch, BLK_MAX_DWZ_SEGMENTS);
     if (req === null) return 0;
+    if (this.trace !== undefined) return this.traced(this.trace, req, mem);
+    return this.run(req, mem);
+  }
+
+  /** {@link run} with the trace hook told of the start and the status. */
+  private traced(trace: BlkTraceHook, req: BlkRequest, mem: GuestMemory): number | Promise<number> {
+    let sector = req.sector;
+    let bytes = req.dataLen;
+    if (req.segments !== undefined && req.segments.length >= DWZ_SEGMENT_SIZE) {
+      // DISCARD / WRITE_ZEROES: where the first segment starts, and the bytes of all of them.
+      const seg: DwzSegment = { sector: 0, numSectors: 0, flags: 0 };
+      bytes = 0;
+      for (let i = 0; i < Math.floor(req.segments.length / DWZ_SEGMENT_SIZE); i++) {
+        readSegment(req.segments, i, seg);
+        if (i === 0) sector = seg.sector;
+        bytes += seg.numSectors * SECTOR_SIZE;
+      }
+    }
+    const end = trace(req.type, sector, bytes);
+    const statusAddr = req.statusAddr;
+    const r = this.run(req, mem);
+    const report = (n: number): number => {
+      end(n === 0 ? BLK_S_IOERR : mem.readU8(statusAddr));
+      return n;
+    };
+    return typeof r === 'number' ? report(r) : r.then(report);
+  }
+
+  private run(req: BlkRequest, mem: GuestMemory): number | Promise<number> {
     let status: number | Promise<number>;
     try {
       status = this.execute(req);

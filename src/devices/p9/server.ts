@@ -120,6 +120,77 @@ export interface P9ServerOptions {
   xattrBudget?: number;
   /** Most lock ranges held; default 65536. */
   maxLocks?: number;
+  /**
+   * Called as each request starts; the function it returns gets, when the reply is written, the
+   * request's first bytes (for Twrite its 23-byte header, for others up to 256 bytes) and the
+   * reply's first bytes (up to 64; empty when none was sent). For tracing tools; an untraced
+   * server pays one check per request.
+   */
+  trace?: P9TraceHook;
+}
+
+/** See {@link P9ServerOptions.trace}. */
+export type P9TraceHook = () => (request: Uint8Array, reply: Uint8Array) => void;
+
+/** Request bytes a trace keeps. */
+const TRACE_REQUEST_BYTES = 256;
+/** Reply bytes a trace keeps. */
+const TRACE_REPLY_BYTES = 64;
+
+/** A P9Input that keeps a copy of the first bytes read through it. */
+class RecordingInput implements P9Input {
+  readonly head = new Uint8Array(TRACE_REQUEST_BYTES);
+  kept = 0;
+  constructor(private readonly inner: P9Input) {}
+  get remaining(): number {
+    return this.inner.remaining;
+  }
+  read(dst: Uint8Array): number {
+    const n = this.inner.read(dst);
+    const k = Math.min(n, TRACE_REQUEST_BYTES - this.kept);
+    if (k > 0) this.head.set(dst.subarray(0, k), this.kept);
+    this.kept += Math.max(k, 0);
+    return n;
+  }
+  views(n: number): Uint8Array[] {
+    return this.inner.views(n);
+  }
+}
+
+/** A P9Output that remembers where the reply's first bytes went. */
+class RecordingOutput implements P9Output {
+  private written: Uint8Array | undefined;
+  private firstViews: Uint8Array[] | undefined;
+  constructor(private readonly inner: P9Output) {}
+  get remaining(): number {
+    return this.inner.remaining;
+  }
+  write(src: Uint8Array): number {
+    const n = this.inner.write(src);
+    if (this.written === undefined && this.firstViews === undefined && n > 0) this.written = src.slice(0, Math.min(n, TRACE_REPLY_BYTES));
+    return n;
+  }
+  views(n: number): Uint8Array[] {
+    const v = this.inner.views(n);
+    if (this.written === undefined && this.firstViews === undefined) this.firstViews = v;
+    return v;
+  }
+  live(): boolean {
+    return this.inner.live?.() ?? true;
+  }
+  /** The reply's first `length` bytes (at most TRACE_REPLY_BYTES), read after it was written. */
+  head(length: number): Uint8Array {
+    if (this.written !== undefined) return this.written.subarray(0, Math.min(length, this.written.length));
+    const out = new Uint8Array(Math.min(length, TRACE_REPLY_BYTES));
+    let at = 0;
+    for (const v of this.firstViews ?? []) {
+      if (at >= out.length) break;
+      const k = Math.min(v.length, out.length - at);
+      out.set(v.subarray(0, k), at);
+      at += k;
+    }
+    return out.subarray(0, at);
+  }
 }
 
 type Reply = number | Promise<number>;
@@ -224,6 +295,7 @@ export class P9Server {
   private readonly enc: Encoder;
   private xattrHeld = 0;
   private rootIno: bigint | undefined;
+  private readonly trace: P9TraceHook | undefined;
 
   constructor(
     readonly fs: FsBackend,
@@ -234,6 +306,7 @@ export class P9Server {
       throw new RangeError(`P9Server: maxMsize must be an integer in ${MIN_MSIZE}..${16 << 20}, got ${max}`);
     }
     this.maxMsize = max;
+    this.trace = opts.trace;
     this.maxFids = opts.maxFids ?? 65536;
     this.xattrBudget = opts.xattrBudget ?? 16 << 20;
     this.locks = new LockTable(opts.maxLocks ?? 65536);
@@ -274,6 +347,24 @@ export class P9Server {
    * length (0 when not even an Rlerror fits or the request has no tag), now or later.
    */
   handle(input: P9Input, out: P9Output): Reply {
+    if (this.trace !== undefined) return this.traced(this.trace, input, out);
+    return this.serve(input, out);
+  }
+
+  /** {@link serve} with the trace hook told of the start, the request and the reply. */
+  private traced(trace: P9TraceHook, input: P9Input, out: P9Output): Reply {
+    const end = trace();
+    const rin = new RecordingInput(input);
+    const rout = new RecordingOutput(out);
+    const report = (n: number): number => {
+      end(rin.head.subarray(0, rin.kept), rout.head(n));
+      return n;
+    };
+    const r = this.serve(rin, rout);
+    return r instanceof Promise ? r.then(report) : report(r);
+  }
+
+  private serve(input: P9Input, out: P9Output): Reply {
     const total = input.remaining;
     const hdr = this.hdr;
     if (total < HEADER_SIZE || input.read(this.hdr7) !== HEADER_SIZE) return 0;
