@@ -65,6 +65,13 @@ export abstract class QueueDevice implements VirtioDevice {
 
   protected ctx: DeviceContext | undefined;
   private inFlight = 0;
+  /**
+   * Async requests in flight per queue, for the live driver session. A queue with `size` of them
+   * is not popped further until one completes: a correct driver never has more outstanding, and
+   * a hostile one that republishes heads must not grow host memory without bound.
+   */
+  private busy: number[] = [];
+  private throttled: boolean[] = [];
   private idleWaiters: Array<() => void> = [];
 
   /**
@@ -85,6 +92,8 @@ export abstract class QueueDevice implements VirtioDevice {
 
   reset(): void {
     this.ctx = undefined;
+    this.busy = [];
+    this.throttled = [];
     this.onReset();
   }
 
@@ -94,7 +103,13 @@ export abstract class QueueDevice implements VirtioDevice {
     if (ctx === undefined || queue === undefined || !queue.ready) return;
     const mem = ctx.mem;
     let completed = false;
-    for (let chain = queue.pop(mem); chain !== null; chain = queue.pop(mem)) {
+    for (;;) {
+      if ((this.busy[queueIndex] ?? 0) >= queue.size) {
+        this.throttled[queueIndex] = true;
+        break;
+      }
+      const chain = queue.pop(mem);
+      if (chain === null) break;
       if (chain.error !== undefined) {
         completed = queue.addUsed(mem, chain, 0) || completed;
         continue;
@@ -109,6 +124,7 @@ export abstract class QueueDevice implements VirtioDevice {
         completed = queue.addUsed(mem, chain, result) || completed;
       } else {
         this.inFlight++;
+        this.busy[queueIndex] = (this.busy[queueIndex] ?? 0) + 1;
         result.then(
           (len) => this.complete(ctx, queueIndex, chain, len),
           () => this.complete(ctx, queueIndex, chain, 0),
@@ -122,9 +138,14 @@ export abstract class QueueDevice implements VirtioDevice {
   private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
     this.inFlight--;
     const queue = ctx.queues[queueIndex]!;
-    // After a reset the context is gone and the queue's epoch moved on: addUsed drops the chain.
-    if (this.ctx === ctx && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) {
-      ctx.signalUsed(queueIndex);
+    // After a reset the context is gone and the queue's epoch moved on: the chain is dropped.
+    if (this.ctx === ctx && queue.epoch === chain.epoch) {
+      this.busy[queueIndex]!--;
+      if (queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) ctx.signalUsed(queueIndex);
+      if (this.throttled[queueIndex]) {
+        this.throttled[queueIndex] = false;
+        this.notify(queueIndex); // pick up what the driver published meanwhile
+      }
     }
     if (this.inFlight === 0) {
       const waiters = this.idleWaiters;

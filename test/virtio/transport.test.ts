@@ -140,6 +140,31 @@ describe('async completion', () => {
     ]);
   });
 
+  it('a driver that republishes heads cannot push more than queue-size requests in flight (hostile line 48)', async () => {
+    const dev = new TestDevice({ deferred: true, queues: [4] });
+    const drv = new TestDriver(dev).init({ queueSizes: [4] });
+    const q = drv.queues[0]!;
+    const sub = q.add({ readable: [HDR], writable: [1] });
+    for (let i = 0; i < 3; i++) q.publish(sub.head); // the same head, four times
+    q.kick();
+    expect(dev.waitingCount).toBe(4);
+    // Four more while the first four are still in flight: legal for the avail index, but the
+    // device takes no more than a queue's worth at a time.
+    for (let i = 0; i < 4; i++) q.publish(sub.head);
+    q.kick();
+    expect(dev.waitingCount).toBe(4);
+    expect(dev.handled.length).toBe(4);
+    // Completions let it take up what was published meanwhile.
+    dev.release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(dev.waitingCount).toBe(4);
+    expect(dev.handled.length).toBe(8);
+    dev.release();
+    await drv.transport.idle();
+    expect(q.usedIdx).toBe(8);
+    expect(drv.status & 0x40).toBe(0);
+  });
+
   it('a rejected request completes with length 0 and the device serves the next one', async () => {
     const dev = new (class extends TestDevice {
       n = 0;
