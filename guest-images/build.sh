@@ -4,6 +4,7 @@
 #   Image.gz        the kernel (arch/riscv/boot/Image, gzip -9)
 #   initramfs.cpio.gz
 #   test-ext4.img.gz  a 4 MiB ext4 image with known files, for tests
+#   lab-ext4.sparse.gz  a blank 1 GiB ext4 image for storvm bench (sparse format, ~4 KB)
 # Needs (Debian, as root): linux-source-6.12 gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu
 #   flex bison bc libelf-dev libssl-dev cpio xz-utils e2fsprogs
 # Work happens in $STORVM_GUEST_BUILD (default /tmp/storvm-guest-build).
@@ -63,4 +64,10 @@ rm -f "$work/test-ext4.img"
 mkfs.ext4 -q -F -L storvm-test -E root_owner=0:0 -d "$ext" "$work/test-ext4.img" 4M
 gzip -9 -n -c "$work/test-ext4.img" > "$here/test-ext4.img.gz"
 
-ls -l "$here"/Image.gz "$here"/initramfs.cpio.gz "$here"/test-ext4.img.gz
+# 5. The storage lab's blank 1 GiB ext4 disk (storvm bench), itable and journal zeroed at mkfs so the
+#    guest writes nothing behind the benchmark's back; stored sparse (non-zero 4 KiB blocks only).
+rm -f "$work/lab-ext4.img"
+mkfs.ext4 -q -F -L storvm-lab -U 5f0f7a3c-1d2e-4b6a-9c7d-0123456789ab -E lazy_itable_init=0,lazy_journal_init=0,nodiscard,root_owner=0:0 "$work/lab-ext4.img" 1G
+(cd "$here/.." && npx tsx src/node/lab/sparse-image.ts "$work/lab-ext4.img" "$here/lab-ext4.sparse.gz")
+
+ls -l "$here"/Image.gz "$here"/initramfs.cpio.gz "$here"/test-ext4.img.gz "$here"/lab-ext4.sparse.gz

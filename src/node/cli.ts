@@ -3,6 +3,7 @@
  * boots.
  */
 import { readFileSync } from 'node:fs';
+import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
 import { launch } from './launch.js';
 import { parseMachineArgs, UsageError } from './options.js';
 
@@ -14,6 +15,7 @@ commands:
   run [options] -- COMMAND…   boot the default guest, run COMMAND with /bin/sh -c, exit with its status
   boot [options]              boot the default guest with a shell on the serial console
                               (Ctrl-A x quits; with piped stdin the shell reads the pipe)
+${BENCH_USAGE}
 
 options of run and boot:
   --mem MiB                   guest RAM (default 256)
@@ -49,6 +51,7 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
     }
     if (command === 'run') return await run(rest, out);
     if (command === 'boot') return await boot(rest, out);
+    if (command === 'bench') return await bench(rest, out, err);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
   } catch (e) {
     err.write(`storvm: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -70,6 +73,16 @@ async function run(argv: string[], out: Stream): Promise<number> {
     process.off('SIGINT', onSigint);
     await close();
   }
+}
+
+/** Exit 0 when every step reported (a workload that fails is a result too), 1 when the run broke. */
+async function bench(argv: string[], out: Stream, err: Stream): Promise<number> {
+  const args = parseBenchArgs(argv);
+  const r = await runBench(args, out, err, err === process.stderr && process.stderr.isTTY === true);
+  for (const c of r.results) if (c.status === 'failed') err.write(`storvm bench: ${c.workload} on ${c.variant} failed: ${c.message}\n`);
+  for (const e of r.errors) err.write(`storvm bench: ${e}\n`);
+  const broken = r.errors.length > 0 || r.results.some((c) => c.status === 'missing');
+  return broken ? 1 : 0;
 }
 
 async function boot(argv: string[], out: Stream): Promise<number> {

@@ -1,0 +1,140 @@
+/**
+ * `storvm bench --trace 9p|blk`: one line per 9P message or block request, decoded, with the time
+ * the device took to answer it (host milliseconds from the request reaching the device to its
+ * reply being written; the guest's own time in its driver and in the queue is not included).
+ */
+import type { BlkTraceHook } from '../../devices/blk/device.js';
+import { Decoder, P9 } from '../../devices/p9/wire.js';
+import type { P9TraceHook } from '../../devices/p9/server.js';
+
+const BLK_TYPES: Record<number, string> = { 0: 'READ', 1: 'WRITE', 4: 'FLUSH', 8: 'GET_ID', 11: 'DISCARD', 13: 'WRITE_ZEROES' };
+const BLK_STATUS: Record<number, string> = { 0: 'OK', 1: 'IOERR', 2: 'UNSUPP' };
+
+/** Linux errno names the lab's reports use. */
+export const ERRNO: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 5: 'EIO', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV',
+  20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 27: 'EFBIG', 28: 'ENOSPC', 30: 'EROFS', 36: 'ENAMETOOLONG', 38: 'ENOSYS',
+  39: 'ENOTEMPTY', 61: 'ENODATA', 71: 'EPROTO', 90: 'EMSGSIZE', 95: 'EOPNOTSUPP',
+};
+
+/** Per-workload totals of what was traced. */
+export class TraceTally {
+  count = 0;
+  bytes = 0;
+  ms = 0;
+  add(bytes: number, ms: number): void {
+    this.count++;
+    this.bytes += bytes;
+    this.ms += ms;
+  }
+  line(label: string, what: string): string {
+    const mean = this.count === 0 ? 0 : this.ms / this.count;
+    return `# ${label}: ${this.count} ${what}, ${(this.bytes / 1048576).toFixed(2)} MiB of data, ${mean.toFixed(3)} ms mean device time\n`;
+  }
+  reset(): void {
+    this.count = 0;
+    this.bytes = 0;
+    this.ms = 0;
+  }
+}
+
+export function formatBlk(disk: string, type: number, sector: number, bytes: number, status: number, ms: number): string {
+  const t = (BLK_TYPES[type] ?? `T${type}`).padEnd(12);
+  const where = type === 0 || type === 1 || type === 11 || type === 13 ? `sector ${String(sector).padStart(9)} ${String(bytes).padStart(8)} B` : ''.padEnd(28);
+  return `blk ${disk} ${t} ${where}  ${BLK_STATUS[status] ?? `status ${status}`}  ${ms.toFixed(3)} ms\n`;
+}
+
+/** A blk trace hook writing lines to `write`, and counting into `tally`. */
+export function blkTracer(disk: string, now: () => number, write: (s: string) => void, tally: TraceTally): BlkTraceHook {
+  return (type, sector, bytes) => {
+    const t0 = now();
+    return (status) => {
+      const ms = now() - t0;
+      tally.add(type === 0 || type === 1 ? bytes : 0, ms);
+      write(formatBlk(disk, type, sector, bytes, status, ms));
+    };
+  };
+}
+
+const NAMES: Record<number, string> = {};
+for (const [k, v] of Object.entries(P9)) if (typeof v === 'number') NAMES[v] = k;
+
+function str(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Decodes the interesting fields of a T-message (its first bytes, as the server trace gives them). */
+export function describeRequest(b: Uint8Array): string {
+  if (b.length < 7) return `(short message, ${b.length} bytes)`;
+  const d = new Decoder(b);
+  const size = d.u32();
+  const type = d.u8();
+  const tag = d.u16();
+  const name = NAMES[type] ?? `type${type}`;
+  let f = '';
+  switch (type) {
+    case P9.Tversion: f = `msize=${d.u32()} ${str(d.str())}`; break;
+    case P9.Tattach: f = `fid=${d.u32()} afid=${d.u32() | 0} uname=${str(d.str())} aname=${str(d.str())} uid=${d.u32()}`; break;
+    case P9.Twalk: {
+      f = `fid=${d.u32()} newfid=${d.u32()}`;
+      const n = d.u16();
+      const names: string[] = [];
+      for (let i = 0; i < n && !d.bad; i++) names.push(str(d.str()));
+      f += ` [${names.join(' ')}]`;
+      break;
+    }
+    case P9.Tlopen: f = `fid=${d.u32()} flags=0x${d.u32().toString(16)}`; break;
+    case P9.Tlcreate: f = `fid=${d.u32()} name=${str(d.str())} flags=0x${d.u32().toString(16)} mode=0${d.u32().toString(8)}`; break;
+    case P9.Tread: case P9.Treaddir: f = `fid=${d.u32()} offset=${d.u64()} count=${d.u32()}`; break;
+    case P9.Twrite: f = `fid=${d.u32()} offset=${d.u64()} count=${d.u32()}`; break;
+    case P9.Tclunk: case P9.Tremove: case P9.Tstatfs: f = `fid=${d.u32()}`; break;
+    case P9.Tfsync: f = `fid=${d.u32()}`; break;
+    case P9.Tgetattr: f = `fid=${d.u32()} mask=0x${d.u64().toString(16)}`; break;
+    case P9.Tsetattr: f = `fid=${d.u32()} valid=0x${d.u32().toString(16)}`; break;
+    case P9.Tmkdir: f = `dfid=${d.u32()} name=${str(d.str())}`; break;
+    case P9.Tunlinkat: f = `dfid=${d.u32()} name=${str(d.str())} flags=0x${d.u32().toString(16)}`; break;
+    case P9.Trenameat: f = `olddfid=${d.u32()} ${str(d.str())} newdfid=${d.u32()} ${str(d.str())}`; break;
+    case P9.Txattrwalk: f = `fid=${d.u32()} newfid=${d.u32()} name=${str(d.str())}`; break;
+    case P9.Tflush: f = `oldtag=${d.u16()}`; break;
+    default: break;
+  }
+  return `${name} tag=${tag} size=${size}${f ? ' ' + f : ''}`;
+}
+
+/** Decodes an R-message's type and its key field. */
+export function describeReply(b: Uint8Array): string {
+  if (b.length < 7) return '(no reply)';
+  const d = new Decoder(b);
+  const size = d.u32();
+  const type = d.u8();
+  d.u16();
+  const name = NAMES[type] ?? `type${type}`;
+  let f = '';
+  switch (type) {
+    case P9.Rlerror: { const e = d.u32(); f = `${ERRNO[e] ?? 'errno'} (${e})`; break; }
+    case P9.Rread: case P9.Rreaddir: case P9.Rwrite: f = `count=${d.u32()}`; break;
+    case P9.Rwalk: f = `nwqid=${d.u16()}`; break;
+    case P9.Rversion: f = `msize=${d.u32()}`; break;
+    default: break;
+  }
+  return `${name} size=${size}${f ? ' ' + f : ''}`;
+}
+
+/** Bytes of file data a 9P exchange moved (Tread / Twrite counts). */
+function dataBytes(req: Uint8Array, reply: Uint8Array): number {
+  if (req.length >= 7 && req[4] === P9.Twrite && req.length >= 23) return new DataView(req.buffer, req.byteOffset).getUint32(19, true);
+  if (reply.length >= 11 && reply[4] === P9.Rread) return new DataView(reply.buffer, reply.byteOffset).getUint32(7, true);
+  return 0;
+}
+
+/** A 9P trace hook writing lines to `write`, and counting into `tally`. */
+export function p9Tracer(now: () => number, write: (s: string) => void, tally: TraceTally): P9TraceHook {
+  return () => {
+    const t0 = now();
+    return (req, reply) => {
+      const ms = now() - t0;
+      tally.add(dataBytes(req, reply), ms);
+      write(`9p  ${describeRequest(req)}  ->  ${describeReply(reply)}  ${ms.toFixed(3)} ms\n`);
+    };
+  };
+}
