@@ -1,0 +1,151 @@
+/** The storage lab's parts without a guest: trace hooks, trace decoding, sparse images, tar, options. */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
+import { MemFs } from '../../src/backends/fs/mem-fs.js';
+import { VirtioBlk } from '../../src/devices/blk/device.js';
+import { BytesIn, BytesOut, P9Server } from '../../src/devices/p9/server.js';
+import { Encoder, P9 } from '../../src/devices/p9/wire.js';
+import { parseBenchArgs } from '../../src/node/lab/bench.js';
+import { guestScript, VARIANTS, WORKLOADS } from '../../src/node/lab/plan.js';
+import { packSparse, unpackSparse } from '../../src/node/lab/sparse-image.js';
+import { tarDirectory } from '../../src/node/lab/tar.js';
+import { describeReply, describeRequest, formatBlk, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';
+import { UsageError } from '../../src/node/options.js';
+import { DeferredDisk, pattern, read, S_OK, segments, T_DISCARD, header, write } from '../support/blk.js';
+import { TestDriver } from '../support/driver.js';
+
+const MiB = 1 << 20;
+
+describe('VirtioBlk trace hook', () => {
+  it('reports type, sector, bytes and status of each request, also when the backend answers later', async () => {
+    const seen: string[] = [];
+    const trace = (type: number, sector: number, bytes: number) => {
+      seen.push(`start ${type} ${sector} ${bytes}`);
+      return (status: number) => seen.push(`end ${type} ${status}`);
+    };
+    const drv = new TestDriver(new VirtioBlk(new MemoryDisk(MiB), { trace })).init();
+    const q = drv.queues[0]!;
+    expect((await write(q, 8, pattern(4096))).status).toBe(S_OK);
+    expect((await read(q, 8, 1024)).status).toBe(S_OK);
+    const r = await q.submit({ readable: [header(T_DISCARD), segments([16, 8], [64, 16])], writable: [1] });
+    expect(r.used.len).toBe(1);
+    expect(seen).toEqual(['start 1 8 4096', 'end 1 0', 'start 0 8 1024', 'end 0 0', 'start 11 16 12288', 'end 11 0']);
+
+    const deferred = new DeferredDisk(MiB);
+    const late: string[] = [];
+    const drv2 = new TestDriver(new VirtioBlk(deferred, { trace: (t) => (late.push(`start ${t}`), (s) => late.push(`end ${s}`)) })).init();
+    const p = read(drv2.queues[0]!, 0, 512);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(late).toEqual(['start 0']);
+    for (const op of deferred.waiting.splice(0)) {
+      op.run();
+      op.resolve();
+    }
+    expect((await p).status).toBe(S_OK);
+    expect(late).toEqual(['start 0', 'end 0']);
+  });
+});
+
+function tmsg(type: number, tag: number, body: (e: Encoder) => void): Uint8Array {
+  const e = new Encoder(new Uint8Array(8192));
+  e.begin(type, tag, 8192);
+  body(e);
+  return e.buf.slice(0, e.finish());
+}
+
+describe('P9Server trace hook and 9P decoding', () => {
+  it('hands the hook each request and reply, decoded into one line with its latency', () => {
+    const lines: string[] = [];
+    const tally = new TraceTally();
+    let t = 0;
+    const server = new P9Server(new MemFs(), { trace: p9Tracer(() => (t += 0.5), (s) => lines.push(s), tally) });
+    const send = (m: Uint8Array) => server.handle(new BytesIn(m), new BytesOut(new Uint8Array(8192)));
+    send(tmsg(P9.Tversion, 0xffff, (e) => (e.u32(8192), e.str('9P2000.L'))));
+    send(tmsg(P9.Tattach, 1, (e) => (e.u32(1), e.u32(0xffffffff), e.str('root'), e.str(''), e.u32(0))));
+    send(tmsg(P9.Twalk, 2, (e) => (e.u32(1), e.u32(2), e.u16(1), e.str('missing'))));
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^9p {2}Tversion tag=65535 size=\d+ msize=8192 "9P2000.L" {2}-> {2}Rversion size=\d+ msize=8192 {2}0.500 ms\n$/);
+    expect(lines[1]).toContain('Tattach tag=1');
+    expect(lines[1]).toContain('Rattach');
+    expect(lines[2]).toContain('Twalk tag=2 size=');
+    expect(lines[2]).toContain('fid=1 newfid=2 ["missing"]  ->  Rlerror size=11 ENOENT (2)');
+    expect(tally.count).toBe(3);
+  });
+
+  it('decodes Twrite headers and Rread counts', () => {
+    const w = tmsg(P9.Twrite, 5, (e) => (e.u32(3), e.u64(4096), e.u32(2)));
+    expect(describeRequest(w.subarray(0, 23))).toBe(`Twrite tag=5 size=${w.length} fid=3 offset=4096 count=2`);
+    const r = tmsg(P9.Rread, 5, (e) => e.u32(700));
+    expect(describeReply(r)).toBe(`Rread size=${r.length} count=700`);
+    expect(describeReply(new Uint8Array(0))).toBe('(no reply)');
+    expect(formatBlk('vda', 0, 2048, 4096, 0, 0.25)).toMatch(/^blk vda READ +sector +2048 +4096 B {2}OK {2}0.250 ms\n$/);
+  });
+});
+
+describe('sparse images and tar', () => {
+  it('packs only non-zero blocks and unpacks into a sparse MemoryDisk with the same bytes', () => {
+    const img = new Uint8Array(4 * MiB);
+    img.set(pattern(5000, 3), 8192);
+    img[4 * MiB - 1] = 9;
+    const gz = packSparse(img);
+    expect(gz.length).toBeLessThan(8000);
+    const disk = unpackSparse(gz);
+    const back = new Uint8Array(4 * MiB);
+    disk.read(0, back);
+    expect(back).toEqual(img);
+    expect(disk.allocatedBytes).toBe(2 * 64 * 1024);
+    expect(() => unpackSparse(packSparse(new Uint8Array(4096)).subarray(0, 10))).toThrow();
+  });
+
+  it('the committed lab ext4 image is a 1 GiB ext4 filesystem', () => {
+    const disk = unpackSparse(readFileSync(new URL('../../guest-images/lab-ext4.sparse.gz', import.meta.url)));
+    expect(disk.size).toBe(1 << 30);
+    const sb = new Uint8Array(2);
+    disk.read(1024 + 0x38, sb); // the superblock's s_magic
+    expect(sb).toEqual(Uint8Array.of(0x53, 0xef));
+  });
+
+  it('tars a directory tree that tar(1) unpacks byte for byte', (ctx) => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-tar-'));
+    mkdirSync(join(dir, 'tree/a/b'), { recursive: true });
+    writeFileSync(join(dir, 'tree/top.txt'), 'top\n');
+    writeFileSync(join(dir, 'tree/a/b/data.bin'), pattern(1000, 2));
+    const t = tarDirectory(join(dir, 'tree'), 'src');
+    expect(t.entries).toBe(5);
+    expect(t.contentBytes).toBe(1004);
+    expect(t.bytes.length % 512).toBe(0);
+    writeFileSync(join(dir, 't.tar'), t.bytes);
+    try {
+      execFileSync('tar', ['-xf', 't.tar'], { cwd: dir });
+    } catch {
+      ctx.skip(); // no tar(1) on this host
+    }
+    expect(readFileSync(join(dir, 'src/a/b/data.bin'))).toEqual(Buffer.from(pattern(1000, 2)));
+  });
+});
+
+describe('storvm bench options and plan', () => {
+  it('parses its options and rejects bad ones with a UsageError', () => {
+    expect(parseBenchArgs([])).toEqual({ sizeMiB: 16, files: 200 });
+    expect(parseBenchArgs(['--size', '2', '--files', '7', '--json', 'a', '--csv', 'b', '--trace', '9p', '--variants', 'tmpfs,blk-raw'])).toEqual({
+      sizeMiB: 2, files: 7, json: 'a', csv: 'b', trace: '9p', variants: ['tmpfs', 'blk-raw'],
+    });
+    for (const bad of [['--size', '0'], ['--size', '1.5'], ['--size', '257'], ['--files'], ['--trace', 'nvme'], ['--variants', 'floppy'], ['--what'], ['x']]) {
+      expect(() => parseBenchArgs(bad), bad.join(' ')).toThrow(UsageError);
+    }
+  });
+
+  it('runs every workload on every variant it is given', () => {
+    const s = guestScript({ sizeMiB: 2, files: 3, ops: 64, tarEntries: 9, markers: { '9p-none': 'A', '9p-loose': 'B', 'blk-ext4': 'C' } });
+    for (const v of VARIANTS) expect(s).toContain(`# ${v.id}:`);
+    expect(s).toContain('msize=8192,cache=none');
+    expect(s).toContain('msize=512000,cache=mmap');
+    for (const w of WORKLOADS) expect(s).toContain(` ${w.id} `);
+    const only = guestScript({ sizeMiB: 2, files: 3, ops: 64, tarEntries: 9, markers: { '9p-none': 'A', '9p-loose': 'B', 'blk-ext4': 'C' }, variants: ['tmpfs'] });
+    expect(only).not.toContain('# blk-raw:');
+  });
+});
