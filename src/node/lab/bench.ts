@@ -188,7 +188,7 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
     const cells = new Map<string, Cell>();
     for (const w of WORKLOADS) for (const v of variants) cells.set(`${v.id} ${w.id}`, { variant: v.id, workload: w.id, status: 'missing', unit: w.unit });
     const samples = new Map<string, { raw: number; ext4: number; share: number; vis: Record<string, boolean> }>();
-    const totalSteps = cells.size + 2;
+    const totalSteps = cells.size + 3; // booting, the two property steps, then every cell
     let step = 0;
     let current = '';
     const progress = (what: string) => {
