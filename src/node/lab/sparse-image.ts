@@ -8,7 +8,7 @@
  *
  * Run as a script to pack a raw image: `tsx src/node/lab/sparse-image.ts IN OUT`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { MemoryDisk } from '../../backends/block/memory-disk.js';
 
@@ -39,8 +39,8 @@ export function packSparse(image: Uint8Array): Uint8Array {
   return gzipSync(out, { level: 9 });
 }
 
-/** Unpacks into a sparse MemoryDisk: only the non-zero blocks take memory. */
-export function unpackSparse(gz: Uint8Array): MemoryDisk {
+/** Reads a packed image: its size and each non-zero block (index, contents). */
+function parseSparse(gz: Uint8Array): { size: number; blocks: Array<{ index: number; data: Uint8Array }> } {
   const b = gunzipSync(gz);
   if (b.length < 32 || new TextDecoder().decode(b.subarray(0, 16)) !== MAGIC) throw new Error('not a storvm sparse image');
   const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -49,13 +49,33 @@ export function unpackSparse(gz: Uint8Array): MemoryDisk {
   const count = v.getUint32(28, true);
   const data = 32 + count * 4;
   if (bs !== BLOCK || b.length !== data + count * bs) throw new Error('sparse image is truncated or malformed');
-  const disk = new MemoryDisk(size);
+  const blocks: Array<{ index: number; data: Uint8Array }> = [];
   for (let k = 0; k < count; k++) {
     const idx = v.getUint32(32 + 4 * k, true);
     if ((idx + 1) * bs > size) throw new Error(`sparse image block ${idx} lies past its size`);
-    disk.write(idx * bs, b.subarray(data + k * bs, data + (k + 1) * bs));
+    blocks.push({ index: idx, data: b.subarray(data + k * bs, data + (k + 1) * bs) });
   }
+  return { size, blocks };
+}
+
+/** Unpacks into a sparse MemoryDisk: only the non-zero blocks take memory. */
+export function unpackSparse(gz: Uint8Array): MemoryDisk {
+  const { size, blocks } = parseSparse(gz);
+  const disk = new MemoryDisk(size);
+  for (const { index, data } of blocks) disk.write(index * BLOCK, data);
   return disk;
+}
+
+/** Unpacks into a sparse host file (created or truncated): only the non-zero blocks are written. */
+export function unpackSparseToFile(gz: Uint8Array, path: string): void {
+  const { size, blocks } = parseSparse(gz);
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, size);
+    for (const { index, data } of blocks) writeSync(fd, data, 0, data.length, index * BLOCK);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/^.*\//, '/'))) {
