@@ -11,7 +11,11 @@
  *      guest's probes (elasticity, visibility) are answered over QEMU's stdio serial;
  *   3. a ratio table: storvm rate / QEMU rate for every cell.
  *
- *   npx tsx bench/lab-qemu.ts [--size MiB] [--files N] [--json FILE] [--md FILE] [--variants A,B]
+ *   npx tsx bench/lab-qemu.ts [--size MiB] [--files N] [--runs N] [--json FILE] [--md FILE] [--variants A,B]
+ *
+ * --runs N (default 3) rounds, each storvm then QEMU, so both see the same machine load; every
+ * cell is the median of its N rates (a cell that failed in any round is reported failed), the
+ * ratios are median / median. Elasticity and visibility come from the first round.
  *
  * How the host bytes are counted under QEMU: the disks are sparse files with discard=unmap (a
  * guest DISCARD punches a hole, as storvm's sparse in-memory disks free their chunks); their
@@ -37,18 +41,20 @@ const QEMU_TIMEOUT_MS = 60 * 60 * 1000;
 interface Args {
   sizeMiB: number;
   files: number;
+  /** Rounds; each runs storvm, then QEMU. Every cell is the median of its rounds. */
+  runs: number;
   json?: string;
   md?: string;
   variants?: string[];
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`lab-qemu: ${msg}\nusage: npx tsx bench/lab-qemu.ts [--size MiB] [--files N] [--json FILE] [--md FILE] [--variants A,B]\n`);
+  process.stderr.write(`lab-qemu: ${msg}\nusage: npx tsx bench/lab-qemu.ts [--size MiB] [--files N] [--runs N] [--json FILE] [--md FILE] [--variants A,B]\n`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { sizeMiB: 16, files: 200 };
+  const a: Args = { sizeMiB: 16, files: 200, runs: 3 };
   const value = (i: number, name: string): string => argv[i + 1] ?? usage(`${name} needs a value`);
   const int = (s: string, name: string, lo: number, hi: number): number => {
     const n = Number(s);
@@ -59,6 +65,10 @@ function parseArgs(argv: string[]): Args {
     const o = argv[i]!;
     if (o === '--size') a.sizeMiB = int(value(i++, o), o, 1, 256);
     else if (o === '--files') a.files = int(value(i++, o), o, 1, 100000);
+    else if (o === '--runs') {
+      a.runs = int(value(i++, o), o, 1, 25);
+      if (a.runs % 2 === 0) usage(`--runs ${a.runs}: give an odd number, so that a median is one round's figure`);
+    }
     else if (o === '--json') a.json = value(i++, o);
     else if (o === '--md') a.md = value(i++, o);
     else if (o === '--variants') {
@@ -245,27 +255,56 @@ const qemuVersion = (() => {
   return r.status === 0 ? r.stdout.split('\n')[0]!.trim() : undefined;
 })();
 
-process.stderr.write(`lab-qemu: ${args.sizeMiB} MiB, ${args.files} files; storvm first, then ${qemuVersion ?? 'no QEMU (not installed)'}\n`);
-let storvmTable = '';
-const storvm = await runBench(
-  { sizeMiB: args.sizeMiB, files: args.files, ...(args.variants !== undefined ? { variants: args.variants } : {}) },
-  { write: (s) => (storvmTable += String(s)) },
-  process.stderr,
-);
+/** Per-cell medians of an odd number of runs of the same lab: the middle run's cell itself. */
+function medianReport(runs: BenchReport[]): BenchReport {
+  const first = runs[0]!;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const results = first.results.map((c0) => {
+    const all = runs.map((r) => r.results.find((c) => c.workload === c0.workload && c.variant === c0.variant));
+    const bad = all.find((c) => c?.status !== 'ok');
+    if (bad !== undefined) return bad ?? { ...c0, status: 'missing' as const, message: 'missing in a round' };
+    return [...(all as Cell[])].sort((a, b) => a.rate! - b.rate!)[Math.floor(all.length / 2)]!;
+  });
+  return {
+    ...first,
+    clock: { ...first.clock, timingOverheadNs: median(runs.map((r) => r.clock.timingOverheadNs)) },
+    results,
+    errors: runs.flatMap((r, i) => r.errors.map((e) => (runs.length > 1 ? `round ${i + 1}: ${e}` : e))),
+    hostSeconds: median(runs.map((r) => r.hostSeconds)),
+  };
+}
+
+process.stderr.write(`lab-qemu: ${args.sizeMiB} MiB, ${args.files} files, ${args.runs} round(s) of storvm then ${qemuVersion ?? 'no QEMU (not installed)'}\n`);
+const storvmRuns: BenchReport[] = [];
+const qemuRuns: Array<{ report: BenchReport; command: string[]; diskDir: string }> = [];
+for (let round = 1; round <= args.runs; round++) {
+  process.stderr.write(`lab-qemu: round ${round}/${args.runs}: storvm\n`);
+  storvmRuns.push(await runBench(
+    { sizeMiB: args.sizeMiB, files: args.files, ...(args.variants !== undefined ? { variants: args.variants } : {}) },
+    { write: () => undefined }, // the table of the medians is printed at the end
+    process.stderr,
+  ));
+  if (qemuVersion !== undefined) {
+    process.stderr.write(`lab-qemu: round ${round}/${args.runs}: QEMU\n`);
+    qemuRuns.push(await runQemu(args));
+  }
+}
+const storvm = medianReport(storvmRuns);
+const med = args.runs > 1 ? `median of ${args.runs} rounds` : 'one round';
 const out: string[] = [];
-out.push(`storvm storage lab beside QEMU — ${date.slice(0, 10)}, Node ${process.version}, ${qemuVersion ?? 'QEMU not installed'}`);
+out.push(`storvm storage lab beside QEMU — ${date.slice(0, 10)}, Node ${process.version}, ${qemuVersion ?? 'QEMU not installed'}; every rate the ${med}`);
 out.push('');
-out.push(`== storvm (${storvm.hostSeconds.toFixed(0)} s) ==`);
-out.push(storvmTable);
+out.push(`== storvm (${storvm.hostSeconds.toFixed(0)} s a round) ==`);
+out.push(formatTable(storvm));
 
 let qemu: { report: BenchReport; command: string[]; diskDir: string } | undefined;
 let rs: Ratio[] | undefined;
 if (qemuVersion !== undefined) {
-  qemu = await runQemu(args);
-  out.push(`== QEMU: ${qemuVersion}, -M virt -smp 1 -m ${qemu.report.options.memoryMiB}, disks sparse files in ${qemu.diskDir.startsWith('/dev/shm') ? '/dev/shm' : 'a temporary directory'} (discard=unmap), host bytes in 4 KiB blocks (${qemu.report.hostSeconds.toFixed(0)} s) ==`);
+  qemu = { ...qemuRuns[0]!, report: medianReport(qemuRuns.map((q) => q.report)) };
+  out.push(`== QEMU: ${qemuVersion}, -M virt -smp 1 -m ${qemu.report.options.memoryMiB}, disks sparse files in ${qemu.diskDir.startsWith('/dev/shm') ? '/dev/shm' : 'a temporary directory'} (discard=unmap), host bytes in 4 KiB blocks (${qemu.report.hostSeconds.toFixed(0)} s a round) ==`);
   out.push(formatTable(qemu.report));
   rs = ratios(storvm, qemu.report);
-  out.push('== storvm rate / QEMU rate (1× = as fast as QEMU, 0.10× = a tenth of its speed) ==');
+  out.push(`== storvm rate / QEMU rate (1× = as fast as QEMU, 0.10× = a tenth of its speed; ${med}) ==`);
   out.push('');
   out.push(table(ratioRows(storvm, rs)));
 } else {
@@ -274,10 +313,14 @@ if (qemuVersion !== undefined) {
 process.stdout.write(out.join('\n') + '\n');
 
 if (args.json !== undefined) {
-  writeFileSync(args.json, JSON.stringify({ date, node: process.version, qemuVersion: qemuVersion ?? null, storvm, qemu: qemu?.report ?? null, qemuCommand: qemu?.command ?? null, ratios: rs ?? null }, null, 2) + '\n');
+  writeFileSync(args.json, JSON.stringify({
+    date, node: process.version, qemuVersion: qemuVersion ?? null, runs: args.runs,
+    storvm, qemu: qemu?.report ?? null, qemuCommand: qemu?.command ?? null, ratios: rs ?? null,
+    rounds: { storvm: storvmRuns, qemu: qemuRuns.map((q) => q.report) },
+  }, null, 2) + '\n');
 }
 if (args.md !== undefined) {
-  const md: string[] = [`Measured ${date.slice(0, 10)}, Node ${process.version}, ${qemuVersion ?? 'no QEMU'}; ${args.sizeMiB} MiB, ${storvm.options.ops} random ops, ${args.files} files, ${storvm.options.tarEntries} tar entries.`, ''];
+  const md: string[] = [`Measured ${date.slice(0, 10)}, Node ${process.version}, ${qemuVersion ?? 'no QEMU'}; ${args.sizeMiB} MiB, ${storvm.options.ops} random ops, ${args.files} files, ${storvm.options.tarEntries} tar entries; ${med}.`, ''];
   md.push('storvm:', '', markdown(rateRows(storvm)));
   if (qemu !== undefined && rs !== undefined) {
     md.push('QEMU:', '', markdown(rateRows(qemu.report)));
