@@ -1,6 +1,6 @@
 /** The storage lab's parts without a guest: trace hooks, trace decoding, sparse images, tar, options. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { BytesIn, BytesOut, P9Server } from '../../src/devices/p9/server.js';
 import { Encoder, P9 } from '../../src/devices/p9/wire.js';
 import { parseBenchArgs } from '../../src/node/lab/bench.js';
 import { guestScript, VARIANTS, WORKLOADS } from '../../src/node/lab/plan.js';
-import { packSparse, unpackSparse } from '../../src/node/lab/sparse-image.js';
+import { packSparse, unpackSparse, unpackSparseToFile } from '../../src/node/lab/sparse-image.js';
 import { tarDirectory } from '../../src/node/lab/tar.js';
 import { describeReply, describeRequest, formatBlk, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';
 import { UsageError } from '../../src/node/options.js';
@@ -99,6 +99,18 @@ describe('sparse images and tar', () => {
     expect(back).toEqual(img);
     expect(disk.allocatedBytes).toBe(2 * 64 * 1024);
     expect(() => unpackSparse(packSparse(new Uint8Array(4096)).subarray(0, 10))).toThrow();
+  });
+
+  it('unpacks to a sparse host file with the same bytes as the in-memory disk', () => {
+    const img = new Uint8Array(4 * MiB);
+    img.set(pattern(5000, 7), 12288);
+    img[4 * MiB - 1] = 5;
+    const path = join(mkdtempSync(join(tmpdir(), 'storvm-sparse-')), 'disk.img');
+    unpackSparseToFile(packSparse(img), path);
+    const file = readFileSync(path);
+    expect(file.length).toBe(img.length);
+    expect(new Uint8Array(file)).toEqual(img);
+    expect(statSync(path).blocks * 512).toBeLessThan(1 * MiB); // holes stay holes
   });
 
   it('the committed lab ext4 image is a 1 GiB ext4 filesystem', () => {
