@@ -197,6 +197,7 @@ export class Machine {
     this.bus.map(UART_BASE, UART_SIZE, this.uart, 'uart');
     const dma = new DmaRam(this.ram, this.hart);
     devices.forEach((dev, slot) => {
+      if (this.deterministic) dev.setDeterministic?.(true);
       const irq = virtioIrq(slot);
       const t = new MmioTransport(dev, dma, { set: (l) => this.plic.setLevel(irq, l) });
       this.transports.push(t);
@@ -272,6 +273,7 @@ export class Machine {
       this.hart.run(this.slice);
       this.flushConsole();
       if (this.result !== undefined) break;
+      if (this.deterministic) await this.settleDevices();
       if (this.hart.waiting) await this.idle();
       else await this.host.yield();
     }
@@ -280,11 +282,21 @@ export class Machine {
     return { ...this.result, instructions: this.hart.instret };
   }
 
+  /**
+   * Deterministic mode: every request the guest started finishes before it runs on, and
+   * completions reach the rings in submission order, so they land at the same instruction count
+   * in every run whatever the host's I/O timing.
+   */
+  private async settleDevices(): Promise<void> {
+    await Promise.all(this.transports.map((t) => t.idle()));
+    for (const t of this.transports) t.device.flushCompletions?.();
+  }
+
   /** WFI with nothing pending: sleep until the next timer deadline or an interrupt. */
   private async idle(): Promise<void> {
     const deadline = Math.min(this.stimecmp, this.clint.mtimecmp);
     if (this.deterministic) {
-      // Guest time jumps to the deadline; device completions arrive at the next yield.
+      // Devices are settled already (see settleDevices): guest time jumps to the deadline.
       await this.host.yield();
       const now = this.mtime();
       if (deadline > now && deadline !== Number.MAX_SAFE_INTEGER && !this.anyLinePending()) this.skippedTicks += deadline - now;

@@ -47,6 +47,12 @@ export interface VirtioDevice {
   reset(): void;
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;
+  /**
+   * Deterministic delivery: while on, async completions are held back and delivered by
+   * `flushCompletions()` in submission order, so a replayed run sees them at the same points.
+   */
+  setDeterministic?(on: boolean): void;
+  flushCompletions?(): void;
 }
 
 /** The feature bits every storvm device offers for its split queues. */
@@ -72,6 +78,9 @@ export abstract class QueueDevice implements VirtioDevice {
    */
   private busy: number[] = [];
   private throttled: boolean[] = [];
+  /** Completions held for `flushCompletions()` in deterministic mode, with their submission order. */
+  private held: Array<{ seq: number; deliver: () => void }> | undefined;
+  private submitted = 0;
   private idleWaiters: Array<() => void> = [];
 
   /**
@@ -125,9 +134,10 @@ export abstract class QueueDevice implements VirtioDevice {
       } else {
         this.inFlight++;
         this.busy[queueIndex] = (this.busy[queueIndex] ?? 0) + 1;
+        const seq = this.submitted++;
         result.then(
-          (len) => this.complete(ctx, queueIndex, chain, len),
-          () => this.complete(ctx, queueIndex, chain, 0),
+          (len) => this.arrive(seq, () => this.complete(ctx, queueIndex, chain, len)),
+          () => this.arrive(seq, () => this.complete(ctx, queueIndex, chain, 0)),
         );
       }
     }
@@ -135,8 +145,32 @@ export abstract class QueueDevice implements VirtioDevice {
     if (completed && queue.needsNotification(mem)) ctx.signalUsed(queueIndex);
   }
 
-  private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
+  setDeterministic(on: boolean): void {
+    if (!on) this.flushCompletions();
+    this.held = on ? [] : undefined;
+  }
+
+  flushCompletions(): void {
+    const held = this.held;
+    if (held === undefined || held.length === 0) return;
+    this.held = [];
+    held.sort((a, b) => a.seq - b.seq);
+    for (const h of held) h.deliver();
+  }
+
+  /** An async request finished: deliver it now, or hold it for `flushCompletions()`. */
+  private arrive(seq: number, deliver: () => void): void {
     this.inFlight--;
+    if (this.held !== undefined) this.held.push({ seq, deliver });
+    else deliver();
+    if (this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
     const queue = ctx.queues[queueIndex]!;
     // After a reset the context is gone and the queue's epoch moved on: the chain is dropped.
     if (this.ctx === ctx && queue.epoch === chain.epoch) {
@@ -146,11 +180,6 @@ export abstract class QueueDevice implements VirtioDevice {
         this.throttled[queueIndex] = false;
         this.notify(queueIndex); // pick up what the driver published meanwhile
       }
-    }
-    if (this.inFlight === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const w of waiters) w();
     }
   }
 

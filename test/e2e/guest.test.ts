@@ -78,17 +78,22 @@ describe('storvm run (boots Linux)', () => {
     expect(code).toBe(0);
   });
 
-  it('replays exactly in deterministic mode', async () => {
-    const runOnce = async () => {
+  it('replays exactly in deterministic mode, host-file disk I/O included', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-det-'));
+    const runOnce = async (n: number) => {
+      // A FileDisk completes on the host's thread pool, at times that differ run to run.
+      const disk = join(dir, `disk${n}.img`);
+      writeFileSync(disk, new Uint8Array(4 << 20).fill(n)); // different bytes, same guest work
       let out = '';
-      const args = parseMachineArgs(['--mem', '64', '--deterministic', '--', 'cat /proc/uptime; echo $RANDOM'], true);
+      const cmd = 'dd if=/dev/vda of=/dev/null bs=64k 2>/dev/null; dd if=/dev/zero of=/dev/vda bs=4k count=64 2>/dev/null; sync; cat /proc/uptime; echo $RANDOM';
+      const args = parseMachineArgs(['--mem', '64', '--deterministic', '--disk', disk, '--', cmd], true);
       const { machine, close } = await launch(args, (b) => (out += Buffer.from(b).toString()));
       const r = await machine.run();
       await close();
       return { out, instructions: r.instructions, code: r.exitCode };
     };
-    const a = await runOnce();
-    const b = await runOnce();
+    const a = await runOnce(1);
+    const b = await runOnce(2);
     expect(a.code).toBe(0);
     expect(a.out).toMatch(/^\d+\.\d+ \d+\.\d+\n\d+\n$/);
     expect(b).toEqual(a);

@@ -165,6 +165,20 @@ describe('async completion', () => {
     expect(drv.status & 0x40).toBe(0);
   });
 
+  it('in deterministic mode, completions wait for flushCompletions() and land in submission order', async () => {
+    const dev = new TestDevice({ deferred: true, behaviour: 'fill' });
+    dev.setDeterministic(true);
+    const drv = new TestDriver(dev).init();
+    const q = drv.queues[0]!;
+    const subs = [2, 3, 4].map((n) => q.add({ readable: [HDR], writable: [n] }));
+    q.kick();
+    dev.release([2, 0, 1]); // the backend finishes out of order
+    await drv.transport.idle();
+    expect(q.usedIdx).toBe(0); // held back
+    dev.flushCompletions();
+    expect(q.takeUsed().map((u) => u.id)).toEqual(subs.map((x) => x.head));
+  });
+
   it('a rejected request completes with length 0 and the device serves the next one', async () => {
     const dev = new (class extends TestDevice {
       n = 0;
