@@ -2,8 +2,8 @@
  * The storvm command line. Bad input gets one line on stderr and a non-zero exit, before anything
  * boots.
  */
-import { readFileSync } from 'node:fs';
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
+import { storvmVersion } from './lab/session.js';
 import { launch } from './launch.js';
 import { parseMachineArgs, UsageError } from './options.js';
 
@@ -30,11 +30,6 @@ options of run and boot:
   -h, --help                  this text
   -V, --version               the storvm version`;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 type Stream = { write(chunk: string | Uint8Array): unknown };
 
 /** Runs the CLI; resolves to the process exit status. */
@@ -46,7 +41,7 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
       return command === undefined ? 2 : 0;
     }
     if (command === '-V' || command === '--version') {
-      out.write(`storvm ${version()}\n`);
+      out.write(`storvm ${storvmVersion()}\n`);
       return 0;
     }
     if (command === 'run') return await run(rest, out);

@@ -9,17 +9,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { BytesIn, BytesOut, P9Server } from '../../src/devices/p9/server.js';
 import { Decoder, Encoder, P9 } from '../../src/devices/p9/wire.js';
 import { P9Client } from '../support/p9.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../support/prng.js';
 
 const NAMES = ['a', 'b', 'dir', '.', '..', 'x'.repeat(300), 'ln', 'f'];
 

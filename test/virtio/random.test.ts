@@ -10,19 +10,8 @@ import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MMIO } from '../../src/virt
 import type { SplitQueue } from '../../src/virtio/queue.js';
 import { RAM_BASE, TestDriver } from '../support/driver.js';
 import { TestDevice } from '../support/test-device.js';
+import { mulberry32 } from '../support/prng.js';
 import { TracingMemory } from '../support/tracing-memory.js';
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const RAM_SIZE = 1 << 20;
 const DATA = RAM_BASE + (512 << 10); // random buffers and indirect tables live above this
@@ -107,7 +96,7 @@ function writeDesc(ram: FlatRam, at: number, d: { addr: number; len: number; fla
 
 describe('randomized hostile guest (seeded)', () => {
   it('survives 100,000 random register writes among random descriptor tables with invariants intact', async () => {
-    const rnd = prng(0x5eed_2026);
+    const rnd = mulberry32(0x5eed_2026);
     const ram = new FlatRam(RAM_BASE, RAM_SIZE);
     const trace = new TracingMemory(ram);
     const dev = new TestDevice({ queues: [8, 16], behaviour: 'fill' });
