@@ -35,6 +35,16 @@ const STATUS_TRANSITIONS: ReadonlyMap<number, number> = new Map([
   [ACK | DRIVER | FEATURES_OK, ACK | DRIVER | FEATURES_OK | DRIVER_OK],
 ]);
 
+/** The ring address registers: the queue field each one sets, and whether it is the high half. */
+const RING_ADDRESS_REGISTERS: ReadonlyMap<number, readonly ['descAddr' | 'driverAddr' | 'deviceAddr', boolean]> = new Map([
+  [MMIO.QueueDescLow, ['descAddr', false]],
+  [MMIO.QueueDescHigh, ['descAddr', true]],
+  [MMIO.QueueDriverLow, ['driverAddr', false]],
+  [MMIO.QueueDriverHigh, ['driverAddr', true]],
+  [MMIO.QueueDeviceLow, ['deviceAddr', false]],
+  [MMIO.QueueDeviceHigh, ['deviceAddr', true]],
+] as const);
+
 export interface MmioTransportOptions {
   /** Called when a device method threw: a device bug, kept out of the CPU loop. */
   onDeviceError?(error: unknown): void;
@@ -188,29 +198,14 @@ export class MmioTransport {
       return;
     }
     if (q.ready) return; // VIRTIO 1.2, 4.2.2.3: no changes while QueueReady is 1
-    switch (offset) {
-      case MMIO.QueueNum:
-        if (SplitQueue.validSize(value, q.maxSize)) q.size = value;
-        return;
-      case MMIO.QueueDescLow:
-        q.descAddr = setLow(q.descAddr, value);
-        return;
-      case MMIO.QueueDescHigh:
-        q.descAddr = setHigh(q.descAddr, value);
-        return;
-      case MMIO.QueueDriverLow:
-        q.driverAddr = setLow(q.driverAddr, value);
-        return;
-      case MMIO.QueueDriverHigh:
-        q.driverAddr = setHigh(q.driverAddr, value);
-        return;
-      case MMIO.QueueDeviceLow:
-        q.deviceAddr = setLow(q.deviceAddr, value);
-        return;
-      case MMIO.QueueDeviceHigh:
-        q.deviceAddr = setHigh(q.deviceAddr, value);
-        return;
+    if (offset === MMIO.QueueNum) {
+      if (SplitQueue.validSize(value, q.maxSize)) q.size = value;
+      return;
     }
+    const reg = RING_ADDRESS_REGISTERS.get(offset);
+    if (reg === undefined) return;
+    const [field, high] = reg;
+    q[field] = high ? setHigh(q[field], value) : setLow(q[field], value);
   }
 
   private writeStatus(value: number): void {

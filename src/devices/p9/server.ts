@@ -967,17 +967,27 @@ export class P9Server {
     return this.send(tag, out);
   }
 
+  /**
+   * The directory fid a create-type message names, or the errno to answer: a bad fid, then a bad
+   * new name, then `extra` (a message's own check), then a read-only export.
+   */
+  private createParent(dfid: number, name: string, extra = 0): Fid | number {
+    const fid = this.fid(dfid);
+    if (fid === undefined) return EBADF;
+    const bad = this.checkNewName(name);
+    if (bad !== 0) return bad;
+    if (extra !== 0) return extra;
+    return this.fs.readOnly ? EROFS : fid;
+  }
+
   private tmkdir(d: Decoder, tag: number, out: P9Output): Reply {
     const dfid = d.u32();
     const name = d.str();
     const mode = d.u32();
     const gid = d.u32();
     if (d.bad) return this.error(out, tag, EINVAL);
-    const fid = this.fid(dfid);
-    if (fid === undefined) return this.error(out, tag, EBADF);
-    const bad = this.checkNewName(name);
-    if (bad !== 0) return this.error(out, tag, bad);
-    if (this.fs.readOnly) return this.error(out, tag, EROFS);
+    const fid = this.createParent(dfid, name);
+    if (typeof fid === 'number') return this.error(out, tag, fid);
     return then(this.fs.mkdir(fid.node, name, mode & 0o7777, { uid: fid.uid, gid }), (r) =>
       this.qidReply(r, P9.Rmkdir, tag, out),
     );
@@ -991,11 +1001,8 @@ export class P9Server {
     const minor = d.u32();
     const gid = d.u32();
     if (d.bad) return this.error(out, tag, EINVAL);
-    const fid = this.fid(dfid);
-    if (fid === undefined) return this.error(out, tag, EBADF);
-    const bad = this.checkNewName(name);
-    if (bad !== 0) return this.error(out, tag, bad);
-    if (this.fs.readOnly) return this.error(out, tag, EROFS);
+    const fid = this.createParent(dfid, name);
+    if (typeof fid === 'number') return this.error(out, tag, fid);
     const rdev = ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12)) >>> 0;
     return then(this.fs.mknod(fid.node, name, mode, rdev, { uid: fid.uid, gid }), (r) =>
       this.qidReply(r, P9.Rmknod, tag, out),
@@ -1008,12 +1015,8 @@ export class P9Server {
     const target = d.str();
     const gid = d.u32();
     if (d.bad) return this.error(out, tag, EINVAL);
-    const fid = this.fid(dfid);
-    if (fid === undefined) return this.error(out, tag, EBADF);
-    const bad = this.checkNewName(name);
-    if (bad !== 0) return this.error(out, tag, bad);
-    if (target.includes('\0')) return this.error(out, tag, EINVAL);
-    if (this.fs.readOnly) return this.error(out, tag, EROFS);
+    const fid = this.createParent(dfid, name, target.includes('\0') ? EINVAL : 0);
+    if (typeof fid === 'number') return this.error(out, tag, fid);
     return then(this.fs.symlink(fid.node, name, target, { uid: fid.uid, gid }), (r) =>
       this.qidReply(r, P9.Rsymlink, tag, out),
     );
