@@ -29,5 +29,3 @@ export const Op = {
 } as const;
 
 export type OpName = keyof typeof Op;
-export const OP_NAMES: string[] = [];
-for (const [name, n] of Object.entries(Op)) OP_NAMES[n] = name;

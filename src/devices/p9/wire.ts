@@ -319,8 +319,3 @@ export class Encoder {
     this.dv.setUint32(at, v >>> 0, true);
   }
 }
-
-/** UTF-8 bytes of a string, for tests and clients. */
-export function encodeUtf8(s: string): Uint8Array {
-  return utf8Encoder.encode(s);
-}
