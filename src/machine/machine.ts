@@ -5,7 +5,6 @@
  * loop between them so asynchronous backends complete and interrupts arrive.
  */
 import { FlatRam } from '../memory/flat-ram.js';
-import type { GuestMemory } from '../memory/guest-memory.js';
 import { Hart } from '../riscv/hart.js';
 import { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI } from '../riscv/state.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -68,67 +67,6 @@ export interface RunResult {
 
 /** Deterministic mode counts this many instructions per second of guest time. */
 const DETERMINISTIC_IPS = 50_000_000;
-
-/** Guest RAM as devices see it: writes drop the hart's decoded code for those pages (DMA). */
-class DmaRam implements GuestMemory {
-  constructor(
-    private readonly ram: FlatRam,
-    private readonly hart: Hart,
-  ) {}
-  get base(): number {
-    return this.ram.base;
-  }
-  get size(): number {
-    return this.ram.size;
-  }
-  contains(addr: number, len: number): boolean {
-    return this.ram.contains(addr, len);
-  }
-  read(addr: number, dst: Uint8Array): void {
-    this.ram.read(addr, dst);
-  }
-  write(addr: number, src: Uint8Array): void {
-    this.ram.write(addr, src);
-    this.hart.invalidateCode(addr, src.length);
-  }
-  view(addr: number, len: number): Uint8Array {
-    const v = this.ram.view(addr, len);
-    this.hart.invalidateCode(addr, len); // a view may be written through
-    return v;
-  }
-  fill(addr: number, len: number, value: number): void {
-    this.ram.fill(addr, len, value);
-    this.hart.invalidateCode(addr, len);
-  }
-  readU8(addr: number): number {
-    return this.ram.readU8(addr);
-  }
-  readU16(addr: number): number {
-    return this.ram.readU16(addr);
-  }
-  readU32(addr: number): number {
-    return this.ram.readU32(addr);
-  }
-  readU64(addr: number): bigint {
-    return this.ram.readU64(addr);
-  }
-  writeU8(addr: number, v: number): void {
-    this.ram.writeU8(addr, v);
-    this.hart.invalidateCode(addr, 1);
-  }
-  writeU16(addr: number, v: number): void {
-    this.ram.writeU16(addr, v);
-    this.hart.invalidateCode(addr, 2);
-  }
-  writeU32(addr: number, v: number): void {
-    this.ram.writeU32(addr, v);
-    this.hart.invalidateCode(addr, 4);
-  }
-  writeU64(addr: number, v: bigint): void {
-    this.ram.writeU64(addr, v);
-    this.hart.invalidateCode(addr, 8);
-  }
-}
 
 export class Machine {
   readonly ram: FlatRam;
@@ -195,11 +133,13 @@ export class Machine {
     this.bus.map(CLINT_BASE, CLINT_SIZE, this.clint, 'clint');
     this.bus.map(PLIC_BASE, PLIC_SIZE, this.plic, 'plic');
     this.bus.map(UART_BASE, UART_SIZE, this.uart, 'uart');
-    const dma = new DmaRam(this.ram, this.hart);
+    // Devices write RAM behind the hart's back. The decoded-code cache stays right the way the
+    // ISA says it must: the guest runs FENCE.I before executing what a device wrote, and the
+    // hart's FENCE.I drops every decoded page (fenceIFlushesAll).
     devices.forEach((dev, slot) => {
       if (this.deterministic) dev.setDeterministic?.(true);
       const irq = virtioIrq(slot);
-      const t = new MmioTransport(dev, dma, { set: (l) => this.plic.setLevel(irq, l) });
+      const t = new MmioTransport(dev, this.ram, { set: (l) => this.plic.setLevel(irq, l) });
       this.transports.push(t);
       this.bus.map(VIRTIO_BASE + slot * VIRTIO_STRIDE, VIRTIO_STRIDE, t, `virtio${slot}`);
     });
