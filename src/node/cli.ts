@@ -3,9 +3,9 @@
  * boots.
  */
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
-import { storvmVersion } from './lab/session.js';
 import { launch } from './launch.js';
 import { parseMachineArgs, UsageError } from './options.js';
+import { storvmVersion } from './version.js';
 
 export { UsageError };
 

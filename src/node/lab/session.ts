@@ -15,6 +15,7 @@ import { PROBES, VARIANTS, type Variant, WORKLOADS, guestScript } from './plan.j
 import { type BenchReport, type Cell, rateOf, type StoreBytes } from './report.js';
 import { tarDirectory } from './tar.js';
 import { ERRNO } from './trace.js';
+import { storvmVersion } from '../version.js';
 
 export type Markers = { '9p-none': string; '9p-loose': string; 'blk-ext4': string };
 
@@ -44,14 +45,6 @@ export const LAB_IMAGES = {
   initrd: new URL('guest-images/initramfs.cpio.gz', root).pathname,
   ext4Sparse: new URL('guest-images/lab-ext4.sparse.gz', root).pathname,
 };
-
-export function storvmVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 /**
  * Fills `labDir` (the read-only control share, tag "lab") with the guest script, labio and the
