@@ -1,0 +1,99 @@
+/**
+ * Every message that crosses the boundary between the page (`startVm`, src/browser/vm.ts) and the
+ * machine's dedicated Worker (src/browser/worker.ts). This file is the whole protocol: nothing else
+ * is posted either way. Messages are structured-cloned; byte payloads are transferred.
+ *
+ * Page → worker: `start` once, then `input`, `share-put`, `share-list`, `share-read`,
+ * `disk-export`, `stop`. Requests that want an answer carry an `id`; the worker answers with
+ * `reply` (same id) or `reply-error`.
+ *
+ * Worker → page: `progress` while images load, `started` when the machine is built and boots,
+ * `console` bytes, `exit` when the guest powers off or the machine stops, `fatal` when start
+ * failed (the worker is then finished), `disk-chunk` pieces of an export, and the replies.
+ */
+
+/** Where an image comes from. Blobs (and Files) are read lazily when possible; URLs are fetched. */
+export type ImageSource = string | URL | Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+
+/** The form of an image after the page has made it cloneable: URL objects become strings. */
+export type WireImageSource = string | Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+
+export interface WireDisk {
+  source: WireImageSource;
+  /** Name shown in progress and errors (a file name or the URL). */
+  name: string;
+  /** The guest sees a read-only disk. Otherwise writes go to an in-memory copy-on-write overlay. */
+  readOnly: boolean;
+  /** Skip format detection. */
+  format?: 'raw' | 'gzip' | 'qcow2';
+}
+
+export interface WireShare {
+  tag: string;
+  /** Files to put in before boot: path (relative, '/'-separated) → contents. */
+  files: Array<{ path: string; data: Uint8Array | Blob }>;
+  readOnly: boolean;
+}
+
+export interface StartMessage {
+  type: 'start';
+  kernel: WireImageSource;
+  initrd: WireImageSource;
+  disks: WireDisk[];
+  shares: WireShare[];
+  memoryMiB: number;
+  bootargs: string;
+  deterministic: boolean;
+  /** Largest image (compressed or not) the worker will hold in memory, in bytes. */
+  maxImageBytes: number;
+}
+
+export type PageMessage =
+  | StartMessage
+  | { type: 'input'; bytes: Uint8Array }
+  | { type: 'stop' }
+  | { type: 'share-put'; id: number; share: number; files: Array<{ path: string; data: Uint8Array | Blob }> }
+  | { type: 'share-list'; id: number; share: number }
+  | { type: 'share-read'; id: number; share: number; path: string }
+  | { type: 'share-remove'; id: number; share: number; path: string }
+  | { type: 'disk-export'; id: number; disk: number; chunkBytes: number };
+
+/** What the worker says it is doing while it loads images. */
+export interface ProgressInfo {
+  /** 'kernel' | 'initrd' | 'disk N' | 'share N'. */
+  what: string;
+  /** 'download' while bytes arrive, 'unpack' while a gzip decompresses, 'ready' when done. */
+  phase: 'download' | 'unpack' | 'ready';
+  /** Bytes so far (downloaded, or decompressed). */
+  bytes: number;
+  /** Total bytes when known. */
+  total: number | undefined;
+}
+
+export interface ShareEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  size: number;
+  /** Modification time, ms since the epoch. */
+  mtimeMs: number;
+}
+
+/** A typed error as it crosses the boundary; vm.ts turns it back into the matching class. */
+export interface WireError {
+  name: 'ImageError' | 'ShareError' | 'VmError';
+  message: string;
+  /** ImageError: what went wrong. */
+  code?: string;
+  /** The image or path it concerns. */
+  subject?: string;
+}
+
+export type WorkerMessage =
+  | { type: 'progress'; info: ProgressInfo }
+  | { type: 'started'; disks: Array<{ name: string; size: number; readOnly: boolean; format: string }>; shares: Array<{ tag: string }> }
+  | { type: 'console'; bytes: Uint8Array }
+  | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
+  | { type: 'fatal'; error: WireError }
+  | { type: 'reply'; id: number; value: unknown }
+  | { type: 'reply-error'; id: number; error: WireError }
+  | { type: 'disk-chunk'; id: number; bytes: Uint8Array; offset: number; size: number };

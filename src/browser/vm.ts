@@ -1,0 +1,341 @@
+/**
+ * The page-side API of `storvm/browser`: `startVm` starts a dedicated Worker that owns the
+ * machine (nothing emulates on the page's thread) and gives back a handle to type into the
+ * console, stop the guest, and work with its shares and disks while it runs.
+ *
+ * ```ts
+ * const vm = await startVm({ kernel: url1, initrd: url2, shares: [{ files: { 'hello.txt': 'hi' } }],
+ *                            onConsole: (b) => term.write(b) });
+ * vm.write('ls /mnt/host\n');
+ * const exit = await vm.exited;
+ * ```
+ */
+import { fromWire, ImageError, VmError } from './errors.js';
+import type { ImageSource, PageMessage, ProgressInfo, ShareEntry, StartMessage, WireError, WireImageSource, WorkerMessage } from './protocol.js';
+
+export interface VmDiskOptions {
+  source: ImageSource;
+  /** Read-only for the guest; otherwise its writes go to an in-memory copy-on-write layer. */
+  readOnly?: boolean;
+  /** Shown in progress and errors; default the file name or URL. */
+  name?: string;
+  /** Skip format detection (raw, gzip or qcow2 is found from the first bytes). */
+  format?: 'raw' | 'gzip' | 'qcow2';
+}
+
+export type ShareFiles = Record<string, Uint8Array | Blob | string> | Array<{ path: string; data: Uint8Array | Blob | string }>;
+
+export interface VmShareOptions {
+  /** The 9p mount tag; default "host" for the first share, "share1", "share2"… after. */
+  tag?: string;
+  /** Files to start with (paths relative to the share). */
+  files?: ShareFiles;
+  readOnly?: boolean;
+}
+
+export interface StartVmOptions {
+  /** The Linux Image (or Image.gz). Default: the guest image shipped with storvm. */
+  kernel?: ImageSource;
+  /** The initramfs. Default: the busybox initramfs shipped with storvm. */
+  initrd?: ImageSource;
+  /** Disks, as /dev/vda, /dev/vdb… */
+  disks?: Array<VmDiskOptions | ImageSource>;
+  /** MemFs shares over 9p: the first at /mnt/host, others at /mnt/TAG. */
+  shares?: VmShareOptions[];
+  /** Guest RAM in MiB, 16..2048; default 256. */
+  memoryMiB?: number;
+  /** Run this with /bin/sh -c instead of a shell, then power off with its status. */
+  command?: string;
+  /** More kernel command-line arguments. */
+  append?: string;
+  /** Show kernel messages while booting. */
+  verbose?: boolean;
+  /** Guest time follows retired instructions, so a run replays exactly. */
+  deterministic?: boolean;
+  /** Largest image held in memory, in MiB (kernel, initramfs, downloaded disks); default 1024. */
+  maxImageMiB?: number;
+  onConsole?(bytes: Uint8Array): void;
+  onProgress?(info: ProgressInfo): void;
+  /** The worker to run in; default a module worker from this package's worker.js. */
+  worker?: Worker;
+}
+
+export interface VmExit {
+  reason: 'poweroff' | 'reset' | 'stopped' | 'crashed';
+  exitCode: number;
+  instructions: number;
+  /** Why, when the machine crashed. */
+  message?: string;
+}
+
+export interface VmShare {
+  readonly tag: string;
+  /** Where the guest's init mounts it. */
+  readonly mountPoint: string;
+  /** Puts files in while the guest runs; resolves to the number added. Rejects with a ShareError
+   *  naming the files that could not be read (the others are in). */
+  put(files: ShareFiles): Promise<number>;
+  list(): Promise<ShareEntry[]>;
+  read(path: string): Promise<Uint8Array>;
+  remove(path: string): Promise<void>;
+}
+
+export interface VmDisk {
+  readonly name: string;
+  /** `/dev/vda`, … */
+  readonly device: string;
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly format: string;
+  /** The disk as the guest sees it now (overlay merged with its base), as a stream of chunks. */
+  export(chunkBytes?: number): ReadableStream<Uint8Array>;
+  /** The same, gathered into a Blob part by part (never one ArrayBuffer), e.g. for a download. */
+  exportBlob(chunkBytes?: number): Promise<Blob>;
+}
+
+export interface Vm {
+  /** Types at the guest's serial console. */
+  write(data: Uint8Array | string): void;
+  /** Stops the machine (at the next slice boundary) and ends the worker. */
+  stop(): Promise<VmExit>;
+  /** Resolves when the guest powers off or resets, the machine stops, or it crashes. */
+  readonly exited: Promise<VmExit>;
+  /** Calls `fn` once with the exit. */
+  onExit(fn: (exit: VmExit) => void): void;
+  readonly shares: readonly VmShare[];
+  readonly disks: readonly VmDisk[];
+  readonly bootargs: string;
+}
+
+/** The Linux kernel command line is at most 1024 bytes on RISC-V. */
+const CMDLINE_MAX = 1024;
+
+const utf8 = new TextEncoder();
+
+function base64(s: string): string {
+  let bin = '';
+  for (const b of utf8.encode(s)) bin += String.fromCharCode(b);
+  return btoa(bin);
+}
+
+function toWireSource(s: ImageSource): WireImageSource {
+  return s instanceof URL ? s.href : s;
+}
+
+function sourceName(s: ImageSource, fallback: string): string {
+  if (typeof s === 'string') return s;
+  if (s instanceof URL) return s.href;
+  if (typeof File !== 'undefined' && s instanceof File) return s.name;
+  return fallback;
+}
+
+function shareFiles(files: ShareFiles | undefined): Array<{ path: string; data: Uint8Array | Blob }> {
+  if (files === undefined) return [];
+  const list = Array.isArray(files) ? files : Object.entries(files).map(([path, data]) => ({ path, data }));
+  return list.map(({ path, data }) => ({ path, data: typeof data === 'string' ? utf8.encode(data) : data }));
+}
+
+/** Where share `i` with `tag` is mounted in the guest. */
+export function mountPoint(i: number, tag: string): string {
+  return i === 0 ? '/mnt/host' : `/mnt/${tag}`;
+}
+
+// src/browser/vm.ts and dist/browser/vm.js both sit two levels below the package root; bundlers
+// (Vite, esbuild, webpack) see these URLs and ship the two images with the page.
+const DEFAULT_KERNEL = () => new URL('../../guest-images/Image.gz', import.meta.url);
+const DEFAULT_INITRD = () => new URL('../../guest-images/initramfs.cpio.gz', import.meta.url);
+
+/** Starts a VM in a new worker. Resolves once the images are loaded and the guest is booting. */
+export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
+  const memoryMiB = opts.memoryMiB ?? 256;
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) {
+    throw new VmError(`memoryMiB must be an integer 16..2048, got ${memoryMiB}`);
+  }
+  const tags = new Set<string>();
+  const shareOpts = (opts.shares ?? []).map((s, i) => {
+    const tag = s.tag ?? (i === 0 ? 'host' : `share${i}`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tag)) throw new VmError(`share tag "${tag}" must be 1..64 letters, digits, '.', '_' or '-'`);
+    if (tags.has(tag)) throw new VmError(`share tag "${tag}" is used twice`);
+    tags.add(tag);
+    return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false };
+  });
+  const diskOpts = (opts.disks ?? []).map((d, i) => {
+    const o: VmDiskOptions = typeof d === 'object' && d !== null && 'source' in d ? d : { source: d as ImageSource };
+    return {
+      source: toWireSource(o.source),
+      name: o.name ?? sourceName(o.source, `disk ${i}`),
+      readOnly: o.readOnly ?? false,
+      ...(o.format ? { format: o.format } : {}),
+    };
+  });
+  if (diskOpts.length + shareOpts.length > 8) throw new VmError('at most 8 disks and shares together');
+  const parts = ['console=ttyS0', opts.verbose ? 'loglevel=7' : 'quiet loglevel=1'];
+  shareOpts.forEach((s, i) => parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`));
+  if (opts.command !== undefined && opts.command !== '') parts.push(`storvm.cmd=${base64(opts.command)}`);
+  if (opts.append) parts.push(opts.append);
+  const bootargs = parts.join(' ');
+  if (bootargs.length >= CMDLINE_MAX) {
+    throw new VmError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);
+  }
+
+  const start: StartMessage = {
+    type: 'start',
+    kernel: toWireSource(opts.kernel ?? DEFAULT_KERNEL()),
+    initrd: toWireSource(opts.initrd ?? DEFAULT_INITRD()),
+    disks: diskOpts,
+    shares: shareOpts,
+    memoryMiB,
+    bootargs,
+    deterministic: opts.deterministic ?? false,
+    maxImageBytes: Math.floor((opts.maxImageMiB ?? 1024) * 2 ** 20),
+  };
+
+  let worker: Worker;
+  try {
+    worker = opts.worker ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  } catch (e) {
+    throw new VmError(`could not start the machine's worker: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return connect(worker, start, shareOpts, opts);
+}
+
+function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: string }>, opts: StartVmOptions): Promise<Vm> {
+  let nextId = 1;
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; chunk?(bytes: Uint8Array): void }>();
+  let exitResolve!: (e: VmExit) => void;
+  const exited = new Promise<VmExit>((r) => (exitResolve = r));
+  let done: VmExit | undefined;
+  const finish = (e: VmExit): void => {
+    if (done) return;
+    done = e;
+    for (const p of pending.values()) p.reject(new VmError(`the machine has ${e.reason === 'crashed' ? 'crashed' : 'stopped'}`));
+    pending.clear();
+    worker.terminate();
+    exitResolve(e);
+  };
+
+  const send = (m: PageMessage, transfer: Transferable[] = []): void => {
+    if (done) throw new VmError('the machine is not running');
+    worker.postMessage(m, transfer);
+  };
+
+  const call = <T>(make: (id: number) => PageMessage, chunk?: (bytes: Uint8Array) => void): Promise<T> => {
+    if (done) return Promise.reject(new VmError('the machine is not running'));
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...(chunk ? { chunk } : {}) });
+      send(make(id));
+    });
+  };
+
+  return new Promise<Vm>((resolve, reject) => {
+    let started = false;
+    worker.onerror = (ev) => {
+      ev.preventDefault?.();
+      const err = new VmError(`the machine's worker failed: ${ev.message || 'it could not be loaded'}`);
+      if (!started) {
+        worker.terminate();
+        reject(err);
+      } else finish({ reason: 'crashed', exitCode: -1, instructions: 0, message: err.message });
+    };
+    worker.onmessage = (ev: MessageEvent<WorkerMessage>) => {
+      const m = ev.data;
+      switch (m.type) {
+        case 'progress':
+          opts.onProgress?.(m.info);
+          return;
+        case 'console':
+          opts.onConsole?.(m.bytes);
+          return;
+        case 'fatal': {
+          const err = fromWire(m.error);
+          worker.terminate();
+          if (!started) reject(err);
+          else finish({ reason: 'crashed', exitCode: -1, instructions: 0, message: err.message });
+          return;
+        }
+        case 'started': {
+          started = true;
+          const shares: VmShare[] = shareOpts.map((s, i) => ({
+            tag: s.tag,
+            mountPoint: mountPoint(i, s.tag),
+            put: (files) => call<number>((id) => ({ type: 'share-put', id, share: i, files: shareFiles(files) })),
+            list: () => call<ShareEntry[]>((id) => ({ type: 'share-list', id, share: i })),
+            read: (path) => call<Uint8Array>((id) => ({ type: 'share-read', id, share: i, path })),
+            remove: (path) => call<boolean>((id) => ({ type: 'share-remove', id, share: i, path })).then(() => undefined),
+          }));
+          const disks: VmDisk[] = m.disks.map((d, i) => {
+            const exportStream = (chunkBytes = 1 << 20): ReadableStream<Uint8Array> =>
+              new ReadableStream<Uint8Array>({
+                start: (controller) => {
+                  call<boolean>((id) => ({ type: 'disk-export', id, disk: i, chunkBytes }), (bytes) => controller.enqueue(bytes)).then(
+                    () => controller.close(),
+                    (e: Error) => controller.error(e),
+                  );
+                },
+              });
+            return {
+              ...d,
+              device: `/dev/vd${String.fromCharCode(97 + i)}`,
+              export: exportStream,
+              exportBlob: async (chunkBytes?: number) => {
+                const parts: Blob[] = [];
+                const reader = exportStream(chunkBytes).getReader();
+                for (;;) {
+                  const r = await reader.read();
+                  if (r.done) break;
+                  parts.push(new Blob([r.value as Uint8Array<ArrayBuffer>]));
+                }
+                return new Blob(parts, { type: 'application/octet-stream' });
+              },
+            };
+          });
+          const vm: Vm = {
+            write: (data) => {
+              const bytes = typeof data === 'string' ? utf8.encode(data) : data.slice();
+              if (!done) send({ type: 'input', bytes }, [bytes.buffer]);
+            },
+            stop: () => {
+              if (!done) worker.postMessage({ type: 'stop' } satisfies PageMessage);
+              // A guest that never reaches a slice boundary is ended anyway after a second.
+              const t = setTimeout(() => finish({ reason: 'stopped', exitCode: 0, instructions: 0 }), 1000);
+              return exited.finally(() => clearTimeout(t));
+            },
+            exited,
+            onExit: (fn) => void exited.then(fn),
+            shares,
+            disks,
+            bootargs: start.bootargs,
+          };
+          resolve(vm);
+          return;
+        }
+        case 'exit':
+          finish({ reason: m.reason, exitCode: m.exitCode, instructions: m.instructions, ...(m.message ? { message: m.message } : {}) });
+          return;
+        case 'reply':
+        case 'reply-error': {
+          const p = pending.get(m.id);
+          if (!p) return;
+          pending.delete(m.id);
+          if (m.type === 'reply') p.resolve(m.value);
+          else p.reject(fromWire(m.error));
+          return;
+        }
+        case 'disk-chunk':
+          pending.get(m.id)?.chunk?.(m.bytes);
+          return;
+      }
+    };
+    try {
+      // Bytes are cloned, not transferred: the caller may keep using its arrays.
+      worker.postMessage(start);
+    } catch (e) {
+      worker.terminate();
+      reject(new VmError(`could not hand the images to the worker: ${e instanceof Error ? e.message : String(e)}`));
+    }
+  });
+}
+
+export { ImageError };
+export type { WireError };

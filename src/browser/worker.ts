@@ -1,0 +1,196 @@
+/**
+ * The machine's dedicated Worker. It receives one `start` message, loads the images, builds the
+ * Machine with its disks and MemFs shares and runs it; between slices of guest instructions the
+ * browser host yields, so the page's messages (console input, share files, export, stop) are
+ * handled while the guest runs. The whole protocol is in protocol.ts.
+ */
+import type { BlockBackend } from '../backends/block/backend.js';
+import { MemFs } from '../backends/fs/mem-fs.js';
+import { VirtioBlk } from '../devices/blk/device.js';
+import { Virtio9p } from '../devices/p9/device.js';
+import { BootImageError } from '../machine/loader.js';
+import { Machine } from '../machine/machine.js';
+import type { VirtioDevice } from '../virtio/device.js';
+import { ImageError, ShareError, toWire, VmError } from './errors.js';
+import { browserHost } from './host.js';
+import { type LoadedDisk, loadDisk, loadInitrd, loadKernel } from './images.js';
+import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
+import { listShare, putFile, readFile, removeFile } from './share.js';
+
+/** The part of DedicatedWorkerGlobalScope used here (the DOM lib types `self` as a Window). */
+interface WorkerScope {
+  postMessage(message: WorkerMessage, transfer?: Transferable[]): void;
+  onmessage: ((e: MessageEvent<PageMessage>) => void) | null;
+  close(): void;
+}
+
+const scope = self as unknown as WorkerScope;
+
+let machine: Machine | undefined;
+let starting = false;
+let pendingInput: Uint8Array[] = [];
+let stopRequested = false;
+const shares: MemFs[] = [];
+const disks: LoadedDisk[] = [];
+
+function post(m: WorkerMessage, transfer: Transferable[] = []): void {
+  scope.postMessage(m, transfer);
+}
+
+/** Shares are capped so a visitor's drop can't take all of the tab's memory: 1 GiB each. */
+const SHARE_CAPACITY = 2 ** 30;
+
+async function blobBytes(data: Uint8Array | Blob, path: string): Promise<Uint8Array> {
+  if (data instanceof Uint8Array) return data;
+  try {
+    return new Uint8Array(await data.arrayBuffer());
+  } catch (e) {
+    throw new ShareError(`${path}: the file could not be read (${e instanceof Error ? e.message : String(e)})`, path);
+  }
+}
+
+/**
+ * Puts files into a share. Every readable file goes in; when some could not be read, the
+ * answer is a ShareError naming them (after the others were put in).
+ */
+async function putFiles(fs: MemFs, files: Array<{ path: string; data: Uint8Array | Blob }>): Promise<number> {
+  const failed: string[] = [];
+  let added = 0;
+  for (const f of files) {
+    try {
+      putFile(fs, f.path, await blobBytes(f.data, f.path));
+      added++;
+    } catch (e) {
+      failed.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  if (failed.length > 0) {
+    throw new ShareError(failed.length === 1 ? failed[0]! : `${failed.length} of ${files.length} files were not added: ${failed.join('; ')}`, files[0]?.path ?? '');
+  }
+  return added;
+}
+
+async function start(m: StartMessage): Promise<void> {
+  const progress = (info: ProgressInfo) => post({ type: 'progress', info });
+  const kernel = await loadKernel(m.kernel, m.maxImageBytes, progress);
+  const initrd = await loadInitrd(m.initrd, m.maxImageBytes, progress);
+  const devices: VirtioDevice[] = [];
+  for (const [i, d] of m.disks.entries()) {
+    const loaded = await loadDisk(d, `disk ${i}`, m.maxImageBytes, progress);
+    disks.push(loaded);
+    devices.push(new VirtioBlk(loaded.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}` }));
+  }
+  for (const [i, s] of m.shares.entries()) {
+    const fs = new MemFs({ capacity: SHARE_CAPACITY });
+    progress({ what: `share ${i}`, phase: 'download', bytes: 0, total: s.files.length });
+    await putFiles(fs, s.files);
+    if (s.readOnly) fs.freeze();
+    shares.push(fs);
+    devices.push(new Virtio9p(fs, { tag: s.tag }));
+  }
+  if (stopRequested) {
+    post({ type: 'exit', reason: 'stopped', exitCode: 0, instructions: 0 });
+    return;
+  }
+  let vm: Machine;
+  try {
+    vm = new Machine({
+      kernel,
+      initrd,
+      bootargs: m.bootargs,
+      memoryMiB: m.memoryMiB,
+      devices,
+      deterministic: m.deterministic,
+      host: browserHost(),
+      onConsole: (bytes) => post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]),
+    });
+  } catch (e) {
+    if (e instanceof BootImageError) throw new ImageError(`kernel: ${e.message}`, 'format', 'kernel');
+    throw new VmError(`the machine could not be built: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  machine = vm;
+  for (const b of pendingInput) vm.input(b);
+  pendingInput = [];
+  post({
+    type: 'started',
+    disks: m.disks.map((d, i) => ({ name: d.name, size: disks[i]!.disk.size, readOnly: d.readOnly, format: disks[i]!.format })),
+    shares: m.shares.map((s) => ({ tag: s.tag })),
+  });
+  try {
+    const r = await vm.run();
+    post({ type: 'exit', reason: r.reason, exitCode: r.exitCode, instructions: r.instructions });
+  } catch (e) {
+    post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+function share(i: number): MemFs {
+  const fs = shares[i];
+  if (fs === undefined) throw new VmError(`there is no share ${i}`);
+  return fs;
+}
+
+/** Streams a disk's current contents (its overlay over its base) to the page in chunks. */
+async function exportDisk(id: number, i: number, chunkBytes: number): Promise<void> {
+  const d: BlockBackend | undefined = disks[i]?.disk;
+  if (d === undefined) throw new VmError(`there is no disk ${i}`);
+  const chunk = Math.max(4096, Math.min(16 << 20, chunkBytes - (chunkBytes % 512)));
+  for (let at = 0; at < d.size; at += chunk) {
+    const bytes = new Uint8Array(Math.min(chunk, d.size - at));
+    await d.read(at, bytes);
+    post({ type: 'disk-chunk', id, bytes, offset: at, size: d.size }, [bytes.buffer]);
+  }
+}
+
+async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } | { type: 'stop' }>): Promise<void> {
+  try {
+    let value: unknown;
+    let transfer: Transferable[] = [];
+    switch (m.type) {
+      case 'share-put':
+        value = await putFiles(share(m.share), m.files);
+        break;
+      case 'share-list':
+        value = listShare(share(m.share));
+        break;
+      case 'share-read': {
+        const bytes = readFile(share(m.share), m.path);
+        value = bytes;
+        transfer = [bytes.buffer];
+        break;
+      }
+      case 'share-remove':
+        removeFile(share(m.share), m.path);
+        value = true;
+        break;
+      case 'disk-export':
+        await exportDisk(m.id, m.disk, m.chunkBytes);
+        value = true;
+        break;
+    }
+    post({ type: 'reply', id: m.id, value }, transfer);
+  } catch (e) {
+    post({ type: 'reply-error', id: m.id, error: toWire(e) });
+  }
+}
+
+scope.onmessage = (e) => {
+  const m = e.data;
+  switch (m.type) {
+    case 'start':
+      if (starting) return;
+      starting = true;
+      start(m).catch((err) => post({ type: 'fatal', error: toWire(err) }));
+      return;
+    case 'input':
+      if (machine) machine.input(m.bytes);
+      else pendingInput.push(m.bytes);
+      return;
+    case 'stop':
+      stopRequested = true;
+      machine?.stop();
+      return;
+    default:
+      void request(m);
+  }
+};

@@ -1,0 +1,87 @@
+/**
+ * What the real-browser tests share: find Debian's chromium (or $STORVM_CHROMIUM), build the demo
+ * page once with Vite into a temporary folder, serve it (and test fixtures) from a small static
+ * server on 127.0.0.1, and launch headless chromium through playwright-core. No browser download:
+ * without a chromium binary the tests skip with a message.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import type { AddressInfo } from 'node:net';
+
+export const CHROMIUM = process.env.STORVM_CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
+
+export function chromiumMissing(): string | undefined {
+  return CHROMIUM === undefined ? 'browser tests skipped: no chromium (apt-get install chromium, or set STORVM_CHROMIUM)' : undefined;
+}
+
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+/** Builds web/ with Vite into a new temporary folder; returns the folder. */
+export async function buildDemo(): Promise<string> {
+  const { build } = await import('vite');
+  const outDir = mkdtempSync(join(tmpdir(), 'storvm-web-'));
+  await build({ configFile: join(ROOT, 'web/vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  return outDir;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.gz': 'application/gzip',
+  '.json': 'application/json',
+  '.img': 'application/octet-stream',
+  '.qcow2': 'application/octet-stream',
+};
+
+export interface StaticServer {
+  url: string;
+  close(): Promise<void>;
+  /** Extra routes: path → bytes (or a status number). */
+  routes: Map<string, Uint8Array | number>;
+}
+
+/** Serves `dir` and the extra routes with plain headers (no compression, no COOP/COEP). */
+export async function serve(dir: string): Promise<StaticServer> {
+  const routes = new Map<string, Uint8Array | number>();
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const extra = routes.get(path);
+    if (typeof extra === 'number') {
+      res.writeHead(extra).end();
+      return;
+    }
+    let body: Uint8Array | undefined = extra;
+    const name = path.endsWith('/') ? path + 'index.html' : path;
+    if (body === undefined) {
+      const file = normalize(join(dir, name));
+      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      body = readFileSync(file);
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-store' });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    routes,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** Headless chromium as this machine runs it: root needs --no-sandbox; no background networking. */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM!,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+  });
+}

@@ -1,0 +1,358 @@
+/**
+ * The storvm demo page: boots the default guest at once, with an xterm.js console, a MemFs share
+ * at /mnt/host that takes dropped files and folders and gives back what the guest writes, disks
+ * attached by URL or from a local file, and `?cmd=…` lesson links. Everything that goes wrong is
+ * one line in the red bar; the guest that is running keeps running.
+ *
+ * Tests drive the page through `window.storvmDemo` (see test/browser/).
+ */
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+import '@xterm/xterm/css/xterm.css';
+import { startVm, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const statusEl = $('status');
+const bootTimeEl = $('boot-time');
+const errorEl = $('error');
+const errorText = $('error-text');
+const progressBar = $('progress-bar');
+const filesEl = $('files');
+const disksEl = $('disks');
+
+const params = new URLSearchParams(location.search);
+const lessonCmd = params.get('cmd');
+const memoryMiB = Number(params.get('mem') ?? 256);
+
+const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
+const fit = new FitAddon();
+term.loadAddon(fit);
+term.open($('terminal'));
+fit.fit();
+addEventListener('resize', () => fit.fit());
+new ResizeObserver(() => fit.fit()).observe($('terminal'));
+// Copy and paste: Ctrl+Shift+C / Ctrl+Shift+V (plain Ctrl+C is the guest's interrupt).
+term.attachCustomKeyEventHandler((e) => {
+  if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey) return true;
+  if (e.code === 'KeyC') {
+    const sel = term.getSelection();
+    if (sel) void navigator.clipboard?.writeText(sel).catch(() => {});
+    return false;
+  }
+  if (e.code === 'KeyV') {
+    void navigator.clipboard?.readText().then((t) => vm?.write(t), () => showError('the browser did not allow reading the clipboard'));
+    return false;
+  }
+  return true;
+});
+term.onData((d) => vm?.write(d));
+
+/** What the tests read: the console transcript, the boot time, the running VM. */
+interface DemoState {
+  vm: Vm | undefined;
+  console: string;
+  booted: boolean;
+  bootMs: number | undefined;
+  boots: number;
+  exit: VmExit | undefined;
+  errors: string[];
+}
+const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: undefined, boots: 0, exit: undefined, errors: [] };
+(window as unknown as { storvmDemo: unknown }).storvmDemo = {
+  state,
+  boot: () => boot(),
+  attachDisk: (d: VmDiskOptions) => attachDisk(d),
+  putFiles: (files: Array<{ path: string; data: Blob }>) => putFiles(files),
+};
+
+let vm: Vm | undefined;
+const disks: VmDiskOptions[] = [];
+let generation = 0;
+
+function showError(msg: string): void {
+  state.errors.push(msg);
+  errorText.textContent = msg;
+  errorEl.hidden = false;
+}
+$('error-close').addEventListener('click', () => (errorEl.hidden = true));
+
+function mib(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+}
+
+const decoder = new TextDecoder();
+
+/** Boots with the current disks; the share's files are carried over from the VM that runs now. */
+async function boot(): Promise<boolean> {
+  const gen = ++generation;
+  const old = vm;
+  let carried: Array<{ path: string; data: Uint8Array }> = [];
+  if (old) {
+    try {
+      const share = old.shares[0]!;
+      const entries = (await share.list()).filter((e) => e.type === 'file');
+      for (const e of entries) carried.push({ path: e.path, data: await share.read(e.path) });
+    } catch (e) {
+      showError(`the share's files could not be carried over: ${(e as Error).message}`);
+      carried = [];
+    }
+  }
+  statusEl.textContent = 'loading images…';
+  progressBar.style.width = '0';
+  const t0 = performance.now();
+  let tail = '';
+  let booted = false;
+  let transcript = '';
+  let next: Vm;
+  try {
+    next = await startVm({
+      memoryMiB,
+      disks,
+      shares: [{ tag: 'host', files: carried }],
+      verbose: true,
+      onProgress: (p) => {
+        if (gen !== generation) return;
+        const total = p.total ? ` / ${mib(p.total)}` : '';
+        statusEl.textContent = `${p.what}: ${p.phase === 'ready' ? 'ready' : `${p.phase} ${mib(p.bytes)}${total}`}`;
+        if (p.total) progressBar.style.width = `${Math.min(100, (100 * p.bytes) / p.total)}%`;
+      },
+      onConsole: (bytes) => {
+        if (gen !== generation) return;
+        term.write(bytes);
+        const text = decoder.decode(bytes, { stream: true });
+        transcript += text;
+        if (transcript.length > 4_000_000) transcript = transcript.slice(-2_000_000);
+        state.console = transcript;
+        if (!booted) {
+          tail = (tail + text).slice(-256);
+          if (/~ # /.test(tail)) {
+            booted = true;
+            state.booted = true;
+            state.bootMs = performance.now() - t0;
+            statusEl.textContent = 'running';
+            bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s`;
+            bootTimeEl.hidden = false;
+            if (lessonCmd && state.boots === 1) next.write(lessonCmd + '\n');
+            void refreshFiles();
+          }
+        }
+      },
+    });
+  } catch (e) {
+    if (gen === generation) statusEl.textContent = old ? 'running' : 'not running';
+    showError((e as Error).message);
+    return false;
+  }
+  if (gen !== generation) {
+    void next.stop();
+    return false;
+  }
+  if (old) await old.stop();
+  vm = next;
+  state.vm = next;
+  state.boots++;
+  state.booted = false;
+  state.bootMs = undefined;
+  state.exit = undefined;
+  bootTimeEl.hidden = true;
+  term.reset();
+  statusEl.textContent = 'booting…';
+  progressBar.style.width = '100%';
+  renderDisks();
+  next.onExit((exit) => {
+    if (vm !== next) return;
+    state.exit = exit;
+    statusEl.textContent =
+      exit.reason === 'crashed' ? `the machine crashed: ${exit.message ?? ''}` : `the guest ${exit.reason === 'stopped' ? 'was stopped' : 'powered off'} (status ${exit.exitCode})`;
+    if (exit.reason === 'crashed') showError(statusEl.textContent);
+  });
+  return true;
+}
+
+async function refreshFiles(): Promise<void> {
+  const share = vm?.shares[0];
+  if (!share || state.exit) return;
+  let entries: ShareEntry[];
+  try {
+    entries = await share.list();
+  } catch {
+    return;
+  }
+  filesEl.replaceChildren(
+    ...entries.map((e) => {
+      const li = document.createElement('li');
+      li.dataset.path = e.path;
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = e.type === 'dir' ? `${e.path}/` : e.path;
+      li.append(name);
+      if (e.type === 'file') {
+        const size = document.createElement('span');
+        size.className = 'size';
+        size.textContent = mib(e.size);
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.textContent = 'download';
+        b.className = 'download';
+        b.addEventListener('click', () => void downloadFile(e.path));
+        li.append(size, b);
+      }
+      return li;
+    }),
+  );
+}
+$('refresh').addEventListener('click', () => void refreshFiles());
+setInterval(() => {
+  if (state.booted) void refreshFiles();
+}, 3000);
+
+function saveBlob(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+async function downloadFile(path: string): Promise<void> {
+  try {
+    const bytes = await vm!.shares[0]!.read(path);
+    saveBlob(new Blob([bytes as Uint8Array<ArrayBuffer>]), path.split('/').pop()!);
+  } catch (e) {
+    showError((e as Error).message);
+  }
+}
+
+async function putFiles(files: Array<{ path: string; data: Blob }>): Promise<void> {
+  if (files.length === 0) return;
+  if (!vm) return showError('the guest is not running yet; drop the files again once it is');
+  try {
+    const n = await vm.shares[0]!.put(files);
+    statusEl.textContent = `added ${n} file${n === 1 ? '' : 's'} to /mnt/host`;
+  } catch (e) {
+    showError((e as Error).message);
+  }
+  void refreshFiles();
+}
+
+// Drag and drop, with folders walked through the entry API.
+async function entryFiles(entry: FileSystemEntry, prefix: string, out: Array<{ path: string; data: Blob }>): Promise<void> {
+  if (entry.isFile) {
+    const file = await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej));
+    out.push({ path: prefix + entry.name, data: file });
+  } else if (entry.isDirectory) {
+    const reader = (entry as FileSystemDirectoryEntry).createReader();
+    for (;;) {
+      const batch = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+      if (batch.length === 0) break;
+      for (const e of batch) await entryFiles(e, `${prefix}${entry.name}/`, out);
+    }
+  }
+}
+const drop = $('drop');
+for (const target of [drop, document.body]) {
+  target.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+}
+document.body.addEventListener('dragleave', () => drop.classList.remove('over'));
+document.body.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const dt = e.dataTransfer;
+  if (!dt) return;
+  const entries = [...dt.items].map((i) => i.webkitGetAsEntry?.()).filter((x): x is FileSystemEntry => !!x);
+  void (async () => {
+    const files: Array<{ path: string; data: Blob }> = [];
+    try {
+      if (entries.length > 0) for (const en of entries) await entryFiles(en, '', files);
+      else for (const f of dt.files) files.push({ path: f.name, data: f });
+    } catch (err) {
+      showError(`a dropped item could not be read: ${(err as Error).message}`);
+    }
+    await putFiles(files);
+  })();
+});
+$<HTMLInputElement>('pick-files').addEventListener('change', (e) => {
+  const input = e.target as HTMLInputElement;
+  void putFiles([...(input.files ?? [])].map((f) => ({ path: f.name, data: f })));
+  input.value = '';
+});
+$<HTMLInputElement>('pick-folder').addEventListener('change', (e) => {
+  const input = e.target as HTMLInputElement;
+  void putFiles([...(input.files ?? [])].map((f) => ({ path: f.webkitRelativePath || f.name, data: f })));
+  input.value = '';
+});
+
+// Disks.
+function renderDisks(): void {
+  const list = vm?.disks ?? [];
+  disksEl.replaceChildren(
+    ...list.map((d, i) => {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = `${d.device}: ${d.name}`;
+      name.title = d.name;
+      const size = document.createElement('span');
+      size.className = 'size';
+      size.textContent = `${mib(d.size)} ${d.format}${d.readOnly ? ' ro' : ''}`;
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'download';
+      b.textContent = 'download';
+      b.addEventListener('click', () => void downloadDisk(i));
+      li.append(name, size, b);
+      return li;
+    }),
+  );
+  if (list.length === 0) {
+    const li = document.createElement('li');
+    li.className = 'hint';
+    li.textContent = 'no disks attached';
+    disksEl.append(li);
+  }
+}
+
+async function downloadDisk(i: number): Promise<void> {
+  const d = vm?.disks[i];
+  if (!d) return;
+  try {
+    statusEl.textContent = `exporting ${d.device}…`;
+    const blob = await d.exportBlob();
+    const base = (d.name.split('/').pop() ?? 'disk').replace(/\.(gz|qcow2)$/, '');
+    saveBlob(blob, `${base.endsWith('.img') ? base : base + '.img'}`);
+    statusEl.textContent = `exported ${d.device} (${mib(blob.size)})`;
+  } catch (e) {
+    showError(`export of ${d.device} failed: ${(e as Error).message}`);
+  }
+}
+
+async function attachDisk(d: VmDiskOptions): Promise<boolean> {
+  disks.push(d);
+  const ok = await boot();
+  if (!ok) disks.pop();
+  return ok;
+}
+
+$<HTMLFormElement>('attach').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const url = $<HTMLInputElement>('disk-url').value.trim();
+  const file = $<HTMLInputElement>('disk-file').files?.[0];
+  const readOnly = $<HTMLInputElement>('disk-ro').checked;
+  if (!url && !file) return showError('give an image URL or pick a file to attach');
+  void attachDisk(file ? { source: file, readOnly, name: file.name } : { source: url, readOnly }).then((ok) => {
+    if (ok) {
+      $<HTMLInputElement>('disk-url').value = '';
+      $<HTMLInputElement>('disk-file').value = '';
+    }
+  });
+});
+$('reboot').addEventListener('click', () => void boot());
+
+renderDisks();
+void boot();
