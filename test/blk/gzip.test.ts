@@ -72,6 +72,18 @@ describe('gzip image loader', () => {
     await expect(loadGzipImage(new Uint8Array(0))).rejects.toBeInstanceOf(ImageFormatError);
   });
 
+  it('refuses an image cut inside its 8-byte trailer, whole or streamed in small pieces', async () => {
+    const gz = new Uint8Array(gzipSync(pattern(200_000, 6)));
+    for (const cut of [1, 4, 7, 8]) {
+      await expect(loadGzipImage(gz.subarray(0, gz.length - cut))).rejects.toThrow(/truncated or corrupt/);
+      await expect(loadGzipImage(pieces(gz.subarray(0, gz.length - cut), 3))).rejects.toThrow(/truncated or corrupt/);
+    }
+    const wrongSize = gz.slice();
+    wrongSize[wrongSize.length - 1]! ^= 1;
+    await expect(loadGzipImage(wrongSize)).rejects.toBeInstanceOf(ImageFormatError);
+    expect((await loadGzipImage(pieces(gz, 3))).size).toBe(Math.ceil(200_000 / 512) * 512);
+  });
+
   it('stops at maxSize', async () => {
     const gz = new Uint8Array(gzipSync(new Uint8Array(8 * MiB)));
     await expect(loadGzipImage(gz, { maxSize: MiB })).rejects.toBeInstanceOf(BlockError);

@@ -84,7 +84,19 @@ export async function loadGzipImage(
   });
   const report = (done: boolean): void =>
     opts.onProgress?.({ compressedBytes: compressed, totalCompressed: opts.totalCompressed, bytes: total, done });
+  // The last 8 input bytes: a complete gzip member ends with CRC32 and ISIZE (RFC 1952, 2.3.1).
+  const trailer = new Uint8Array(8);
+  let trailerFill = 0;
   const push = (piece: Uint8Array, final: boolean): void => {
+    if (piece.length >= 8) {
+      trailer.set(piece.subarray(piece.length - 8));
+      trailerFill = 8;
+    } else if (piece.length > 0) {
+      const keep = Math.min(trailerFill, 8 - piece.length);
+      trailer.copyWithin(0, trailerFill - keep, trailerFill);
+      trailer.set(piece, keep);
+      trailerFill = keep + piece.length;
+    }
     try {
       gunzip.push(piece, final);
     } catch (e) {
@@ -112,6 +124,10 @@ export async function loadGzipImage(
     if (sawData) push(new Uint8Array(0), true);
   }
   if (!sawData) throw new ImageFormatError('gzip image: empty input');
+  // fflate's streaming Gunzip accepts input that stops inside the 8-byte trailer; the ISIZE field
+  // (the size mod 2^32) catches that, and any other size mismatch.
+  const isize = trailerFill === 8 ? (trailer[4]! | (trailer[5]! << 8) | (trailer[6]! << 16) | (trailer[7]! << 24)) >>> 0 : -1;
+  if (isize !== total % 2 ** 32) throw new ImageFormatError(`gzip image: truncated or corrupt (the trailer does not match the ${total} bytes unpacked)`);
   if (fill > 0) keep();
   const size = Math.ceil(total / 512) * 512;
   report(true);
