@@ -23,6 +23,7 @@ const disksEl = $('disks');
 const params = new URLSearchParams(location.search);
 const lessonCmd = params.get('cmd');
 const memoryMiB = Number(params.get('mem') ?? 256);
+const maxImageMiB = Number(params.get('maximg') ?? 1024);
 
 const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
 const fit = new FitAddon();
@@ -82,12 +83,13 @@ function mib(n: number): string {
 
 const decoder = new TextDecoder();
 
-/** Boots with the current disks; the share's files are carried over from the VM that runs now. */
+/** Boots with the current disks; the share's files are carried over from the VM that runs now.
+ *  Resolves false (with the error shown) when the new machine could not start: the old one runs on. */
 async function boot(): Promise<boolean> {
-  const gen = ++generation;
+  const attempt = ++generation;
   const old = vm;
   let carried: Array<{ path: string; data: Uint8Array }> = [];
-  if (old) {
+  if (old && !state.exit) {
     try {
       const share = old.shares[0]!;
       const entries = (await share.list()).filter((e) => e.type === 'file');
@@ -103,47 +105,58 @@ async function boot(): Promise<boolean> {
   let tail = '';
   let booted = false;
   let transcript = '';
+  // Console bytes that arrive before this machine replaces the old one wait here.
+  let adopted = false;
+  const early: Uint8Array[] = [];
   let next: Vm;
+  const onConsole = (bytes: Uint8Array): void => {
+    if (!adopted) {
+      early.push(bytes);
+      return;
+    }
+    term.write(bytes);
+    const text = decoder.decode(bytes, { stream: true });
+    transcript += text;
+    if (transcript.length > 4_000_000) transcript = transcript.slice(-2_000_000);
+    state.console = transcript;
+    if (!booted) {
+      tail = (tail + text).slice(-256);
+      if (/~ # /.test(tail)) {
+        booted = true;
+        state.booted = true;
+        state.bootMs = performance.now() - t0;
+        statusEl.textContent = 'running';
+        bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s`;
+        bootTimeEl.hidden = false;
+        if (lessonCmd && state.boots === 1) next.write(lessonCmd + '\n');
+        void refreshFiles();
+      }
+    }
+  };
   try {
     next = await startVm({
       memoryMiB,
+      maxImageMiB,
       disks,
       shares: [{ tag: 'host', files: carried }],
       verbose: true,
       onProgress: (p) => {
-        if (gen !== generation) return;
+        if (attempt !== generation) return;
         const total = p.total ? ` / ${mib(p.total)}` : '';
         statusEl.textContent = `${p.what}: ${p.phase === 'ready' ? 'ready' : `${p.phase} ${mib(p.bytes)}${total}`}`;
         if (p.total) progressBar.style.width = `${Math.min(100, (100 * p.bytes) / p.total)}%`;
       },
-      onConsole: (bytes) => {
-        if (gen !== generation) return;
-        term.write(bytes);
-        const text = decoder.decode(bytes, { stream: true });
-        transcript += text;
-        if (transcript.length > 4_000_000) transcript = transcript.slice(-2_000_000);
-        state.console = transcript;
-        if (!booted) {
-          tail = (tail + text).slice(-256);
-          if (/~ # /.test(tail)) {
-            booted = true;
-            state.booted = true;
-            state.bootMs = performance.now() - t0;
-            statusEl.textContent = 'running';
-            bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s`;
-            bootTimeEl.hidden = false;
-            if (lessonCmd && state.boots === 1) next.write(lessonCmd + '\n');
-            void refreshFiles();
-          }
-        }
-      },
+      onConsole,
     });
   } catch (e) {
-    if (gen === generation) statusEl.textContent = old ? 'running' : 'not running';
+    if (attempt === generation) {
+      statusEl.textContent = vm && !state.exit ? 'running' : 'not running';
+      progressBar.style.width = '100%';
+    }
     showError((e as Error).message);
     return false;
   }
-  if (gen !== generation) {
+  if (attempt !== generation) {
     void next.stop();
     return false;
   }
@@ -154,11 +167,14 @@ async function boot(): Promise<boolean> {
   state.booted = false;
   state.bootMs = undefined;
   state.exit = undefined;
+  state.console = '';
   bootTimeEl.hidden = true;
   term.reset();
   statusEl.textContent = 'booting…';
   progressBar.style.width = '100%';
   renderDisks();
+  adopted = true;
+  for (const b of early.splice(0)) onConsole(b);
   next.onExit((exit) => {
     if (vm !== next) return;
     state.exit = exit;

@@ -163,22 +163,25 @@ export function gunzipBytes(data: Uint8Array, what: string, name: string, maxByt
   return out;
 }
 
-/** Loads the kernel: its bytes, gunzipped when it is an Image.gz. */
-export async function loadKernel(source: WireImageSource, maxBytes: number, progress: Progress): Promise<Uint8Array> {
+/**
+ * Loads the kernel: its bytes, gunzipped when it is an Image.gz. `maxBytes` limits the download,
+ * `ramBytes` what it may unpack to (a kernel larger than guest RAM can't boot anyway).
+ */
+export async function loadKernel(source: WireImageSource, maxBytes: number, ramBytes: number, progress: Progress): Promise<Uint8Array> {
   const name = describe(source, 'kernel');
   const raw = await readAll(source, 'kernel', name, maxBytes, progress);
   if (raw.length === 0) throw new ImageError(`${name}: the kernel image is empty`, 'format', name);
-  return isGzip(raw) ? gunzipBytes(raw, 'kernel', name, maxBytes, progress) : raw;
+  return isGzip(raw) ? gunzipBytes(raw, 'kernel', name, ramBytes, progress) : raw;
 }
 
 /** Loads the initramfs as it is (the kernel unpacks gzip itself), after checking a gzip one is whole. */
-export async function loadInitrd(source: WireImageSource, maxBytes: number, progress: Progress): Promise<Uint8Array> {
+export async function loadInitrd(source: WireImageSource, maxBytes: number, ramBytes: number, progress: Progress): Promise<Uint8Array> {
   const name = describe(source, 'initramfs');
   const raw = await readAll(source, 'initrd', name, maxBytes, progress);
   if (raw.length === 0) throw new ImageError(`${name}: the initramfs is empty`, 'format', name);
   // A truncated initramfs would fail deep in the guest's boot; check it here, where the error can
   // name the file.
-  if (isGzip(raw)) gunzipBytes(raw, 'initrd', name, maxBytes * 4, () => {});
+  if (isGzip(raw)) gunzipBytes(raw, 'initrd', name, ramBytes, () => {});
   progress({ what: 'initrd', phase: 'ready', bytes: raw.length, total: raw.length });
   return raw;
 }

@@ -72,8 +72,9 @@ async function putFiles(fs: MemFs, files: Array<{ path: string; data: Uint8Array
 
 async function start(m: StartMessage): Promise<void> {
   const progress = (info: ProgressInfo) => post({ type: 'progress', info });
-  const kernel = await loadKernel(m.kernel, m.maxImageBytes, progress);
-  const initrd = await loadInitrd(m.initrd, m.maxImageBytes, progress);
+  const ramBytes = m.memoryMiB * 2 ** 20;
+  const kernel = await loadKernel(m.kernel, m.maxImageBytes, ramBytes, progress);
+  const initrd = await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
   const devices: VirtioDevice[] = [];
   for (const [i, d] of m.disks.entries()) {
     const loaded = await loadDisk(d, `disk ${i}`, m.maxImageBytes, progress);
