@@ -217,6 +217,7 @@ export async function loadDisk(d: WireDisk, what: string, maxBytes: number, prog
     if (d.format === 'gzip') return { disk: await gzipDisk(src, d, what, maxBytes, progress), format: 'gzip' };
     src = await readAll(src, what, name, maxBytes, progress);
   }
+  if (src instanceof Uint8Array && src.length > maxBytes) throw tooLarge(name, src.length, maxBytes);
   const magic = await head(src, name);
   const format = d.format ?? (isGzip(magic) ? 'gzip' : isQcow2(magic) ? 'qcow2' : 'raw');
   if ((src instanceof Blob ? src.size : src.length) === 0) throw new ImageError(`${name}: the image is empty`, 'format', name);
