@@ -54,11 +54,13 @@ interface DemoState {
   console: string;
   booted: boolean;
   bootMs: number | undefined;
+  /** performance.now() at the first prompt: ms since the page started loading. */
+  promptAt: number | undefined;
   boots: number;
   exit: VmExit | undefined;
   errors: string[];
 }
-const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: undefined, boots: 0, exit: undefined, errors: [] };
+const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: undefined, promptAt: undefined, boots: 0, exit: undefined, errors: [] };
 (window as unknown as { storvmDemo: unknown }).storvmDemo = {
   state,
   boot: () => boot(),
@@ -125,6 +127,7 @@ async function boot(): Promise<boolean> {
         booted = true;
         state.booted = true;
         state.bootMs = performance.now() - t0;
+        state.promptAt ??= performance.now();
         statusEl.textContent = 'running';
         bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s`;
         bootTimeEl.hidden = false;
