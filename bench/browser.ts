@@ -60,6 +60,21 @@ function nodeCpu(): { seconds: number; instructions: number } {
   return { seconds, instructions: hart.instret };
 }
 
+/** Runs in the page: starts a worker that times 300 of each kind of yield; resolves to the medians. */
+const YIELD_PROBE = `new Promise((done) => {
+  const code = \`
+    const ch = new MessageChannel(); let res; ch.port1.onmessage = () => res();
+    const med = (v) => v.sort((a, b) => a - b)[v.length >> 1];
+    (async () => {
+      const hop = [], tmo = [];
+      for (let i = 0; i < 300; i++) { const t = performance.now(); await new Promise((r) => { res = r; ch.port2.postMessage(0); }); hop.push(performance.now() - t); }
+      for (let i = 0; i < 300; i++) { const t = performance.now(); await new Promise((r) => setTimeout(r, 0)); tmo.push(performance.now() - t); }
+      postMessage({ hopMs: med(hop), timeoutMs: med(tmo) });
+    })();\`;
+  const w = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })));
+  w.onmessage = (e) => { done(e.data); w.terminate(); };
+})`;
+
 async function main(): Promise<void> {
   const { build } = await import('vite');
   const web = await buildDemo();
@@ -69,6 +84,7 @@ async function main(): Promise<void> {
   const cpuPage = await serve(cpuDir);
   const browser = await launchChromium();
   const version = browser.version();
+  let yieldCost = { hopMs: NaN, timeoutMs: NaN };
   const b = { load: [] as number[], start: [] as number[], mips: [] as number[] };
   const n = { boot: [] as number[], mips: [] as number[] };
   try {
@@ -96,6 +112,11 @@ async function main(): Promise<void> {
       n.mips.push(nr.instructions / nr.seconds / 1e6);
       process.stderr.write(`round ${i + 1}/${RUNS}: cpu browser ${b.mips.at(-1)!.toFixed(1)} MIPS, node ${n.mips.at(-1)!.toFixed(1)} MIPS\n`);
     }
+    // What one yield costs in a worker: the MessageChannel hop browserHost uses, and setTimeout(0).
+    const page = await browser.newPage();
+    await page.goto(demo.url + '/');
+    yieldCost = await page.evaluate(YIELD_PROBE);
+    await page.close();
   } finally {
     await browser.close();
     await demo.close();
@@ -106,6 +127,7 @@ async function main(): Promise<void> {
   const f = (x: number) => x.toFixed(0);
   console.log(`chromium ${version}, node ${process.version}, ${RUNS} rounds, medians`);
   console.log(`boot to prompt: browser ${f(median(b.load))} ms from page load (${f(median(b.start))} ms from startVm), node ${f(median(n.boot))} ms; browser/node ${(median(b.load) / median(n.boot)).toFixed(2)}x`);
+  console.log(`yield in a worker: MessageChannel ${yieldCost.hopMs.toFixed(3)} ms, setTimeout(0) ${yieldCost.timeoutMs.toFixed(3)} ms (median of 300)`);
   console.log(`cpu workload:   browser ${median(b.mips).toFixed(1)} MIPS, node ${median(n.mips).toFixed(1)} MIPS; browser/node time ${(median(n.mips) / median(b.mips)).toFixed(2)}x`);
 }
 

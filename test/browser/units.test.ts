@@ -237,8 +237,20 @@ describe('the browser MachineHost', () => {
     expect(order.filter((x) => x !== 'message')).toEqual(['a', 'b']);
     expect(order).toContain('message');
     other.port1.close();
-    const host = browserHost();
-    expect(typeof host.now()).toBe('number');
-    await host.yield();
+  });
+
+  it('goes through the event loop at most every yieldEveryMs; slices in between chain on microtasks', async () => {
+    const seen: number[] = [];
+    const other = new MessageChannel();
+    other.port1.onmessage = (e) => seen.push(e.data as number);
+    const slow = browserHost({ yieldEveryMs: 60_000 });
+    other.port2.postMessage(1);
+    for (let i = 0; i < 100; i++) await slow.yield();
+    expect(seen).toEqual([]); // no task ran: the message is still queued
+    const every = browserHost({ yieldEveryMs: 0 });
+    await every.yield();
+    await every.yield();
+    expect(seen).toEqual([1]);
+    other.port1.close();
   });
 });
