@@ -66,6 +66,8 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   boot: () => boot(),
   attachDisk: (d: VmDiskOptions) => attachDisk(d),
   putFiles: (files: Array<{ path: string; data: Blob }>) => putFiles(files),
+  terminal: () => ({ cols: term.cols, rows: term.rows }),
+  selectAll: () => term.selectAll(),
 };
 
 let vm: Vm | undefined;

@@ -89,6 +89,22 @@ describe.skipIf(missing !== undefined)('the demo page in chromium', () => {
     expect(out).toMatch(/answer=42/);
   }, 180_000);
 
+  it('copies with Ctrl+Shift+C, pastes with Ctrl+Shift+V, and fits the terminal to the window', async () => {
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    await page.locator('#terminal').click(); // focus the console
+    await page.evaluate(() => (window as any).storvmDemo.selectAll());
+    await page.keyboard.press('Control+Shift+KeyC');
+    await page.waitForFunction(async () => /BusyBox/.test(await navigator.clipboard.readText()), null, { timeout: 5000 });
+    await page.evaluate(() => navigator.clipboard.writeText('echo pasted-$((5*5))\n'));
+    const before = (await consoleText()).length;
+    await page.keyboard.press('Control+Shift+KeyV');
+    await page.waitForFunction((from) => /pasted-25/.test(((window as any).storvmDemo.state.console as string).slice(from)), before, { timeout: 20_000 });
+    const wide = await page.evaluate(() => (window as any).storvmDemo.terminal());
+    await page.setViewportSize({ width: 900, height: 500 });
+    await page.waitForFunction((w) => (window as any).storvmDemo.terminal().cols < w.cols && (window as any).storvmDemo.terminal().rows < w.rows, wide, { timeout: 5000 });
+    await page.setViewportSize({ width: 1280, height: 760 });
+  }, 180_000);
+
   it('puts picked files and folders into /mnt/host, and the guest reads them', async () => {
     const folder = join(scratch, 'lesson');
     mkdirSync(join(folder, 'sub'), { recursive: true });
@@ -142,6 +158,14 @@ describe.skipIf(missing !== undefined)('the demo page in chromium', () => {
     expect(await boots()).toBe(before);
     await run('echo still-$((1+1))', /still-2/);
   }, 180_000);
+
+  it('says so on the page when the guest RAM asked for is more than it can have', async () => {
+    const p = await browser.newPage();
+    await p.goto(`${server.url}/?mem=4096`);
+    await p.locator('#error-text').filter({ hasText: /memoryMiB must be an integer 16\.\.2048, got 4096/ }).waitFor({ timeout: 20_000 });
+    expect(await p.locator('#status').textContent()).toBe('not running');
+    await p.close();
+  }, 60_000);
 
   it('refuses an image larger than the memory the page may use, with a message', async () => {
     // The default limit is 1 GiB; the page's `maximg` knob lowers it so a 3 MiB image is too big
