@@ -12,3 +12,4 @@ export { type GzipLoadOptions, type GzipProgress, loadGzipImage } from './gzip.j
 export { MEMORY_DISK_CHUNK, MemoryDisk, type MemoryDiskOptions } from './memory-disk.js';
 export { OverlayDisk, type OverlayDiskOptions } from './overlay-disk.js';
 export { type Qcow2ClusterKind, Qcow2Disk, type Qcow2OpenOptions } from './qcow2.js';
+export { PersistentOverlayDisk, ReadOnlyView, type PersistentOverlayFiles, type PersistentOverlayOptions, type SyncFile } from './persistent-overlay.js';
