@@ -68,10 +68,32 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   putFiles: (files: Array<{ path: string; data: Blob }>) => putFiles(files),
   terminal: () => ({ cols: term.cols, rows: term.rows }),
   selectAll: () => term.selectAll(),
+  /** Ends the machine's worker at once, like closing the tab (for the crash tests). */
+  kill: () => vm?.kill(),
 };
 
 let vm: Vm | undefined;
-const disks: VmDiskOptions[] = [];
+/** Disks that can be remembered across reloads (URLs and persistent disks) are kept in localStorage. */
+const SAVED = 'storvm-demo-disks';
+const disks: VmDiskOptions[] = loadSavedDisks();
+
+function loadSavedDisks(): VmDiskOptions[] {
+  try {
+    const list = JSON.parse(localStorage.getItem(SAVED) ?? '[]') as VmDiskOptions[];
+    return Array.isArray(list) ? list.filter((d) => typeof d === 'object' && d !== null && (typeof d.source === 'string' || d.persist !== undefined)) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveDisks(): void {
+  const keep = disks.filter((d) => d.source === undefined || typeof d.source === 'string');
+  try {
+    localStorage.setItem(SAVED, JSON.stringify(keep.map((d) => ({ ...d, persist: typeof d.persist === 'object' ? { ...d.persist, reset: undefined } : d.persist }))));
+  } catch {
+    // storage refused: the disks are not remembered
+  }
+}
 let generation = 0;
 
 function showError(msg: string): void {
@@ -102,6 +124,12 @@ async function boot(): Promise<boolean> {
       showError(`the share's files could not be carried over: ${(e as Error).message}`);
       carried = [];
     }
+  }
+  // A persistent disk has one writer: the machine that runs now lets go of it first.
+  if (old && !state.exit && disks.some((d) => d.persist !== undefined)) {
+    statusEl.textContent = 'stopping the running guest…';
+    await old.stop();
+    state.exit = { reason: 'stopped', exitCode: 0, instructions: 0 };
   }
   statusEl.textContent = 'loading images…';
   progressBar.style.width = '0';
@@ -178,6 +206,7 @@ async function boot(): Promise<boolean> {
   statusEl.textContent = 'booting…';
   progressBar.style.width = '100%';
   renderDisks();
+  void showStorage();
   adopted = true;
   for (const b of early.splice(0)) onConsole(b);
   next.onExit((exit) => {
@@ -322,12 +351,35 @@ function renderDisks(): void {
       const size = document.createElement('span');
       size.className = 'size';
       size.textContent = `${mib(d.size)} ${d.format}${d.readOnly ? ' ro' : ''}`;
+      if (d.note) size.title = d.note;
       const b = document.createElement('button');
       b.type = 'button';
       b.className = 'download';
       b.textContent = 'download';
       b.addEventListener('click', () => void downloadDisk(i));
       li.append(name, size, b);
+      if (d.persistent && !d.readOnly) {
+        const f = document.createElement('button');
+        f.type = 'button';
+        f.className = 'forget';
+        f.textContent = 'forget changes';
+        f.title = 'drop what the guest wrote (kept in this browser) and reboot';
+        f.addEventListener('click', () => void forgetChanges(i));
+        li.append(f);
+      }
+      const x = document.createElement('button');
+      x.type = 'button';
+      x.className = 'detach';
+      x.textContent = '×';
+      x.title = 'detach and reboot (a persistent disk stays stored)';
+      x.addEventListener('click', () => void detachDisk(i));
+      li.append(x);
+      if (d.note) {
+        const note = document.createElement('div');
+        note.className = 'hint note';
+        note.textContent = d.note;
+        li.append(note);
+      }
       return li;
     }),
   );
@@ -357,8 +409,55 @@ async function attachDisk(d: VmDiskOptions): Promise<boolean> {
   disks.push(d);
   const ok = await boot();
   if (!ok) disks.pop();
+  else saveDisks();
   return ok;
 }
+
+/** A name for the persistent copy of an image: its file name, made safe, plus a short hash of the source. */
+function persistName(source: string | File): string {
+  const label = typeof source === 'string' ? source : `${source.name}:${source.size}:${source.lastModified}`;
+  let h = 2166136261;
+  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 16777619) >>> 0;
+  const base = (typeof source === 'string' ? source.split('/').pop() ?? 'disk' : source.name).replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48) || 'disk';
+  return `${base}-${h.toString(16)}`;
+}
+
+async function forgetChanges(i: number): Promise<void> {
+  const d = disks[i];
+  if (!d?.persist) return;
+  const name = typeof d.persist === 'string' ? d.persist : d.persist.name;
+  const size = typeof d.persist === 'string' ? undefined : d.persist.size;
+  disks[i] = { ...d, persist: { name, ...(size ? { size } : {}), reset: true } };
+  await boot();
+  disks[i] = { ...d, persist: { name, ...(size ? { size } : {}) } };
+}
+
+async function detachDisk(i: number): Promise<void> {
+  const [removed] = disks.splice(i, 1);
+  if (!(await boot()) && removed) disks.splice(i, 0, removed);
+  else saveDisks();
+}
+
+async function showStorage(): Promise<void> {
+  const el = $('storage');
+  const st = navigator.storage;
+  if (!st?.estimate) {
+    el.textContent = 'this browser does not report its storage';
+    return;
+  }
+  const [est, persisted] = await Promise.all([st.estimate(), st.persisted?.() ?? Promise.resolve(false)]);
+  el.textContent = `browser storage: ${mib(est.usage ?? 0)} used of ${mib(est.quota ?? 0)}; ${persisted ? 'kept by the browser' : 'may be cleared by the browser under pressure'}`;
+  $('persist-storage').hidden = persisted;
+}
+$('persist-storage').addEventListener('click', () => {
+  void navigator.storage
+    .persist()
+    .then((ok) => (ok ? showStorage() : showError('the browser declined to keep this storage (it decides by how much the site is used)')));
+});
+$('blank-disk').addEventListener('click', () => {
+  const n = disks.filter((d) => d.source === undefined).length;
+  void attachDisk({ persist: { name: n === 0 ? 'scratch' : `scratch${n}`, size: 1 << 30 } });
+});
 
 $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -366,7 +465,8 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   const file = $<HTMLInputElement>('disk-file').files?.[0];
   const readOnly = $<HTMLInputElement>('disk-ro').checked;
   if (!url && !file) return showError('give an image URL or pick a file to attach');
-  void attachDisk(file ? { source: file, readOnly, name: file.name } : { source: url, readOnly }).then((ok) => {
+  const persist = $<HTMLInputElement>('disk-persist').checked && !readOnly ? { persist: persistName(file ?? url) } : {};
+  void attachDisk(file ? { source: file, readOnly, name: file.name, ...persist } : { source: url, readOnly, ...persist }).then((ok) => {
     if (ok) {
       $<HTMLInputElement>('disk-url').value = '';
       $<HTMLInputElement>('disk-file').value = '';

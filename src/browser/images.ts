@@ -205,11 +205,12 @@ async function head(source: Blob | Uint8Array, name: string): Promise<Uint8Array
 
 export interface LoadedDisk {
   disk: BlockBackend;
-  format: 'raw' | 'gzip' | 'qcow2';
+  /** raw, gzip or qcow2; with "+opfs" (or just "opfs") for a persistent disk. */
+  format: string;
 }
 
 /** Opens a disk image as a block backend for VirtioBlk. */
-export async function loadDisk(d: WireDisk, what: string, maxBytes: number, progress: Progress): Promise<LoadedDisk> {
+export async function loadDisk(d: WireDisk & { source: WireImageSource }, what: string, maxBytes: number, progress: Progress): Promise<LoadedDisk> {
   const name = d.name;
   let src: WireImageSource = d.source instanceof ArrayBuffer ? new Uint8Array(d.source) : d.source;
   if (!(src instanceof Blob) && !(src instanceof Uint8Array)) {

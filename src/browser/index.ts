@@ -10,3 +10,4 @@ export { browserHost, messageChannelYield } from './host.js';
 export { BlobDisk } from './blob-disk.js';
 export { loadDisk, loadKernel, loadInitrd, type LoadedDisk } from './images.js';
 export type { ImageSource, ProgressInfo, ShareEntry, PageMessage, WorkerMessage } from './protocol.js';
+export { openOpfsDisk, deleteOpfsDisk, listOpfsDisks, type OpfsDiskOptions, type OpenedOpfsDisk } from './opfs.js';

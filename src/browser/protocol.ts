@@ -19,7 +19,10 @@ export type ImageSource = string | URL | Blob | Uint8Array | ArrayBuffer | Reada
 export type WireImageSource = string | Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
 
 export interface WireDisk {
-  source: WireImageSource;
+  /** The image; absent for a blank persistent disk. */
+  source?: WireImageSource;
+  /** Keep the disk (or the overlay over `source`) in the Origin Private File System under this name. */
+  persist?: { name: string; size?: number; reset?: boolean };
   /** Name shown in progress and errors (a file name or the URL). */
   name: string;
   /** The guest sees a read-only disk. Otherwise writes go to an in-memory copy-on-write overlay. */
@@ -90,7 +93,12 @@ export interface WireError {
 
 export type WorkerMessage =
   | { type: 'progress'; info: ProgressInfo }
-  | { type: 'started'; disks: Array<{ name: string; size: number; readOnly: boolean; format: string }>; shares: Array<{ tag: string }> }
+  | {
+      type: 'started';
+      /** `note` says why a disk is not what was asked (e.g. read-only: another tab writes it). */
+      disks: Array<{ name: string; size: number; readOnly: boolean; format: string; persistent: boolean; note?: string }>;
+      shares: Array<{ tag: string }>;
+    }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
   | { type: 'fatal'; error: WireError }

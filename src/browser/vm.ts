@@ -14,7 +14,15 @@ import { fromWire, ImageError, VmError } from './errors.js';
 import type { ImageSource, PageMessage, ProgressInfo, ShareEntry, StartMessage, WireError, WireImageSource, WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
-  source: ImageSource;
+  /** The image. May be left out for a blank persistent disk (`persist` with a `size`). */
+  source?: ImageSource;
+  /**
+   * Keep the disk in this browser (the Origin Private File System) under a name: a blank disk of
+   * `size` bytes, or a copy-on-write overlay over `source` that survives reloads while the image
+   * stays as it is. FLUSH is a real durability point. `reset` forgets what was stored. Another tab
+   * that has the same disk open makes this one read-only (see `VmDisk.note`).
+   */
+  persist?: string | { name: string; size?: number; reset?: boolean };
   /** Read-only for the guest; otherwise its writes go to an in-memory copy-on-write layer. */
   readOnly?: boolean;
   /** Shown in progress and errors; default the file name or URL. */
@@ -87,6 +95,10 @@ export interface VmDisk {
   readonly size: number;
   readonly readOnly: boolean;
   readonly format: string;
+  /** Kept in the Origin Private File System. */
+  readonly persistent: boolean;
+  /** Why the disk is not what was asked, e.g. read-only because another tab writes it. */
+  readonly note?: string;
   /** The disk as the guest sees it now (overlay merged with its base), as a stream of chunks. */
   export(chunkBytes?: number): ReadableStream<Uint8Array>;
   /** The same, gathered into a Blob part by part (never one ArrayBuffer), e.g. for a download. */
@@ -98,6 +110,8 @@ export interface Vm {
   write(data: Uint8Array | string): void;
   /** Stops the machine (at the next slice boundary) and ends the worker. */
   stop(): Promise<VmExit>;
+  /** Ends the worker at once, as closing the tab would: nothing more is flushed. */
+  kill(): VmExit;
   /** Resolves when the guest powers off or resets, the machine stops, or it crashes. */
   readonly exited: Promise<VmExit>;
   /** Calls `fn` once with the exit. */
@@ -160,11 +174,16 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false };
   });
   const diskOpts = (opts.disks ?? []).map((d, i) => {
-    const o: VmDiskOptions = typeof d === 'object' && d !== null && 'source' in d ? d : { source: d as ImageSource };
+    const o: VmDiskOptions = typeof d === 'object' && d !== null && ('source' in d || 'persist' in d) ? (d as VmDiskOptions) : { source: d as ImageSource };
+    const persist = typeof o.persist === 'string' ? { name: o.persist } : o.persist;
+    if (o.source === undefined && (persist === undefined || !(Number.isSafeInteger(persist.size) && persist.size! > 0))) {
+      throw new VmError(`disk ${i}: give a source image, or persist with a size for a blank disk`);
+    }
     return {
-      source: toWireSource(o.source),
-      name: o.name ?? sourceName(o.source, `disk ${i}`),
+      ...(o.source !== undefined ? { source: toWireSource(o.source) } : {}),
+      name: o.name ?? (o.source !== undefined ? sourceName(o.source, `disk ${i}`) : persist!.name),
       readOnly: o.readOnly ?? false,
+      ...(persist ? { persist } : {}),
       ...(o.format ? { format: o.format } : {}),
     };
   });
@@ -300,6 +319,10 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
               // A guest that never reaches a slice boundary is ended anyway after a second.
               const t = setTimeout(() => finish({ reason: 'stopped', exitCode: 0, instructions: 0 }), 1000);
               return exited.finally(() => clearTimeout(t));
+            },
+            kill: () => {
+              finish({ reason: 'stopped', exitCode: 0, instructions: 0, message: 'killed' });
+              return done!;
             },
             exited,
             onExit: (fn) => void exited.then(fn),

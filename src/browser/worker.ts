@@ -14,6 +14,7 @@ import type { VirtioDevice } from '../virtio/device.js';
 import { ImageError, ShareError, toWire, VmError } from './errors.js';
 import { browserHost } from './host.js';
 import { type LoadedDisk, loadDisk, loadInitrd, loadKernel } from './images.js';
+import { openOpfsDisk, type OpenedOpfsDisk } from './opfs.js';
 import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 
@@ -32,6 +33,7 @@ let pendingInput: Uint8Array[] = [];
 let stopRequested = false;
 const shares: MemFs[] = [];
 const disks: LoadedDisk[] = [];
+const persistent: OpenedOpfsDisk[] = [];
 
 function post(m: WorkerMessage, transfer: Transferable[] = []): void {
   scope.postMessage(m, transfer);
@@ -76,10 +78,32 @@ async function start(m: StartMessage): Promise<void> {
   const kernel = await loadKernel(m.kernel, m.maxImageBytes, ramBytes, progress);
   const initrd = await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
   const devices: VirtioDevice[] = [];
+  const infos: Extract<WorkerMessage, { type: 'started' }>['disks'] = [];
   for (const [i, d] of m.disks.entries()) {
-    const loaded = await loadDisk(d, `disk ${i}`, m.maxImageBytes, progress);
+    let loaded: LoadedDisk;
+    let readOnly = d.readOnly;
+    let note: string | undefined;
+    if (d.persist) {
+      const base = d.source === undefined ? undefined : await loadDisk({ ...d, source: d.source, readOnly: true }, `disk ${i}`, m.maxImageBytes, progress);
+      if (base === undefined && !(Number.isSafeInteger(d.persist.size) && d.persist.size! > 0)) throw new ImageError(`persistent disk ${d.persist.name}: give an image or a size`, 'format', d.persist.name);
+      const opened = await openOpfsDisk(d.persist.name, {
+        ...(base ? { base: base.disk, baseId: `${d.name}:${base.disk.size}` } : { size: d.persist.size! }),
+        ...(d.persist.reset ? { reset: true } : {}),
+      });
+      persistent.push(opened);
+      loaded = { disk: opened.disk, format: base ? `${base.format}+opfs` : 'opfs' } as LoadedDisk;
+      if (!opened.writable) {
+        readOnly = true;
+        note = 'read-only: another tab is writing this disk';
+      }
+      progress({ what: `disk ${i}`, phase: 'ready', bytes: opened.disk.size, total: opened.disk.size });
+    } else {
+      if (d.source === undefined) throw new ImageError(`${d.name}: no image given`, 'format', d.name);
+      loaded = await loadDisk({ ...d, source: d.source }, `disk ${i}`, m.maxImageBytes, progress);
+    }
     disks.push(loaded);
-    devices.push(new VirtioBlk(loaded.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}` }));
+    infos.push({ name: d.name, size: loaded.disk.size, readOnly, format: loaded.format, persistent: d.persist !== undefined, ...(note ? { note } : {}) });
+    devices.push(new VirtioBlk(loaded.disk, { readOnly, serial: `storvm-disk${i}` }));
   }
   for (const [i, s] of m.shares.entries()) {
     const fs = new MemFs({ capacity: SHARE_CAPACITY });
@@ -114,11 +138,20 @@ async function start(m: StartMessage): Promise<void> {
   pendingInput = [];
   post({
     type: 'started',
-    disks: m.disks.map((d, i) => ({ name: d.name, size: disks[i]!.disk.size, readOnly: d.readOnly, format: disks[i]!.format })),
+    disks: infos,
     shares: m.shares.map((s) => ({ tag: s.tag })),
   });
   try {
     const r = await vm.run();
+    // A clean stop or power-off makes what the guest wrote to persistent disks durable; a killed
+    // worker keeps what the guest last flushed (the store is crash-safe).
+    for (const p of persistent) {
+      try {
+        await p.store?.flush();
+      } catch {
+        // the guest's last FLUSH still holds
+      }
+    }
     post({ type: 'exit', reason: r.reason, exitCode: r.exitCode, instructions: r.instructions });
   } catch (e) {
     post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
