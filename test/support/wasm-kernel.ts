@@ -13,8 +13,10 @@
 import { buildFdt } from '../../src/machine/fdt.js';
 import { VirtioWasmHost, type VirtioWasmImports } from '../../src/machine/virtio-wasm.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import { WasmMemoryRam } from '../../src/memory/wasm-memory-ram.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
 import { DriverQueue, GuestAllocator, type QueueHost } from './driver.js';
+import { TracingMemory } from './tracing-memory.js';
 
 // ---- a tiny wasm assembler --------------------------------------------------------------------
 
@@ -280,15 +282,21 @@ export class KernelDriver implements QueueHost {
   }
 
   /** vw_setup_vq(): a zeroed, page-aligned contiguous ring, then enable_vring with its own irq. */
-  setupQueue(index: number, size = KERNEL_RING_SIZE, desc?: number): KernelQueue {
-    const at = desc ?? this.allocator.alloc(vringSize(size, KERNEL_PAGE_SIZE), KERNEL_PAGE_SIZE);
-    if (desc === undefined) this.mem.fill(at, vringSize(size, KERNEL_PAGE_SIZE), 0);
+  setupQueue(index: number, size = KERNEL_RING_SIZE): KernelQueue {
+    const at = this.allocator.alloc(vringSize(size, KERNEL_PAGE_SIZE), KERNEL_PAGE_SIZE);
+    this.mem.fill(at, vringSize(size, KERNEL_PAGE_SIZE), 0);
     const q = new KernelQueue(this, index, size, at, this.module);
-    const irq = this.opts.irqs.alloc();
-    this.irqOf.set(index, irq);
-    this.module.enable_vring(this.hostId, index, size, at | 0, irq);
+    this.enableRaw(index, size, at);
     this.queues[index] = q;
     return q;
+  }
+
+  /** enable_vring with whatever the caller says (for hostile tests); returns the irq given. */
+  enableRaw(index: number, size: number, desc: number): number {
+    const irq = this.opts.irqs.alloc();
+    this.irqOf.set(index, irq);
+    this.module.enable_vring(this.hostId, index, size, desc | 0, irq);
+    return irq;
   }
   /** Ring index -> its interrupt number. */
   readonly irqOf = new Map<number, number>();
@@ -327,11 +335,19 @@ export interface KernelOptions {
   pages?: number;
   /** A shared memory (as an SMP kernel's); default false. */
   shared?: boolean;
+  /** Let the host see the memory through a TracingMemory (`kernel.trace`). */
+  trace?: boolean;
+  /** Called instead of routing interrupts to the drivers (to test an embedder that throws). */
+  raiseIrq?(irq: number): void;
 }
 
 /** The embedder and the kernel of one test: memory, host, module, one driver per device. */
 export class Kernel {
   readonly memory: WebAssembly.Memory;
+  /** The kernel's own view of its memory (the drivers'). */
+  readonly mem: GuestMemory;
+  /** What the host sees, when `trace` was asked for. */
+  readonly trace: TracingMemory | undefined;
   readonly host: VirtioWasmHost;
   readonly module: KernelModule;
   readonly drivers: KernelDriver[];
@@ -347,10 +363,13 @@ export class Kernel {
   constructor(devices: readonly VirtioDevice[], opts: KernelOptions = {}) {
     const pages = opts.pages ?? 256;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 2 * pages, shared: opts.shared ?? false });
+    this.mem = new WasmMemoryRam(this.memory);
+    this.trace = opts.trace ? new TracingMemory(this.mem) : undefined;
     this.host = new VirtioWasmHost({
-      memory: this.memory,
+      memory: this.trace ?? this.memory,
       devices,
       raiseIrq: (irq) => {
+        if (opts.raiseIrq) return opts.raiseIrq(irq);
         this.raised.push(irq);
         for (const d of this.drivers ?? []) if (d.configIrq === irq || [...d.irqOf.values()].includes(irq)) d.interrupt(irq);
       },
@@ -364,23 +383,19 @@ export class Kernel {
       children: [{ name: 'memory', props: { device_type: 'memory', reg: [0, pages * KERNEL_PAGE_SIZE] } }, ...this.host.deviceTreeNodes()],
     });
     this.module = instantiateKernel(this.memory, this.host.imports);
-    this.allocator = new GuestAllocator(this.host.memory, KERNEL_PAGE_SIZE);
+    this.allocator = new GuestAllocator(this.mem, KERNEL_PAGE_SIZE);
     const irqs = new IrqAllocator();
     const nodes = readDtb(this.dtb).children.filter((n) => n.props.has('host-id'));
     this.drivers = [];
     for (const node of nodes) {
       const id = u32(node.props.get('host-id'));
       this.drivers.push(
-        new KernelDriver(this.module, this.host.memory, node, {
+        new KernelDriver(this.module, this.mem, node, {
           allocator: this.allocator,
           irqs,
           idle: () => this.host.transports[id]!.idle(),
         }),
       );
     }
-  }
-
-  get mem(): GuestMemory {
-    return this.host.memory;
   }
 }
