@@ -4,15 +4,22 @@
  * Each round the driver publishes a batch of prebuilt chains and kicks; the device pops each
  * chain, reads a 16-byte header, writes one status byte, adds it to the used ring and decides on
  * the notification once per batch; the driver then collects the used entries. Reports chains per
- * second, the median of 5 runs, for several chain shapes.
+ * second, the median of 5 runs (or R), for several chain shapes, through three transports whose runs
+ * alternate: virtio-mmio over a FlatRam (the baseline), the host-call transport over a FlatRam,
+ * and the host-call transport behind the virtio,wasm binding over a WebAssembly.Memory, kicked
+ * from a wasm module.
  *
- *   npx tsx bench/queue.ts [--batch N] [--seconds S]
+ *   npx tsx bench/queue.ts [--batch N] [--seconds S] [--runs R]
  */
 import type { GuestMemory } from '../src/memory/guest-memory.js';
+import { FlatRam } from '../src/memory/flat-ram.js';
 import type { DescriptorChain } from '../src/virtio/chain.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../src/virtio/constants.js';
 import { COMMON_FEATURES, QueueDevice } from '../src/virtio/device.js';
-import { TestDriver } from '../test/support/driver.js';
+import { HostCallTransport } from '../src/virtio/host-call.js';
+import { DriverQueue, GuestAllocator, TestDriver } from '../test/support/driver.js';
+import { Kernel } from '../test/support/wasm-kernel.js';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 class BenchDevice extends QueueDevice {
   readonly deviceId = 0x3f;
@@ -51,15 +58,60 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-const BATCH = arg('--batch', 128);
-const SECONDS = arg('--seconds', 1);
+const BATCH = isMainThread ? arg('--batch', 128) : (workerData as WorkerJob).batch;
+const SECONDS = isMainThread ? arg('--seconds', 1) : (workerData as WorkerJob).seconds;
+const RUNS = arg('--runs', 5);
 
-function runShape(shape: Shape): number[] {
+/** One worker per transport and shape: each runs in its own isolate, so none of them makes the
+ * others' call sites polymorphic (a process uses one kind of memory; so does each worker). */
+interface WorkerJob {
+  shape: number;
+  kind: TransportKind;
+  batch: number;
+  seconds: number;
+}
+
+/** A driver queue of 1024 entries on one transport, and what the driver does after each batch. */
+interface Rig {
+  q: DriverQueue;
+  mem: GuestMemory;
+  allocator: GuestAllocator;
+  /** The driver's interrupt handling after a batch. */
+  ack(): void;
+}
+
+type TransportKind = 'mmio' | 'host-call' | 'virtio,wasm';
+const KINDS: Array<[TransportKind, string]> = [
+  ['mmio', 'mmio'],
+  ['host-call', 'host-call'],
+  ['virtio,wasm', 'wasm mem'],
+];
+
+function rig(kind: TransportKind): Rig {
   const dev = new BenchDevice();
-  const drv = new TestDriver(dev).init({ queueSizes: [1024] });
-  const q = drv.queues[0]!;
-  const mem = drv.mem;
-  const a = drv.allocator;
+  if (kind === 'mmio') {
+    const drv = new TestDriver(dev).init({ queueSizes: [1024] });
+    return { q: drv.queues[0]!, mem: drv.mem, allocator: drv.allocator, ack: () => drv.ackInterrupt() };
+  }
+  if (kind === 'host-call') {
+    const mem = new FlatRam(0x8000_0000, 16 << 20);
+    const t = new HostCallTransport(dev, mem, { raiseIrq: () => {} });
+    const allocator = new GuestAllocator(mem);
+    const host = { mem, allocator, notify: (i: number) => void t.notify(i), idle: () => t.idle() };
+    const desc = allocator.alloc(3 * 4096 * 8, 4096);
+    t.setFeatures(t.offeredFeatures);
+    if (!t.enableVring(0, 1024, desc, 1)) throw new Error('ring refused');
+    const l = t.queues[0]!;
+    return { q: new DriverQueue(host, 0, 1024, { desc: l.descAddr, avail: l.driverAddr, used: l.deviceAddr }), mem, allocator, ack: () => {} };
+  }
+  const k = new Kernel([dev], { pages: 256 });
+  const d = k.drivers[0]!.init({ queueSize: 1024 });
+  return { q: d.queues[0]!, mem: k.mem, allocator: k.allocator, ack: () => {} };
+}
+
+/** Builds the batch for `shape` on a fresh rig and answers a function that runs one round. */
+function prepare(shape: Shape, kind: TransportKind): () => void {
+  const { q, mem, allocator: a, ack } = rig(kind);
   // Prebuild BATCH chains in the descriptor table; each round republishes their heads.
   const heads: number[] = [];
   let next = 0;
@@ -96,30 +148,54 @@ function runShape(shape: Shape): number[] {
     const used = mem.readU16(q.used + 2);
     if (((used - usedSeen) & 0xffff) !== BATCH) throw new Error('device did not complete the batch');
     usedSeen = used;
-    drv.ackInterrupt();
+    ack();
   };
-  // Warm up, then 5 timed runs.
-  for (let i = 0; i < 2000; i++) round();
-  const rates: number[] = [];
-  for (let run = 0; run < 5; run++) {
-    let rounds = 0;
-    const t0 = process.hrtime.bigint();
-    const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
-    let now = t0;
-    while (now < deadline) {
-      for (let i = 0; i < 50; i++) round();
-      rounds += 50;
-      now = process.hrtime.bigint();
-    }
-    rates.push((rounds * BATCH) / (Number(now - t0) / 1e9));
+  for (let i = 0; i < 2000; i++) round(); // warm up
+  return round;
+}
+
+/** Chains per second of one timed run. */
+function measure(round: () => void): number {
+  let rounds = 0;
+  const t0 = process.hrtime.bigint();
+  const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
+  let now = t0;
+  while (now < deadline) {
+    for (let i = 0; i < 50; i++) round();
+    rounds += 50;
+    now = process.hrtime.bigint();
   }
-  return rates;
+  return (rounds * BATCH) / (Number(now - t0) / 1e9);
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+const m = (x: number) => `${(x / 1e6).toFixed(2)} M`;
 
-console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of 5`);
-for (const shape of SHAPES) {
-  const rates = runShape(shape);
-  console.log(`${shape.name.padEnd(48)} ${(median(rates) / 1e6).toFixed(2).padStart(6)} M chains/s   (runs: ${rates.map((r) => (r / 1e6).toFixed(2)).join(' ')})`);
+if (!isMainThread) {
+  const job = workerData as WorkerJob;
+  const round = prepare(SHAPES[job.shape]!, job.kind);
+  parentPort!.on('message', () => parentPort!.postMessage(measure(round)));
+  parentPort!.postMessage('ready');
+} else {
+  console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of ${RUNS}, runs alternate`);
+  console.log(`${'chain shape'.padEnd(48)} ${KINDS.map(([, label]) => label.padStart(9)).join(' ')}   host-call/mmio  wasm mem/mmio`);
+  // A worker that loads this file through tsx, as the main thread was.
+  const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(import.meta.url)}); })`;
+  const next = (w: Worker) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject));
+  for (let shape = 0; shape < SHAPES.length; shape++) {
+    const workers = KINDS.map(([kind]) => new Worker(WORKER_BOOT, { eval: true, workerData: { shape, kind, batch: BATCH, seconds: SECONDS } }));
+    await Promise.all(workers.map(next)); // built and warmed up
+    const rates: number[][] = KINDS.map(() => []);
+    for (let run = 0; run < RUNS; run++) {
+      for (let i = 0; i < workers.length; i++) {
+        const result = next(workers[i]!);
+        workers[i]!.postMessage('run');
+        rates[i]!.push(await result);
+      }
+    }
+    await Promise.all(workers.map((w) => w.terminate()));
+    const med = rates.map(median);
+    const ratio = (i: number) => `${((100 * med[i]!) / med[0]!).toFixed(0)}%`.padStart(14);
+    console.log(`${SHAPES[shape]!.name.padEnd(48)} ${med.map((r) => m(r).padStart(9)).join(' ')}   ${ratio(1)} ${ratio(2)}`);
+  }
 }

@@ -3,6 +3,7 @@
  * device tree the driver probes, a wasm module making the kernel's calls, rings and buffers in the
  * kernel's WebAssembly.Memory (shared, as an SMP kernel's, and not), interrupts per ring.
  */
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { MemFs, type MemNode } from '../../src/backends/fs/mem-fs.js';
@@ -143,5 +144,17 @@ describe('virtio,wasm device tree', () => {
     });
     expect(() => host.deviceTreeNodes()).toThrow(VirtioWasmError);
     expect(() => host.deviceTreeNodes()).toThrow(/257 bytes; virtio_wasm reads at most 256/);
+  });
+});
+
+describe('examples/wasm-kernel-host.ts', () => {
+  it('runs and describes both devices as the driver will probe them', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/wasm-kernel-host.ts'], {
+      cwd: new URL('../../', import.meta.url),
+      encoding: 'utf8',
+    });
+    expect(out).toMatch(/^virtio0: compatible virtio,wasm, host-id 0, virtio-device-id 2, features 0x1[0-9a-f]{8}, config \d+ bytes$/m);
+    expect(out).toMatch(/^virtio1: compatible virtio,wasm, host-id 1, virtio-device-id 9, features 0x1[0-9a-f]{8}, config 6 bytes$/m);
+    expect(out).toContain('imports: set_features setup reset enable_vring disable_vring notify config_written');
   });
 });
