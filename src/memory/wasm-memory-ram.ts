@@ -20,12 +20,14 @@ export interface WasmMemoryLike {
  * and an address the memory has since grown to is served. Memories never shrink.
  *
  * A `view()` into a non-shared memory is detached by a later grow (it then reads as empty and
- * writes to it are lost); views into a shared memory stay valid.
+ * writes to it are lost); views into a shared memory stay valid. `viewGeneration()` tells the
+ * two apart for a request that held views across a grow.
  */
 export class WasmMemoryRam implements GuestMemory {
   readonly base = 0;
   private bytes: Uint8Array;
   private dv: DataView;
+  private generation = 0;
 
   constructor(readonly memory: WasmMemoryLike) {
     const buffer: unknown = memory?.buffer;
@@ -47,10 +49,19 @@ export class WasmMemoryRam implements GuestMemory {
     return typeof SharedArrayBuffer === 'function' && this.memory.buffer instanceof SharedArrayBuffer;
   }
 
+  /** Changes each time a grow detached the buffer that earlier views point into. */
+  viewGeneration(): number {
+    // A detached view has length 0: one compare while nothing happened.
+    if (this.bytes.length === 0) this.refresh();
+    return this.generation;
+  }
+
   /** Takes the memory's current buffer when the cached one no longer covers all of it. */
   private refresh(): void {
     const buffer = this.memory.buffer;
-    if (buffer === this.bytes.buffer && this.bytes.length === buffer.byteLength) return;
+    const old = this.bytes.buffer;
+    if (buffer === old && this.bytes.length === buffer.byteLength) return;
+    if (buffer !== old && old.byteLength === 0) this.generation++; // the old one was detached
     this.bytes = new Uint8Array(buffer);
     this.dv = new DataView(buffer);
   }

@@ -1,5 +1,6 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { bit, DESC_SIZE, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from './constants.js';
+import type { DescriptorChain } from './chain.js';
 import type { DeviceContext, VirtioDevice } from './device.js';
 import { SplitQueue } from './queue.js';
 
@@ -25,6 +26,37 @@ export function legacyVringLayout(desc: number, size: number, align: number): Vr
   const availEnd = avail + 4 + 2 * size + 2; // flags, idx, ring[size], used_event
   const used = Math.ceil(availEnd / align) * align;
   return { desc, avail, used, end: used + 4 + 8 * size + 2 };
+}
+
+/**
+ * A split queue over a memory whose views can go stale (a non-shared WebAssembly.Memory that
+ * grew). A chain popped before such a change may have had its data written into a detached view,
+ * so it must not complete as if it had been served: it is dropped, and the transport goes to
+ * needs-reset. Chains are tagged by head, which is unique among a correct driver's in-flight
+ * chains.
+ */
+class ViewCheckedQueue extends SplitQueue {
+  private readonly generations: Uint32Array;
+  constructor(
+    maxSize: number,
+    private readonly generation: () => number,
+    private readonly onStale: () => void,
+  ) {
+    super(maxSize);
+    this.generations = new Uint32Array(maxSize);
+  }
+  override pop(mem: GuestMemory): DescriptorChain | null {
+    const chain = super.pop(mem);
+    if (chain !== null) this.generations[chain.head] = this.generation();
+    return chain;
+  }
+  override addUsed(mem: GuestMemory, chain: DescriptorChain, len: number): boolean {
+    if (this.generations[chain.head] !== this.generation() >>> 0) {
+      this.onStale();
+      return false;
+    }
+    return super.addUsed(mem, chain, len);
+  }
 }
 
 export interface HostCallTransportOptions {
@@ -91,7 +123,12 @@ export class HostCallTransport {
     if (typeof options.raiseIrq !== 'function') throw new TypeError('HostCallTransport: raiseIrq is required');
     this.align = align;
     this.options = options;
-    this.queues = device.queueMaxSizes.map((n) => new SplitQueue(n));
+    const generation = memory.viewGeneration?.bind(memory);
+    this.queues = device.queueMaxSizes.map((n) =>
+      generation === undefined
+        ? new SplitQueue(n)
+        : new ViewCheckedQueue(n, generation, () => this.setNeedsReset('guest memory grew and detached the buffers of a request in flight')),
+    );
     this.queueIrqs = this.queues.map(() => -1);
     this.offeredFeatures = BigInt.asUintN(64, device.features) | bit(F_VERSION_1);
   }

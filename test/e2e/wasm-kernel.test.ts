@@ -11,7 +11,8 @@ import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
 import { VirtioWasmError, VirtioWasmHost } from '../../src/machine/virtio-wasm.js';
 import { bit, DEVICE_ID_9P, DEVICE_ID_BLOCK, F_RING_PACKED, F_VERSION_1 } from '../../src/virtio/constants.js';
-import { flush, pattern, read, S_OK, write } from '../support/blk.js';
+import type { BlockBackend } from '../../src/backends/block/backend.js';
+import { flush, header, pattern, read, S_OK, T_IN, write } from '../support/blk.js';
 import { P9Session } from '../support/p9.js';
 import { Kernel, KERNEL_PAGE_SIZE, readDtb } from '../support/wasm-kernel.js';
 
@@ -134,6 +135,76 @@ for (const shared of [true, false]) {
     });
   });
 }
+
+/** A backend whose reads finish when the test says, into the views they were given then. */
+class LateReads implements BlockBackend {
+  readonly inner = new MemoryDisk(1 << 20);
+  readonly readOnly = false;
+  readonly waiting: Array<() => void> = [];
+  get size(): number {
+    return this.inner.size;
+  }
+  read(offset: number, dst: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.waiting.push(() => {
+        try {
+          this.inner.read(offset, dst);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+  write(offset: number, src: Uint8Array): void {
+    this.inner.write(offset, src);
+  }
+  flush(): void {}
+  release(): void {
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+describe('virtio,wasm: the kernel grows its memory while a read is in flight', () => {
+  const start = (shared: boolean) => {
+    const disk = new LateReads();
+    disk.inner.write(0, pattern(4096, 5));
+    const k = new Kernel([new VirtioBlk(disk)], { pages: 64, shared });
+    const d = k.drivers[0]!.init();
+    const q = d.queues[0]!;
+    const sub = q.add({ readable: [header(T_IN, 0)], writable: [4096, 1] });
+    q.kick();
+    expect(disk.waiting.length).toBe(1);
+    k.memory.grow(1);
+    disk.release();
+    return { k, d, q, sub, disk };
+  };
+
+  it('shared memory: the views stay valid and the read completes with its data', async () => {
+    const { d, q, sub } = start(true);
+    await d.idle();
+    expect(q.takeUsed()).toEqual([{ id: sub.head, len: 4097 }]);
+    expect(q.readWritable(sub).subarray(0, 4096)).toEqual(pattern(4096, 5));
+  });
+
+  it('non-shared memory: the read, whose data went to a detached buffer, is never completed as done', async () => {
+    const { k, d, q, sub, disk } = start(false);
+    await d.idle();
+    expect(q.takeUsed()).toEqual([]); // not an OK status over stale bytes
+    const t = k.host.transports[0]!;
+    expect(t.broken).toBe(true);
+    expect(k.needsReset[0]?.[1]).toMatch(/detached/);
+    expect(d.interruptsOf(d.configIrq)).toBe(1);
+    expect(q.readWritable(sub)[0]).toBe(0xee);
+    // After a reset the device serves again, in the grown memory.
+    d.init();
+    const again = read(d.queues[0]!, 0, 4096);
+    disk.release();
+    const r = await again;
+    expect(r.status).toBe(S_OK);
+    expect(r.data).toEqual(pattern(4096, 5));
+  });
+});
 
 describe('virtio,wasm device tree', () => {
   it('refuses a device whose config is longer than the driver reads', () => {

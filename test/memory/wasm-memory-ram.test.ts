@@ -88,6 +88,24 @@ describe('WasmMemoryRam', () => {
     expect(ram.size).toBe(2 * PAGE);
   });
 
+  it('changes its view generation when a grow detaches the buffer, and only then', () => {
+    const plain = new WebAssembly.Memory({ initial: 1, maximum: 4 });
+    const a = new WasmMemoryRam(plain);
+    const g0 = a.viewGeneration();
+    expect(a.viewGeneration()).toBe(g0);
+    plain.grow(1);
+    expect(a.viewGeneration()).toBe(g0 + 1);
+    plain.grow(1);
+    a.readU8(0); // any access notices the grow too
+    expect(a.viewGeneration()).toBe(g0 + 2);
+    const shared = new WebAssembly.Memory({ initial: 1, maximum: 4, shared: true });
+    const b = new WasmMemoryRam(shared);
+    const h0 = b.viewGeneration();
+    shared.grow(2);
+    b.readU8(2 * PAGE);
+    expect(b.viewGeneration()).toBe(h0);
+  });
+
   it('refuses something that is not a memory', () => {
     expect(() => new WasmMemoryRam({} as never)).toThrow(TypeError);
     expect(() => new WasmMemoryRam({ buffer: new Uint8Array(4) } as never)).toThrow(TypeError);
