@@ -9,7 +9,10 @@
  * and the host-call transport behind the virtio,wasm binding over a WebAssembly.Memory, kicked
  * from a wasm module.
  *
- *   npx tsx bench/queue.ts [--batch N] [--seconds S] [--runs R]
+ *   npx tsx bench/queue.ts [--batch N] [--seconds S] [--runs R] [--wall]
+ *
+ * Rates are per CPU second of the measuring process (each transport runs in a process of its
+ * own), so other jobs on the machine don't shift them much; --wall counts wall time instead.
  */
 import type { GuestMemory } from '../src/memory/guest-memory.js';
 import { FlatRam } from '../src/memory/flat-ram.js';
@@ -19,7 +22,8 @@ import { COMMON_FEATURES, QueueDevice } from '../src/virtio/device.js';
 import { HostCallTransport } from '../src/virtio/host-call.js';
 import { DriverQueue, GuestAllocator, TestDriver } from '../test/support/driver.js';
 import { Kernel } from '../test/support/wasm-kernel.js';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 class BenchDevice extends QueueDevice {
   readonly deviceId = 0x3f;
@@ -58,18 +62,12 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
-const BATCH = isMainThread ? arg('--batch', 128) : (workerData as WorkerJob).batch;
-const SECONDS = isMainThread ? arg('--seconds', 1) : (workerData as WorkerJob).seconds;
+const BATCH = arg('--batch', 128);
+const SECONDS = arg('--seconds', 1);
 const RUNS = arg('--runs', 5);
-
-/** One worker per transport and shape: each runs in its own isolate, so none of them makes the
- * others' call sites polymorphic (a process uses one kind of memory; so does each worker). */
-interface WorkerJob {
-  shape: number;
-  kind: TransportKind;
-  batch: number;
-  seconds: number;
-}
+/** `--child <shape> <kind>`: this process measures one transport and shape when asked. */
+const CHILD = process.argv.indexOf('--child');
+const WALL = process.argv.includes('--wall');
 
 /** A driver queue of 1024 entries on one transport, and what the driver does after each batch. */
 interface Rig {
@@ -154,9 +152,10 @@ function prepare(shape: Shape, kind: TransportKind): () => void {
   return round;
 }
 
-/** Chains per second of one timed run. */
+/** Chains per second of one timed run: per CPU second of this process, or of wall time with --wall. */
 function measure(round: () => void): number {
   let rounds = 0;
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
   let now = t0;
@@ -165,35 +164,45 @@ function measure(round: () => void): number {
     rounds += 50;
     now = process.hrtime.bigint();
   }
-  return (rounds * BATCH) / (Number(now - t0) / 1e9);
+  const cpu = process.cpuUsage(c0);
+  const seconds = WALL ? Number(now - t0) / 1e9 : (cpu.user + cpu.system) / 1e6;
+  return (rounds * BATCH) / seconds;
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const m = (x: number) => `${(x / 1e6).toFixed(2)} M`;
 
-if (!isMainThread) {
-  const job = workerData as WorkerJob;
-  const round = prepare(SHAPES[job.shape]!, job.kind);
-  parentPort!.on('message', () => parentPort!.postMessage(measure(round)));
-  parentPort!.postMessage('ready');
+if (CHILD >= 0) {
+  const round = prepare(SHAPES[Number(process.argv[CHILD + 1])]!, process.argv[CHILD + 2] as TransportKind);
+  process.on('message', () => process.send!(measure(round)));
+  process.send!('ready');
 } else {
-  console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of ${RUNS}, runs alternate`);
+  console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of ${RUNS}, runs alternate, chains per ${WALL ? 'wall' : 'CPU'} second`);
   console.log(`${'chain shape'.padEnd(48)} ${KINDS.map(([, label]) => label.padStart(9)).join(' ')}   host-call/mmio  wasm mem/mmio`);
-  // A worker that loads this file through tsx, as the main thread was.
-  const WORKER_BOOT = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((t) => { t.register(); return import(${JSON.stringify(import.meta.url)}); })`;
-  const next = (w: Worker) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject));
+  // One process per transport and shape: none makes the others' call sites polymorphic (a real
+  // process uses one kind of guest memory), and each can count its own CPU time.
+  const self = fileURLToPath(import.meta.url);
+  const next = (c: ChildProcess) =>
+    new Promise<number>((resolve, reject) => {
+      const onExit = (code: number) => reject(new Error(`bench child exited with ${code}`));
+      c.once('exit', onExit).once('message', (v) => {
+        c.off('exit', onExit);
+        resolve(v as number);
+      });
+    });
   for (let shape = 0; shape < SHAPES.length; shape++) {
-    const workers = KINDS.map(([kind]) => new Worker(WORKER_BOOT, { eval: true, workerData: { shape, kind, batch: BATCH, seconds: SECONDS } }));
-    await Promise.all(workers.map(next)); // built and warmed up
+    const args = ['--batch', String(BATCH), '--seconds', String(SECONDS), ...(WALL ? ['--wall'] : [])];
+    const children = KINDS.map(([kind]) => fork(self, [...args, '--child', String(shape), kind], { execArgv: ['--import', 'tsx'] }));
+    await Promise.all(children.map(next)); // built and warmed up
     const rates: number[][] = KINDS.map(() => []);
     for (let run = 0; run < RUNS; run++) {
-      for (let i = 0; i < workers.length; i++) {
-        const result = next(workers[i]!);
-        workers[i]!.postMessage('run');
+      for (let i = 0; i < children.length; i++) {
+        const result = next(children[i]!);
+        children[i]!.send('run');
         rates[i]!.push(await result);
       }
     }
-    await Promise.all(workers.map((w) => w.terminate()));
+    for (const c of children) c.kill();
     const med = rates.map(median);
     const ratio = (i: number) => `${((100 * med[i]!) / med[0]!).toFixed(0)}%`.padStart(14);
     console.log(`${SHAPES[shape]!.name.padEnd(48)} ${med.map((r) => m(r).padStart(9)).join(' ')}   ${ratio(1)} ${ratio(2)}`);
