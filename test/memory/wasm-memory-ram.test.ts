@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { GuestMemoryError, WasmMemoryRam } from '../../src/memory/index.js';
 
@@ -104,6 +105,23 @@ describe('WasmMemoryRam', () => {
     shared.grow(2);
     b.readU8(2 * PAGE);
     expect(b.viewGeneration()).toBe(h0);
+  });
+
+  it('sees a shared memory that another thread grew and wrote', async () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 8, shared: true });
+    const ram = new WasmMemoryRam(memory);
+    const worker = new Worker(
+      `const { parentPort, workerData: memory } = require('node:worker_threads');
+       memory.grow(2);
+       new DataView(memory.buffer).setUint32(2 * 65536 + 8, 0xfeedbeef, true);
+       parentPort.postMessage(memory.buffer.byteLength);`,
+      { eval: true, workerData: memory },
+    );
+    const grownTo = await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+    await worker.terminate();
+    expect(grownTo).toBe(3 * PAGE);
+    expect(ram.readU32(2 * PAGE + 8)).toBe(0xfeedbeef);
+    expect(ram.size).toBe(3 * PAGE);
   });
 
   it('refuses something that is not a memory', () => {
