@@ -7,6 +7,9 @@
  * revision whose import module `virtio` has set_features, setup(id, config_irq, config,
  * config_len), reset, enable_vring(id, index, size, desc, irq), disable_vring, notify and
  * config_written (the driver with one interrupt per ring, find_vqs taking struct virtqueue_info).
+ * The copy read had no commit id; the nearest one with an id, 37ba878d, has the same driver
+ * without reset and config_written. Earlier revisions (one shared interrupt with is_config /
+ * is_vring flags, or the ring addresses passed one by one) are not supported.
  * The driver:
  * - probes a node with compatible "virtio,wasm" and reads `virtio-device-id` (u32), `host-id`
  *   (u32, the `id` of every import), `features` (u64) and `config` (at most 0x100 bytes) into a
