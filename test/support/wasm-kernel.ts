@@ -257,7 +257,10 @@ export class KernelDriver implements QueueHost {
   /** The embedder routes an interrupt here. */
   interrupt(irq: number): void {
     this.interrupts.set(irq, (this.interrupts.get(irq) ?? 0) + 1);
+    for (const [index, ringIrq] of this.irqOf) if (ringIrq === irq) this.onRing?.(index);
   }
+  /** vring_interrupt(): called with the ring index when a ring's interrupt arrives, if set. */
+  onRing: ((index: number) => void) | undefined;
   interruptsOf(irq: number): number {
     return this.interrupts.get(irq) ?? 0;
   }
