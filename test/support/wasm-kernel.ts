@@ -49,7 +49,7 @@ const IMPORTS: Array<[keyof VirtioWasmImports, number[]]> = [
 ];
 
 /** The module's bytes; `shared` must match the memory it will be given. */
-export function kernelModuleBytes(shared: boolean): Uint8Array {
+export function kernelModuleBytes(shared: boolean): Uint8Array<ArrayBuffer> {
   const types = [...IMPORTS.map(([, params]) => params), [I32, I32, I32]]; // the last: publish
   const typeSec = vec(types.map((p) => [0x60, ...vec(p.map((t) => [t])), 0]));
   const memLimits = shared ? [0x03, ...uleb(0), ...uleb(65536)] : [0x00, ...uleb(0)];
