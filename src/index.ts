@@ -36,3 +36,13 @@ export { Hart } from './riscv/hart.js';
 export { Machine, type MachineHost, type MachineOptions, type RunResult } from './machine/machine.js';
 export { BootImageError } from './machine/loader.js';
 export { buildFdt, cells64, type FdtNode, type FdtValue } from './machine/fdt.js';
+export {
+  VirtioWasmHost,
+  VirtioWasmError,
+  type VirtioWasmHostOptions,
+  type VirtioWasmImports,
+  VIRTIO_WASM_COMPATIBLE,
+  VIRTIO_WASM_IMPORT_MODULE,
+  VIRTIO_WASM_PAGE_SIZE,
+  VIRTIO_WASM_CONFIG_BYTES,
+} from './machine/virtio-wasm.js';

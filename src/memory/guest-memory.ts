@@ -32,6 +32,13 @@ export interface GuestMemory {
   writeU16(addr: number, value: number): void;
   writeU32(addr: number, value: number): void;
   writeU64(addr: number, value: bigint): void;
+
+  /**
+   * For a memory whose views can stop reaching it: a number that changes whenever views handed
+   * out before stopped doing so (a non-shared WebAssembly.Memory grew and detached its buffer).
+   * Absent when views stay valid for good.
+   */
+  viewGeneration?(): number;
 }
 
 /** The one error type for an access outside RAM. */

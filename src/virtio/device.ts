@@ -173,9 +173,11 @@ export abstract class QueueDevice implements VirtioDevice {
   private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
     const queue = ctx.queues[queueIndex]!;
     // After a reset the context is gone and the queue's epoch moved on: the chain is dropped.
-    if (this.ctx === ctx && queue.epoch === chain.epoch) {
+    // A queue disabled on its own (host-call transport) moves its epoch within the same context:
+    // the chain is dropped, but it no longer counts as in flight.
+    if (this.ctx === ctx) {
       this.busy[queueIndex]!--;
-      if (queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) ctx.signalUsed(queueIndex);
+      if (queue.epoch === chain.epoch && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) ctx.signalUsed(queueIndex);
       if (this.throttled[queueIndex]) {
         this.throttled[queueIndex] = false;
         this.notify(queueIndex); // pick up what the driver published meanwhile

@@ -3,3 +3,4 @@ export { DescriptorChain, ChainReader, ChainWriter } from './chain.js';
 export { SplitQueue } from './queue.js';
 export { type DeviceContext, type InterruptLine, type VirtioDevice, QueueDevice, COMMON_FEATURES } from './device.js';
 export { MmioTransport, type MmioTransportOptions } from './mmio.js';
+export { HostCallTransport, type HostCallTransportOptions, legacyVringLayout, type VringLayout, HOST_CALL_MAX_CONFIG } from './host-call.js';

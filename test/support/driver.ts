@@ -81,7 +81,7 @@ export interface DriverOptions extends MmioTransportOptions {
 export class GuestAllocator {
   private next: number;
   constructor(
-    readonly mem: FlatRam,
+    readonly mem: GuestMemory,
     start = mem.base,
   ) {
     this.next = start;
@@ -98,6 +98,23 @@ export class GuestAllocator {
   }
 }
 
+/** What a DriverQueue needs of its driver, whatever the transport: RAM, an allocator, a kick. */
+export interface QueueHost {
+  readonly mem: GuestMemory;
+  readonly allocator: GuestAllocator;
+  /** Notifies the device of queue `index`. */
+  notify(index: number): void;
+  /** Resolves once the device has no request in flight. */
+  idle(): Promise<void>;
+}
+
+/** Where a queue's rings are, when the driver placed them itself (one contiguous block, say). */
+export interface RingAddresses {
+  desc: number;
+  avail: number;
+  used: number;
+}
+
 /** The driver's view of one split queue (VIRTIO 1.2, 2.7). */
 export class DriverQueue {
   readonly desc: number;
@@ -111,14 +128,15 @@ export class DriverQueue {
   private readonly held = new Map<number, Submitted>();
 
   constructor(
-    readonly driver: TestDriver,
+    readonly driver: QueueHost,
     readonly index: number,
     readonly size: number,
+    rings?: RingAddresses,
   ) {
     const a = driver.allocator;
-    this.desc = a.alloc(16 * size, 16);
-    this.avail = a.alloc(6 + 2 * size, 2);
-    this.used = a.alloc(6 + 8 * size, 4);
+    this.desc = rings?.desc ?? a.alloc(16 * size, 16);
+    this.avail = rings?.avail ?? a.alloc(6 + 2 * size, 2);
+    this.used = rings?.used ?? a.alloc(6 + 8 * size, 4);
     // Fresh rings start zeroed, as vring_alloc_queue() gives them.
     driver.mem.fill(this.desc, 16 * size, 0);
     driver.mem.fill(this.avail, 6 + 2 * size, 0);
@@ -126,7 +144,7 @@ export class DriverQueue {
     this.free = Array.from({ length: size }, (_, i) => i);
   }
 
-  get mem(): FlatRam {
+  get mem(): GuestMemory {
     return this.driver.mem;
   }
 
@@ -221,9 +239,9 @@ export class DriverQueue {
     return sub;
   }
 
-  /** Notifies the device of this queue (QueueNotify). */
+  /** Notifies the device of this queue (QueueNotify, or the transport's own kick). */
   kick(): void {
-    this.driver.transport.write(MMIO.QueueNotify, 4, this.index);
+    this.driver.notify(this.index);
   }
 
   /** Takes the used entries published since the last call and frees their descriptors. */
@@ -262,15 +280,15 @@ export class DriverQueue {
   async submit(spec: ChainSpec): Promise<{ sub: Submitted; used: UsedElem; data: Uint8Array }> {
     const sub = this.add(spec);
     this.kick();
-    await this.driver.transport.idle();
+    await this.driver.idle();
     const used = this.takeUsed().find((u) => u.id === sub.head);
     if (used === undefined) throw new Error(`queue ${this.index}: chain ${sub.head} was not completed`);
     return { sub, used, data: this.readWritable(sub, used.len) };
   }
 }
 
-/** A driver bound to one transport over a FlatRam. */
-export class TestDriver {
+/** A driver bound to one MMIO transport over a FlatRam. */
+export class TestDriver implements QueueHost {
   readonly irq = new TestIrq();
   readonly transport: MmioTransport;
   readonly allocator: GuestAllocator;
@@ -294,6 +312,12 @@ export class TestDriver {
   }
   get status(): number {
     return this.read(MMIO.Status);
+  }
+  notify(index: number): void {
+    this.transport.write(MMIO.QueueNotify, 4, index);
+  }
+  idle(): Promise<void> {
+    return this.transport.idle();
   }
 
   /** The 64-bit DeviceFeatures. */

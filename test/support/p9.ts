@@ -5,10 +5,11 @@
  * requests in flight to test Tflush and out-of-order completion.
  */
 import { FlatRam } from '../../src/memory/flat-ram.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../../src/virtio/constants.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
 import { Decoder, Encoder, P9, type Qid } from '../../src/devices/p9/wire.js';
-import { type DriverQueue, RAM_BASE, TestDriver } from './driver.js';
+import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from './driver.js';
 
 export { P9 };
 
@@ -79,21 +80,17 @@ interface Slot {
   resolve: ((r: { len: number }) => void) | undefined;
 }
 
-export class P9Client {
-  readonly drv: TestDriver;
-  readonly q: DriverQueue;
+/** A 9P client over any driver queue of 256 entries (about 8.5 MiB of its RAM for buffers). */
+export class P9Session {
+  readonly host: QueueHost;
   msize = 8192;
   private slots: Slot[] = [];
   private nextTag = 1;
   private readonly enc = new Encoder(new Uint8Array(SLOT_REQ));
 
-  constructor(
-    readonly device: VirtioDevice,
-    ramBytes = 24 << 20,
-  ) {
-    this.drv = new TestDriver(device, new FlatRam(RAM_BASE, ramBytes)).init({ queueSizes: [256] });
-    this.q = this.drv.queues[0]!;
-    const a = this.drv.allocator;
+  constructor(readonly q: DriverQueue) {
+    this.host = q.driver;
+    const a = this.host.allocator;
     for (let i = 0; i < SLOTS; i++) {
       this.slots.push({
         index: i,
@@ -108,8 +105,8 @@ export class P9Client {
     }
   }
 
-  get mem(): FlatRam {
-    return this.drv.mem;
+  get mem(): GuestMemory {
+    return this.host.mem;
   }
 
   /** A tag for a new request. */
@@ -216,7 +213,7 @@ export class P9Client {
   async raw(msg: Uint8Array, opts: RpcOptions = {}): Promise<Uint8Array> {
     const { slot, done } = this.post(msg, opts);
     this.kick();
-    await this.drv.transport.idle();
+    await this.host.idle();
     this.collect();
     const { len } = await done;
     return this.replyOf(slot, len);
@@ -554,6 +551,20 @@ export class P9Client {
 }
 
 /** Parses a reply; throws P9Error for Rlerror and Error for anything malformed. */
+/** A 9P client over its own MMIO driver harness and RAM. */
+export class P9Client extends P9Session {
+  readonly drv: TestDriver;
+
+  constructor(
+    readonly device: VirtioDevice,
+    ramBytes = 24 << 20,
+  ) {
+    const drv = new TestDriver(device, new FlatRam(RAM_BASE, ramBytes)).init({ queueSizes: [256] });
+    super(drv.queues[0]!);
+    this.drv = drv;
+  }
+}
+
 export function parseReply(raw: Uint8Array, tag: number, expectType: number): Reply {
   if (raw.length < 7) throw new Error(`reply of ${raw.length} bytes`);
   const d = new Decoder(raw);
