@@ -180,6 +180,9 @@ async function boot(): Promise<boolean> {
         if (p.total) progressBar.style.width = `${Math.min(100, (100 * p.bytes) / p.total)}%`;
       },
       onConsole,
+      onDiskError: (i, message) => {
+        if (adopted) showError(`/dev/vd${String.fromCharCode(97 + i)}: ${message}`);
+      },
     });
   } catch (e) {
     if (attempt === generation) {
@@ -466,7 +469,8 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   const readOnly = $<HTMLInputElement>('disk-ro').checked;
   if (!url && !file) return showError('give an image URL or pick a file to attach');
   const persist = $<HTMLInputElement>('disk-persist').checked && !readOnly ? { persist: persistName(file ?? url) } : {};
-  void attachDisk(file ? { source: file, readOnly, name: file.name, ...persist } : { source: url, readOnly, ...persist }).then((ok) => {
+  const lazy = !file && $<HTMLInputElement>('disk-lazy').checked ? { lazy: true } : {};
+  void attachDisk(file ? { source: file, readOnly, name: file.name, ...persist } : { source: url, readOnly, ...persist, ...lazy }).then((ok) => {
     if (ok) {
       $<HTMLInputElement>('disk-url').value = '';
       $<HTMLInputElement>('disk-file').value = '';

@@ -23,6 +23,8 @@ export interface WireDisk {
   source?: WireImageSource;
   /** Keep the disk (or the overlay over `source`) in the Origin Private File System under this name. */
   persist?: { name: string; size?: number; reset?: boolean };
+  /** Fetch the image lazily (HttpDisk): chunk files named by a manifest, or Range requests. */
+  lazy?: { manifestUrl?: string; imageUrl?: string };
   /** Name shown in progress and errors (a file name or the URL). */
   name: string;
   /** The guest sees a read-only disk. Otherwise writes go to an in-memory copy-on-write overlay. */
@@ -102,6 +104,8 @@ export type WorkerMessage =
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
   | { type: 'fatal'; error: WireError }
+  /** A disk failed a guest request (e.g. a lazily fetched chunk that is missing or corrupt). */
+  | { type: 'disk-error'; disk: number; message: string }
   | { type: 'reply'; id: number; value: unknown }
   | { type: 'reply-error'; id: number; error: WireError }
   | { type: 'disk-chunk'; id: number; bytes: Uint8Array; offset: number; size: number };

@@ -23,6 +23,12 @@ export interface VmDiskOptions {
    * that has the same disk open makes this one read-only (see `VmDisk.note`).
    */
   persist?: string | { name: string; size?: number; reset?: boolean };
+  /**
+   * Fetch the image (a URL) lazily, chunk by chunk, instead of whole before boot. A URL ending in
+   * `manifest.json` names chunk files made by `storvm image chunk`; any other URL is read with HTTP
+   * Range requests. Verified chunks are cached in OPFS, so a second boot fetches nothing.
+   */
+  lazy?: boolean;
   /** Read-only for the guest; otherwise its writes go to an in-memory copy-on-write layer. */
   readOnly?: boolean;
   /** Shown in progress and errors; default the file name or URL. */
@@ -64,6 +70,8 @@ export interface StartVmOptions {
   maxImageMiB?: number;
   onConsole?(bytes: Uint8Array): void;
   onProgress?(info: ProgressInfo): void;
+  /** A disk failed a guest request (e.g. a lazily fetched chunk that is corrupt); the guest saw IOERR. */
+  onDiskError?(disk: number, message: string): void;
   /** The worker to run in; default a module worker from this package's worker.js. */
   worker?: Worker;
 }
@@ -179,8 +187,14 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (o.source === undefined && (persist === undefined || !(Number.isSafeInteger(persist.size) && persist.size! > 0))) {
       throw new VmError(`disk ${i}: give a source image, or persist with a size for a blank disk`);
     }
+    let lazy: { manifestUrl?: string; imageUrl?: string } | undefined;
+    if (o.lazy) {
+      const url = typeof o.source === 'string' ? o.source : o.source instanceof URL ? o.source.href : undefined;
+      if (url === undefined) throw new VmError(`disk ${i}: lazy needs the image's URL`);
+      lazy = /manifest\.json(\?.*)?$/.test(url) ? { manifestUrl: new URL(url, location.href).href } : { imageUrl: new URL(url, location.href).href };
+    }
     return {
-      ...(o.source !== undefined ? { source: toWireSource(o.source) } : {}),
+      ...(lazy ? { lazy } : o.source !== undefined ? { source: toWireSource(o.source) } : {}),
       name: o.name ?? (o.source !== undefined ? sourceName(o.source, `disk ${i}`) : persist!.name),
       readOnly: o.readOnly ?? false,
       ...(persist ? { persist } : {}),
@@ -265,6 +279,9 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
           return;
         case 'console':
           opts.onConsole?.(m.bytes);
+          return;
+        case 'disk-error':
+          opts.onDiskError?.(m.disk, m.message);
           return;
         case 'fatal': {
           const err = fromWire(m.error);

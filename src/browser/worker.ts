@@ -14,6 +14,8 @@ import type { VirtioDevice } from '../virtio/device.js';
 import { ImageError, ShareError, toWire, VmError } from './errors.js';
 import { browserHost } from './host.js';
 import { type LoadedDisk, loadDisk, loadInitrd, loadKernel } from './images.js';
+import { OverlayDisk } from '../backends/block/overlay-disk.js';
+import { HttpDisk, opfsChunkCache } from './http-disk.js';
 import { openOpfsDisk, type OpenedOpfsDisk } from './opfs.js';
 import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
@@ -79,12 +81,19 @@ async function start(m: StartMessage): Promise<void> {
   const initrd = await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
   const devices: VirtioDevice[] = [];
   const infos: Extract<WorkerMessage, { type: 'started' }>['disks'] = [];
+  const lazyDisks = new Map<number, HttpDisk>();
+  const cache = m.disks.some((d) => d.lazy) ? await opfsChunkCache() : undefined;
   for (const [i, d] of m.disks.entries()) {
     let loaded: LoadedDisk;
     let readOnly = d.readOnly;
     let note: string | undefined;
+    if (d.lazy) {
+      const http = await HttpDisk.open({ ...d.lazy, ...(cache ? { cache } : {}), onError: (message) => post({ type: 'disk-error', disk: i, message }) });
+      lazyDisks.set(i, http);
+    }
+    const lazyBase = lazyDisks.get(i);
     if (d.persist) {
-      const base = d.source === undefined ? undefined : await loadDisk({ ...d, source: d.source, readOnly: true }, `disk ${i}`, m.maxImageBytes, progress);
+      const base = lazyBase ? { disk: lazyBase, format: 'http' } : d.source === undefined ? undefined : await loadDisk({ ...d, source: d.source, readOnly: true }, `disk ${i}`, m.maxImageBytes, progress);
       if (base === undefined && !(Number.isSafeInteger(d.persist.size) && d.persist.size! > 0)) throw new ImageError(`persistent disk ${d.persist.name}: give an image or a size`, 'format', d.persist.name);
       const opened = await openOpfsDisk(d.persist.name, {
         ...(base ? { base: base.disk, baseId: `${d.name}:${base.disk.size}` } : { size: d.persist.size! }),
@@ -97,6 +106,8 @@ async function start(m: StartMessage): Promise<void> {
         note = 'read-only: another tab is writing this disk';
       }
       progress({ what: `disk ${i}`, phase: 'ready', bytes: opened.disk.size, total: opened.disk.size });
+    } else if (lazyBase) {
+      loaded = { disk: d.readOnly ? lazyBase : new OverlayDisk(lazyBase), format: 'http' };
     } else {
       if (d.source === undefined) throw new ImageError(`${d.name}: no image given`, 'format', d.name);
       loaded = await loadDisk({ ...d, source: d.source }, `disk ${i}`, m.maxImageBytes, progress);

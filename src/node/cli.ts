@@ -3,6 +3,7 @@
  * boots.
  */
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
+import { chunkImage } from './image-chunk.js';
 import { launch } from './launch.js';
 import { parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
@@ -16,6 +17,9 @@ commands:
   boot [options]              boot the default guest with a shell on the serial console
                               (Ctrl-A x quits; with piped stdin the shell reads the pipe)
 ${BENCH_USAGE}
+  image chunk IMAGE OUTDIR [--chunk-size KiB]
+                              cut a raw, .gz or qcow2 image into SHA-256-named chunk files and a
+                              manifest.json, for the browser's lazily fetched HttpDisk (default 1024 KiB)
 
 options of run and boot:
   --mem MiB                   guest RAM (default 256)
@@ -47,6 +51,7 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
     if (command === 'run') return await run(rest, out);
     if (command === 'boot') return await boot(rest, out);
     if (command === 'bench') return await bench(rest, out, err);
+    if (command === 'image') return await image(rest, out);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
   } catch (e) {
     err.write(`storvm: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -71,6 +76,26 @@ async function run(argv: string[], out: Stream): Promise<number> {
 }
 
 /** Exit 0 when every step reported (a workload that fails is a result too), 1 when the run broke. */
+async function image(argv: string[], out: Stream): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'chunk') throw new UsageError(`usage: storvm image chunk IMAGE OUTDIR [--chunk-size KiB]${sub ? ` (unknown subcommand '${sub}')` : ''}`);
+  const pos: string[] = [];
+  let chunkSize: number | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (a === '--chunk-size') {
+      const v = rest[++i];
+      if (v === undefined || !/^\d+$/.test(v)) throw new UsageError('--chunk-size needs a number of KiB');
+      chunkSize = Number(v) * 1024;
+    } else if (a.startsWith('-')) throw new UsageError(`unknown option '${a}' for storvm image chunk`);
+    else pos.push(a);
+  }
+  if (pos.length !== 2) throw new UsageError('usage: storvm image chunk IMAGE OUTDIR [--chunk-size KiB]');
+  const r = await chunkImage(pos[0]!, pos[1]!, chunkSize !== undefined ? { chunkSize } : {});
+  out.write(`${pos[1]}/manifest.json: ${r.size} bytes in ${r.chunks} chunks of ${r.chunkSize / 1024} KiB (${r.zeroChunks} all zeros, not stored; ${r.files} chunk files)\n`);
+  return 0;
+}
+
 async function bench(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseBenchArgs(argv);
   const r = await runBench(args, out, err, err === process.stderr && process.stderr.isTTY === true);

@@ -1,11 +1,11 @@
 /**
- * `storvm/browser` as a user gets it: the package is built (tsc → dist/), a tiny app in a scratch
+ * `storvm/browser` as a user gets it: the package is built (tsc → dist/ in a scratch copy), a tiny app in a scratch
  * folder imports `startVm` from "storvm/browser" through the package's exports (browser
  * condition), Vite bundles it, worker and guest images included, and chromium boots it with a
  * share and runs a command. Skips without chromium.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,11 +16,19 @@ const missing = chromiumMissing();
 
 describe.skipIf(missing !== undefined)('the storvm/browser package entry', () => {
   it('bundles from dist through the exports map and boots a guest that reads its share', async () => {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'pipe' });
-    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.browser.json')], { cwd: ROOT, stdio: 'pipe' });
+    // The package as npm would ship it, in a scratch folder (the checkout's dist/ is left alone:
+    // bin/storvm.mjs prefers it to the sources when it exists).
+    const pkg = mkdtempSync(join(tmpdir(), 'storvm-pkg-'));
+    for (const config of ['tsconfig.build.json', 'tsconfig.browser.json']) {
+      execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, config), '--outDir', join(pkg, 'dist')], { cwd: ROOT, stdio: 'pipe' });
+    }
+    copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+    mkdirSync(join(pkg, 'guest-images'));
+    for (const f of ['Image.gz', 'initramfs.cpio.gz']) copyFileSync(join(ROOT, 'guest-images', f), join(pkg, 'guest-images', f));
+    symlinkSync(join(ROOT, 'node_modules'), join(pkg, 'node_modules'), 'dir'); // its dependencies
     const app = mkdtempSync(join(tmpdir(), 'storvm-consumer-'));
     mkdirSync(join(app, 'node_modules'));
-    symlinkSync(ROOT, join(app, 'node_modules', 'storvm'), 'dir');
+    symlinkSync(pkg, join(app, 'node_modules', 'storvm'), 'dir');
     writeFileSync(join(app, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="./app.js"></script>');
     writeFileSync(
       join(app, 'app.js'),
@@ -50,6 +58,7 @@ describe.skipIf(missing !== undefined)('the storvm/browser package entry', () =>
       await browser.close();
       await server.close();
       rmSync(app, { recursive: true, force: true });
+      rmSync(pkg, { recursive: true, force: true });
     }
   }, 240_000);
 });
