@@ -42,13 +42,17 @@ export interface StaticServer {
   close(): Promise<void>;
   /** Extra routes: path → bytes (or a status number). */
   routes: Map<string, Uint8Array | number>;
+  /** Requests per path. */
+  hits: Map<string, number>;
 }
 
 /** Serves `dir` and the extra routes with plain headers (no compression, no COOP/COEP). */
 export async function serve(dir: string): Promise<StaticServer> {
   const routes = new Map<string, Uint8Array | number>();
+  const hits = new Map<string, number>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    hits.set(path, (hits.get(path) ?? 0) + 1);
     const extra = routes.get(path);
     if (typeof extra === 'number') {
       res.writeHead(extra).end();
@@ -72,6 +76,7 @@ export async function serve(dir: string): Promise<StaticServer> {
   return {
     url: `http://127.0.0.1:${port}`,
     routes,
+    hits,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

@@ -107,6 +107,49 @@ describe.skipIf(missing !== undefined)('persistent disks in chromium', () => {
     await run(page, 'dd if=/dev/vdb bs=4096 skip=1 count=1 2>/dev/null | head -c 16; echo', /BASE-IMAGE-BYTES/);
   }, 240_000);
 
+  it('boots with a lazily fetched disk, fetches nothing the second time, and names a corrupt chunk', async () => {
+    if (!page.url().startsWith(server.url)) {
+      await page.goto(server.url + '/');
+      await waitBooted(page);
+    }
+    const { chunkImage } = await import('../../src/node/image-chunk.js');
+    const { mkdtempSync, readFileSync, writeFileSync, readdirSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { createHash } = await import('node:crypto');
+    const work = mkdtempSync(join(tmpdir(), 'storvm-lazy-'));
+    const img = new Uint8Array(6 << 20);
+    for (let i = 0; i < img.length; i += 4096) img.set(new TextEncoder().encode(`block ${i / 4096} `), i);
+    writeFileSync(join(work, 'lazy.img'), img);
+    await chunkImage(join(work, 'lazy.img'), join(work, 'out'), { chunkSize: 256 * 1024 });
+    server.routes.set('/lazy/manifest.json', readFileSync(join(work, 'out/manifest.json')));
+    const files = readdirSync(join(work, 'out/chunks'));
+    for (const f of files) server.routes.set(`/lazy/chunks/${f}`, readFileSync(join(work, 'out/chunks', f)));
+    const md5 = createHash('md5').update(img).digest('hex');
+    const chunkHits = () => [...server.hits.entries()].filter(([p]) => p.startsWith('/lazy/chunks/')).reduce((n, [, k]) => n + k, 0);
+    await reboots(page, () => page.evaluate((url) => (window as any).storvmDemo.attachDisk({ source: url, lazy: true, readOnly: true }), `${server.url}/lazy/manifest.json`));
+    const n = (await page.evaluate(() => (window as any).storvmDemo.state.vm.disks.length)) as number;
+    const dev = `/dev/vd${String.fromCharCode(96 + n)}`;
+    await run(page, `md5sum ${dev}`, new RegExp(`[0-9a-f]{32}\\s+${dev}`));
+    expect(await page.evaluate(() => (window as any).storvmDemo.state.console)).toContain(md5);
+    const first = chunkHits();
+    expect(first).toBe(files.length);
+    await page.reload();
+    await waitBooted(page);
+    await run(page, `md5sum ${dev} | cut -c1-32`, /[0-9a-f]{32}\r?\n/);
+    expect(chunkHits()).toBe(first); // all from the OPFS cache
+    // A different page (its own storage, so an empty cache) with one chunk corrupted on the server.
+    server.routes.set(`/lazy/chunks/${files[1]}`, new Uint8Array(256 * 1024));
+    const other = await browser.newPage();
+    await other.goto(server.url + '/');
+    await waitBooted(other);
+    await other.evaluate((url) => (window as any).storvmDemo.attachDisk({ source: url, lazy: true, readOnly: true }), `${server.url}/lazy/manifest.json`);
+    await waitBooted(other);
+    await run(other, 'md5sum /dev/vda; echo rc=$?', /rc=\d/);
+    await other.locator('#error-text').filter({ hasText: /\/dev\/vda: chunk \d+ is corrupt: its SHA-256 is/ }).waitFor({ timeout: 20_000 });
+    await other.close();
+  }, 300_000);
+
   it('never loses a completed FLUSH when the worker is killed at random moments', async () => {
     for (let round = 0; round < 3; round++) {
       const cmd = 'i=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 8); i=$((10#${i:-0})); while true; do i=$((i+1)); printf "%08d" $i | dd of=/dev/vda bs=512 seek=1 conv=notrunc,fsync 2>/dev/null; echo "synced $i"; done';
