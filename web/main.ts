@@ -68,6 +68,7 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   putFiles: (files: Array<{ path: string; data: Blob }>) => putFiles(files),
   terminal: () => ({ cols: term.cols, rows: term.rows }),
   selectAll: () => term.selectAll(),
+  detach: (i: number) => detachDisk(i),
   /** Ends the machine's worker at once, like closing the tab (for the crash tests). */
   kill: () => vm?.kill(),
 };

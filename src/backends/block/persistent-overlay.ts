@@ -127,7 +127,11 @@ export class PersistentOverlayDisk implements BlockBackend {
   private map = new Map<number, number>();
   private state = new Uint8Array(1024);
   private slots = 0;
+  /** Free slots, lowest last; may hold slots a run took since (checked when popped). */
   private free: number[] = [];
+  private freeCount = 0;
+  /** Where the search for a run of free slots starts. */
+  private cursor = 0;
   private generation: number;
   /** The map file the next flush writes. */
   private nextMapB: boolean;
@@ -153,7 +157,8 @@ export class PersistentOverlayDisk implements BlockBackend {
           this.slots = Math.max(this.slots, slot + 1);
         }
       }
-      for (let s = 0; s < this.slots; s++) if (this.state[s] === FREE) this.free.push(s);
+      for (let s = this.slots - 1; s >= 0; s--) if (this.state[s] === FREE) this.free.push(s);
+      this.freeCount = this.free.length;
     }
   }
 
@@ -288,20 +293,44 @@ export class PersistentOverlayDisk implements BlockBackend {
   }
 
   private allocate(): number {
-    const s = this.free.pop();
-    if (s !== undefined) return s;
+    for (let s = this.free.pop(); s !== undefined; s = this.free.pop()) {
+      if (this.state[s] === FREE) {
+        this.freeCount--;
+        return s;
+      }
+    }
     this.grow(this.slots + 1);
     return this.slots++;
+  }
+
+  /** First slot of `n` consecutive free slots (next fit), or -1. */
+  private findRun(n: number): number {
+    if (this.freeCount < n) return -1;
+    for (let pass = 0; pass < 2; pass++) {
+      let start = pass === 0 ? this.cursor : 0;
+      const stop = pass === 0 ? this.slots : Math.min(this.cursor + n, this.slots);
+      let len = 0;
+      for (let s = start; s < stop; s++) {
+        if (this.state[s] !== FREE) {
+          len = 0;
+          start = s + 1;
+          continue;
+        }
+        if (++len === n) {
+          this.cursor = start + n;
+          return start;
+        }
+      }
+    }
+    return -1;
   }
 
   /** Points `block` at `slot` (or ZERO, or nothing), retiring what it pointed at. */
   private remap(block: number, slot: number | undefined): void {
     const old = this.map.get(block);
     if (old !== undefined && old !== ZERO) {
-      if (this.state[old] === FRESH) {
-        this.state[old] = FREE;
-        this.free.push(old);
-      } else this.state[old] = RETIRED;
+      if (this.state[old] === FRESH) this.release(old);
+      else this.state[old] = RETIRED;
     }
     if (slot === undefined) this.map.delete(block);
     else this.map.set(block, slot);
@@ -325,9 +354,33 @@ export class PersistentOverlayDisk implements BlockBackend {
     this.remap(block, slot);
   }
 
+  /**
+   * Stores `run` whole blocks from `block` on in consecutive fresh slots (a run of free ones, or
+   * appended to the data file), in one write.
+   */
+  private putRun(block: number, data: Uint8Array, run: number): void {
+    const reuse = this.findRun(run);
+    const first = reuse >= 0 ? reuse : this.slots;
+    this.grow(first + run);
+    let wrote: number;
+    try {
+      wrote = this.files.data.write(data, first * this.blockSize);
+    } catch (e) {
+      throw new BlockIoError(`persistent overlay: write failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    if (wrote !== data.length) throw new BlockIoError(`persistent overlay: short write (${wrote} of ${data.length} bytes); storage full?`);
+    if (reuse >= 0) this.freeCount -= run;
+    else this.slots = first + run;
+    for (let j = 0; j < run; j++) {
+      this.state[first + j] = FRESH;
+      this.remap(block + j, first + j);
+    }
+  }
+
   private release(slot: number): void {
     this.state[slot] = FREE;
     this.free.push(slot);
+    this.freeCount++;
   }
 
   private writeNow(offset: number, src: Uint8Array): void | Promise<void> {
@@ -341,8 +394,16 @@ export class PersistentOverlayDisk implements BlockBackend {
         const n = Math.min(bs - into, end - at);
         const piece = src.subarray(at - offset, at - offset + n);
         if (n === bs) {
-          this.putBlock(block, piece);
-          at += n;
+          // A run of whole blocks goes to consecutive new slots at the end of the data file, in
+          // one write: one call into the file per request, not per block, and it reads back in one.
+          const run = Math.floor((end - at) / bs);
+          if (run > 1) {
+            this.putRun(block, src.subarray(at - offset, at - offset + run * bs), run);
+            at += run * bs;
+          } else {
+            this.putBlock(block, piece);
+            at += n;
+          }
           continue;
         }
         // A part of a block: merge with what it holds now.
@@ -454,6 +515,8 @@ export class PersistentOverlayDisk implements BlockBackend {
     }
     this.free = [];
     for (let s = this.slots - 1; s >= 0; s--) if (this.state[s] === FREE) this.free.push(s);
+    this.freeCount = this.free.length;
+    if (this.cursor > this.slots) this.cursor = 0;
   }
 
   /** Drops every change: the disk reads as its base (or zeros) again, durably. */
