@@ -6,7 +6,7 @@
  *   2. boot to the prompt with a lazily fetched 64 MiB disk (HttpDisk, chunk files): cold (empty
  *      cache, every chunk the guest reads comes over HTTP) and warm (the OPFS cache), beside the
  *      same image as a memory disk; each the time from attaching the disk to the prompt.
- * Rounds alternate; medians.   npx tsx bench/browser-storage.ts [--runs N]
+ * Rounds alternate (and which of the two I/O runs goes first); medians.   npx tsx bench/browser-storage.ts [--runs N]
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < RUNS; i++) {
       const p = await browser.newPage();
-      await p.goto(`${page.url}/?mib=64&ops=4000`);
+      await p.goto(`${page.url}/?mib=64&ops=4000&first=${i % 2 ? 'storvm' : 'plain'}`);
       const h = await p.waitForFunction(() => (globalThis as any).storageResult, null, { timeout: 300_000, polling: 200 });
       const r = (await h.jsonValue()) as { error?: string; baseline: Record<string, number>; storvm: Record<string, number> };
       await p.close();

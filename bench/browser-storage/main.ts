@@ -6,4 +6,4 @@ worker.onmessage = (e: MessageEvent) => {
   (window as unknown as { storageResult: unknown }).storageResult = e.data;
   document.getElementById('out')!.textContent = JSON.stringify(e.data, null, 1);
 };
-worker.postMessage({ mib: Number(params.get('mib') ?? 64), ops: Number(params.get('ops') ?? 4000) });
+worker.postMessage({ mib: Number(params.get('mib') ?? 64), ops: Number(params.get('ops') ?? 4000), storvmFirst: params.get('first') === 'storvm' });
