@@ -244,12 +244,7 @@ async function refreshFiles(): Promise<void> {
         const size = document.createElement('span');
         size.className = 'size';
         size.textContent = mib(e.size);
-        const b = document.createElement('button');
-        b.type = 'button';
-        b.textContent = 'download';
-        b.className = 'download';
-        b.addEventListener('click', () => void downloadFile(e.path));
-        li.append(size, b);
+        li.append(size, button('download', 'download', `download ${e.path}`, () => void downloadFile(e.path)));
       }
       return li;
     }),
@@ -342,6 +337,16 @@ $<HTMLInputElement>('pick-folder').addEventListener('change', (e) => {
   input.value = '';
 });
 
+function button(text: string, className: string, title: string, onClick: () => void): HTMLButtonElement {
+  const b = document.createElement('button');
+  b.type = 'button';
+  b.className = className;
+  b.textContent = text;
+  b.title = title;
+  b.addEventListener('click', onClick);
+  return b;
+}
+
 // Disks.
 function renderDisks(): void {
   const list = vm?.disks ?? [];
@@ -356,28 +361,9 @@ function renderDisks(): void {
       size.className = 'size';
       size.textContent = `${mib(d.size)} ${d.format}${d.readOnly ? ' ro' : ''}`;
       if (d.note) size.title = d.note;
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'download';
-      b.textContent = 'download';
-      b.addEventListener('click', () => void downloadDisk(i));
-      li.append(name, size, b);
-      if (d.persistent && !d.readOnly) {
-        const f = document.createElement('button');
-        f.type = 'button';
-        f.className = 'forget';
-        f.textContent = 'forget changes';
-        f.title = 'drop what the guest wrote (kept in this browser) and reboot';
-        f.addEventListener('click', () => void forgetChanges(i));
-        li.append(f);
-      }
-      const x = document.createElement('button');
-      x.type = 'button';
-      x.className = 'detach';
-      x.textContent = '×';
-      x.title = 'detach and reboot (a persistent disk stays stored)';
-      x.addEventListener('click', () => void detachDisk(i));
-      li.append(x);
+      li.append(name, size, button('download', 'download', 'the disk as the guest sees it now', () => void downloadDisk(i)));
+      if (d.persistent && !d.readOnly) li.append(button('forget changes', 'forget', 'drop what the guest wrote (kept in this browser) and reboot', () => void forgetChanges(i)));
+      li.append(button('×', 'detach', 'detach and reboot (a persistent disk stays stored)', () => void detachDisk(i)));
       if (d.note) {
         const note = document.createElement('div');
         note.className = 'hint note';
@@ -413,7 +399,12 @@ async function attachDisk(d: VmDiskOptions): Promise<boolean> {
   disks.push(d);
   const ok = await boot();
   if (!ok) disks.pop();
-  else saveDisks();
+  else {
+    // An imported disk stands alone from now on: no source, no second import.
+    const p = d.persist;
+    if (typeof p === 'object' && p.import) disks[disks.length - 1] = { persist: { name: p.name, size: vm!.disks[disks.length - 1]!.size }, name: d.name ?? p.name };
+    saveDisks();
+  }
   return ok;
 }
 
@@ -469,7 +460,10 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   const file = $<HTMLInputElement>('disk-file').files?.[0];
   const readOnly = $<HTMLInputElement>('disk-ro').checked;
   if (!url && !file) return showError('give an image URL or pick a file to attach');
-  const persist = $<HTMLInputElement>('disk-persist').checked && !readOnly ? { persist: persistName(file ?? url) } : {};
+  // A local file can't be picked again by itself after a reload, so it is copied into the browser;
+  // a URL stays the base of an overlay that is kept.
+  const keep = $<HTMLInputElement>('disk-persist').checked && !readOnly;
+  const persist = keep ? (file ? { persist: { name: persistName(file), import: true } } : { persist: persistName(url) }) : {};
   const lazy = !file && $<HTMLInputElement>('disk-lazy').checked ? { lazy: true } : {};
   void attachDisk(file ? { source: file, readOnly, name: file.name, ...persist } : { source: url, readOnly, ...persist, ...lazy }).then((ok) => {
     if (ok) {

@@ -22,7 +22,7 @@ export interface WireDisk {
   /** The image; absent for a blank persistent disk. */
   source?: WireImageSource;
   /** Keep the disk (or the overlay over `source`) in the Origin Private File System under this name. */
-  persist?: { name: string; size?: number; reset?: boolean };
+  persist?: { name: string; size?: number; reset?: boolean; import?: boolean };
   /** Fetch the image lazily (HttpDisk): chunk files named by a manifest, or Range requests. */
   lazy?: { manifestUrl?: string; imageUrl?: string };
   /** Name shown in progress and errors (a file name or the URL). */

@@ -20,9 +20,11 @@ export interface VmDiskOptions {
    * Keep the disk in this browser (the Origin Private File System) under a name: a blank disk of
    * `size` bytes, or a copy-on-write overlay over `source` that survives reloads while the image
    * stays as it is. FLUSH is a real durability point. `reset` forgets what was stored. Another tab
-   * that has the same disk open makes this one read-only (see `VmDisk.note`).
+   * that has the same disk open makes this one read-only (see `VmDisk.note`). With `import`, the
+   * image is copied into the persistent disk (which then stands alone: later boots need only
+   * `{ persist: { name, size } }`) instead of being kept as its base.
    */
-  persist?: string | { name: string; size?: number; reset?: boolean };
+  persist?: string | { name: string; size?: number; reset?: boolean; import?: boolean };
   /**
    * Fetch the image (a URL) lazily, chunk by chunk, instead of whole before boot. A URL ending in
    * `manifest.json` names chunk files made by `storvm image chunk`; any other URL is read with HTTP

@@ -92,7 +92,16 @@ async function start(m: StartMessage): Promise<void> {
       lazyDisks.set(i, http);
     }
     const lazyBase = lazyDisks.get(i);
-    if (d.persist) {
+    if (d.persist?.import) {
+      const src = lazyBase ? { disk: lazyBase, format: 'http' } : d.source !== undefined ? await loadDisk({ ...d, source: d.source, readOnly: true }, `disk ${i}`, m.maxImageBytes, progress) : undefined;
+      if (src === undefined) throw new ImageError(`persistent disk ${d.persist.name}: nothing to import`, 'format', d.persist.name);
+      const opened = await openOpfsDisk(d.persist.name, { size: src.disk.size, reset: true });
+      persistent.push(opened);
+      if (!opened.writable) throw new ImageError(`persistent disk ${d.persist.name}: another tab is writing it; close it there to import`, 'read', d.persist.name);
+      await importInto(opened.disk, src.disk, (bytes) => progress({ what: `disk ${i}`, phase: 'unpack', bytes, total: src.disk.size }));
+      loaded = { disk: opened.disk, format: 'opfs' };
+      progress({ what: `disk ${i}`, phase: 'ready', bytes: src.disk.size, total: src.disk.size });
+    } else if (d.persist) {
       const base = lazyBase ? { disk: lazyBase, format: 'http' } : d.source === undefined ? undefined : await loadDisk({ ...d, source: d.source, readOnly: true }, `disk ${i}`, m.maxImageBytes, progress);
       if (base === undefined && !(Number.isSafeInteger(d.persist.size) && d.persist.size! > 0)) throw new ImageError(`persistent disk ${d.persist.name}: give an image or a size`, 'format', d.persist.name);
       const opened = await openOpfsDisk(d.persist.name, {
@@ -167,6 +176,18 @@ async function start(m: StartMessage): Promise<void> {
   } catch (e) {
     post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
   }
+}
+
+/** Copies `from` into `to` a MiB at a time, skipping runs of zeros, then flushes. */
+async function importInto(to: BlockBackend, from: BlockBackend, progress: (bytes: number) => void): Promise<void> {
+  const buf = new Uint8Array(1 << 20);
+  for (let at = 0; at < from.size; at += buf.length) {
+    const piece = buf.subarray(0, Math.min(buf.length, from.size - at));
+    await from.read(at, piece);
+    if (!piece.every((b) => b === 0)) await to.write(at, piece);
+    if ((at & ((16 << 20) - 1)) === 0) progress(at);
+  }
+  await to.flush();
 }
 
 function share(i: number): MemFs {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, chromiumMissing, launchChromium, serve, type StaticServer } from './harness.js';
+import { buildDemo, chromiumMissing, launchChromium, serve, type StaticServer, typeAndWait } from './harness.js';
 
 const missing = chromiumMissing();
 if (missing) console.warn(missing);
@@ -36,21 +36,8 @@ describe.skipIf(missing !== undefined)('the demo page in chromium', () => {
   const errors = () => page.evaluate(() => (window as any).storvmDemo.state.errors as string[]);
   const boots = () => page.evaluate(() => (window as any).storvmDemo.state.boots as number);
 
-  /** Types a command at the console (through xterm.js, as a visitor would) and waits for `expect`. */
-  async function run(cmd: string, until: RegExp, timeout = 30_000): Promise<string> {
-    const before = (await consoleText()).length;
-    await page.locator('#terminal').click();
-    await page.keyboard.type(cmd + '\n');
-    const handle = await page.waitForFunction(
-      ([from, src]) => {
-        const text = ((window as any).storvmDemo.state.console as string).slice(from as number);
-        return new RegExp(src as string).test(text) ? text : false;
-      },
-      [before, until.source] as const,
-      { timeout, polling: 100 },
-    );
-    return (await handle.jsonValue()) as string;
-  }
+  /** Types a command at the console (through xterm.js, as a visitor would) and waits for `until`. */
+  const run = (cmd: string, until: RegExp, timeout = 30_000) => typeAndWait(page, cmd, until, timeout);
 
   async function waitBooted(timeout = 90_000): Promise<void> {
     await page.waitForFunction(() => (window as any).storvmDemo?.state.booted === true, null, { timeout, polling: 100 });

@@ -90,3 +90,32 @@ export async function launchChromium() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
   });
 }
+
+/** The part of playwright's Page the helpers below use. */
+type PageLike = import('playwright-core').Page;
+
+/**
+ * Types a command into the demo's console (through xterm.js, as a visitor would) and waits until
+ * the console shows `until` after it; returns the console text from the command on. On a timeout
+ * the error carries the console's end and the page's errors.
+ */
+export async function typeAndWait(p: PageLike, cmd: string, until: RegExp, timeout = 30_000): Promise<string> {
+  const before = await p.evaluate(() => ((globalThis as any).storvmDemo.state.console as string).length);
+  await p.locator('#terminal').click();
+  await p.keyboard.type(cmd + '\n');
+  try {
+    const h = await p.waitForFunction(
+      ([from, src]) => {
+        const text = ((globalThis as any).storvmDemo.state.console as string).slice(from as number);
+        return new RegExp(src as string).test(text) ? text : false;
+      },
+      [before, until.source] as const,
+      { timeout, polling: 100 },
+    );
+    return (await h.jsonValue()) as string;
+  } catch (e) {
+    const tail = await p.evaluate(() => ((globalThis as any).storvmDemo.state.console as string).slice(-600));
+    const errors = await p.evaluate(() => (globalThis as any).storvmDemo.state.errors);
+    throw new Error(`${(e as Error).message}\nconsole: ${JSON.stringify(tail)}\nerrors: ${JSON.stringify(errors)}`);
+  }
+}

@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildDemo, chromiumMissing, launchChromium, serve, type StaticServer } from './harness.js';
+import { buildDemo, chromiumMissing, launchChromium, serve, type StaticServer, typeAndWait } from './harness.js';
 
 const missing = chromiumMissing();
 
@@ -25,26 +25,7 @@ describe.skipIf(missing !== undefined)('persistent disks in chromium', () => {
 
   const waitBooted = (p: Page) => p.waitForFunction(() => (window as any).storvmDemo?.state.booted === true, null, { timeout: 120_000, polling: 100 });
 
-  async function run(p: Page, cmd: string, until: RegExp, timeout = 30_000): Promise<string> {
-    const before = await p.evaluate(() => ((window as any).storvmDemo.state.console as string).length);
-    await p.locator('#terminal').click();
-    await p.keyboard.type(cmd + '\n');
-    try {
-      const h = await p.waitForFunction(
-        ([from, src]) => {
-          const text = ((window as any).storvmDemo.state.console as string).slice(from as number);
-          return new RegExp(src as string).test(text) ? text : false;
-        },
-        [before, until.source] as const,
-        { timeout, polling: 100 },
-      );
-      return (await h.jsonValue()) as string;
-    } catch (e) {
-      const tail = await p.evaluate(() => ((window as any).storvmDemo.state.console as string).slice(-600));
-      const errors = await p.evaluate(() => (window as any).storvmDemo.state.errors);
-      throw new Error(`${(e as Error).message}\nconsole: ${JSON.stringify(tail)}\nerrors: ${JSON.stringify(errors)}`);
-    }
-  }
+  const run = typeAndWait;
 
   async function reboots(p: Page, action: () => Promise<unknown>): Promise<void> {
     const n = await p.evaluate(() => (window as any).storvmDemo.state.boots as number);
@@ -106,6 +87,31 @@ describe.skipIf(missing !== undefined)('persistent disks in chromium', () => {
     await reboots(page, () => page.locator('#disks li').nth(1).locator('button.forget').click());
     await run(page, 'dd if=/dev/vdb bs=4096 skip=1 count=1 2>/dev/null | head -c 16; echo', /BASE-IMAGE-BYTES/);
   }, 240_000);
+
+  it('imports a local file into the browser, so it boots after a reload without the file', async () => {
+    if (!page.url().startsWith(server.url)) {
+      await page.goto(server.url + '/');
+      await waitBooted(page);
+    }
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(mkdtempSync(join(tmpdir(), 'storvm-import-')), 'local-disk.img');
+    const img = new Uint8Array(2 << 20);
+    img.set(new TextEncoder().encode('IMPORTED-FROM-A-FILE'), 3 * 512);
+    writeFileSync(file, img);
+    await page.setInputFiles('#disk-file', file);
+    await page.check('#disk-persist');
+    await reboots(page, () => page.click('#attach button[type=submit]'));
+    await page.uncheck('#disk-persist');
+    const n = (await page.evaluate(() => (window as any).storvmDemo.state.vm.disks.length)) as number;
+    const dev = `/dev/vd${String.fromCharCode(96 + n)}`;
+    await run(page, `dd if=${dev} bs=512 skip=3 count=1 2>/dev/null | head -c 20; echo`, /IMPORTED-FROM-A-FILE/);
+    await run(page, `printf AND-CHANGED | dd of=${dev} bs=512 seek=7 conv=notrunc,fsync 2>/dev/null; echo ok-$((2*4))`, /ok-8/);
+    await page.reload();
+    await waitBooted(page);
+    await run(page, `dd if=${dev} bs=512 skip=3 count=1 2>/dev/null | head -c 20; echo; dd if=${dev} bs=512 skip=7 count=1 2>/dev/null | head -c 11; echo`, /IMPORTED-FROM-A-FILE\r?\nAND-CHANGED/);
+  }, 300_000);
 
   it('boots with a lazily fetched disk, fetches nothing the second time, and names a corrupt chunk', async () => {
     if (!page.url().startsWith(server.url)) {
