@@ -123,6 +123,7 @@ export class HttpDisk implements BlockBackend {
         throw new ImageError(`${imageUrl}: the server does not answer Range requests (got HTTP ${r.status}); host the image as chunk files (storvm image chunk)`, 'http', name);
       }
       const size = Number(total);
+      if (!Number.isSafeInteger(size) || size <= 0) throw new ImageError(`${imageUrl}: the server gives its size as ${total} bytes`, 'format', name);
       if (manifest && manifest.size !== size) throw new ImageError(`${imageUrl}: ${size} bytes, but its manifest says ${manifest.size}`, 'format', name);
       const cs = manifest?.chunkSize ?? opts.chunkSize ?? 1 << 20;
       return new HttpDisk(size, cs, manifest?.chunks, (i) => ({ url: imageUrl, range: [i * cs, Math.min(size, (i + 1) * cs) - 1] }), opts);

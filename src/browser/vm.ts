@@ -335,8 +335,9 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
             },
             stop: () => {
               if (!done) worker.postMessage({ type: 'stop' } satisfies PageMessage);
-              // A guest that never reaches a slice boundary is ended anyway after a second.
-              const t = setTimeout(() => finish({ reason: 'stopped', exitCode: 0, instructions: 0 }), 1000);
+              // The worker stops at the next slice boundary and flushes persistent disks; one that
+              // does not answer in 5 s is ended anyway (what the guest flushed is safe either way).
+              const t = setTimeout(() => finish({ reason: 'stopped', exitCode: 0, instructions: 0 }), 5000);
               return exited.finally(() => clearTimeout(t));
             },
             kill: () => {
