@@ -48,6 +48,13 @@ export interface VirtioDevice {
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;
   /**
+   * Requests still in flight: work that may still read or write guest memory (a backend filling a
+   * buffer, or reading one). While this is above 0 after a reset, the transport keeps the Status
+   * register non-zero, so a driver that waits for 0 (VIRTIO 1.2, 2.4) knows the device is done
+   * with its memory. A device without the field is taken to finish everything synchronously.
+   */
+  readonly pending?: number;
+  /**
    * Deterministic delivery: while on, async completions are held back and delivered by
    * `flushCompletions()` in submission order, so a replayed run sees them at the same points.
    */

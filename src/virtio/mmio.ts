@@ -70,6 +70,11 @@ export class MmioTransport {
   private interruptStatus = 0;
   private configGeneration = 0;
   private ctx: DeviceContext | undefined;
+  /**
+   * Set by a reset that found requests in flight: what Status reads (the value before the reset)
+   * until the device has drained them. See {@link draining}.
+   */
+  private drainStatus = 0;
   private readonly onDeviceError: (error: unknown) => void;
   /** Why the device last went to DEVICE_NEEDS_RESET, for diagnostics. */
   needsResetReason: string | undefined;
@@ -88,7 +93,20 @@ export class MmioTransport {
 
   /** Current device status (the Status register). */
   get deviceStatus(): number {
-    return this.status;
+    return this.draining() ? this.drainStatus : this.status;
+  }
+
+  /**
+   * True while a reset waits for in-flight requests: the device may still touch guest memory, so
+   * Status reads non-zero (VIRTIO 1.2, 2.4: the driver waits for 0 before it reuses anything) and
+   * register writes are ignored. Measured against bounce buffers in bench/reset.ts: draining costs
+   * nothing per request, bouncing costs a copy of every async request's data.
+   */
+  private draining(): boolean {
+    if (this.drainStatus === 0) return false;
+    if ((this.guard(() => this.device.pending, 0) ?? 0) > 0) return true;
+    this.drainStatus = 0;
+    return false;
   }
 
   /** The features the driver acknowledged, masked to those offered. */
@@ -127,7 +145,7 @@ export class MmioTransport {
       case MMIO.InterruptStatus:
         return this.interruptStatus;
       case MMIO.Status:
-        return this.status;
+        return this.deviceStatus;
       case MMIO.SHMLenLow:
       case MMIO.SHMLenHigh:
         return 0xffff_ffff; // no shared memory regions (VIRTIO 1.2, 4.2.2: "non-existent")
@@ -149,7 +167,7 @@ export class MmioTransport {
       }
       return;
     }
-    if (size !== 4) return;
+    if (size !== 4 || this.draining()) return; // a driver that did not wait for 0 is ignored
     switch (offset) {
       case MMIO.DeviceFeaturesSel:
         this.deviceFeaturesSel = value;
@@ -273,6 +291,7 @@ export class MmioTransport {
   }
 
   private reset(): void {
+    const before = this.status;
     this.ctx = undefined;
     this.guard(() => this.device.reset(), undefined);
     for (const q of this.queues) q.reset();
@@ -280,6 +299,7 @@ export class MmioTransport {
     this.driverFeatures = 0n;
     this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
     this.needsResetReason = undefined;
+    if ((this.guard(() => this.device.pending, 0) ?? 0) > 0) this.drainStatus = before === 0 ? ACK : before;
     if (this.interruptStatus !== 0) {
       this.interruptStatus = 0;
       this.irq.set(false);

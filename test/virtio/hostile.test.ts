@@ -443,10 +443,14 @@ describe('hostile guest: transport and split queue (hostile-guest.md lines 1–2
     const sub = q.add({ readable: [HDR], writable: [1] });
     q.kick();
     expect(dev.waitingCount).toBe(1);
-    drv.init(); // reset and probe again: new rings
-    const q2 = drv.queues[0]!;
+    drv.write(MMIO.Status, 0);
+    expect(() => drv.init()).toThrow(); // a driver that does not wait for Status 0 (line 49) is ignored
+    expect(drv.status).not.toBe(0);
     dev.release();
     await drv.transport.idle();
+    expect(drv.status).toBe(0);
+    drv.init(); // reset and probe again: new rings
+    const q2 = drv.queues[0]!;
     expect(q.usedIdx).toBe(0);
     expect(q2.usedIdx).toBe(0);
     expect(drv.mem.readU8(sub.writable[0]!.addr)).toBe(0xee);
