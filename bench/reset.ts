@@ -25,7 +25,7 @@ import { VirtioBlk } from '../src/devices/blk/device.js';
 import { FlatRam } from '../src/memory/flat-ram.js';
 import { DESC_F_NEXT, DESC_F_WRITE, MMIO } from '../src/virtio/constants.js';
 import { FileDisk } from '../src/node/file-disk.js';
-import { RAM_BASE, TestDriver } from '../test/support/driver.js';
+import { RAM_BASE, TestDriver } from '../src/testing/index.js';
 
 const i = process.argv.indexOf('--seconds');
 const SECONDS = i >= 0 ? Number(process.argv[i + 1]) : 0.5;

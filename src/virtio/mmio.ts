@@ -16,9 +16,12 @@ import {
   STORVM_VENDOR_ID,
   F_EVENT_IDX,
   F_INDIRECT_DESC,
+  F_RING_PACKED,
 } from './constants.js';
 import type { DeviceContext, InterruptLine, VirtioDevice } from './device.js';
+import { PackedQueue } from './packed.js';
 import { SplitQueue } from './queue.js';
+import type { Virtqueue } from './virtqueue.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -59,7 +62,7 @@ export interface MmioTransportOptions {
  * DEVICE_NEEDS_RESET.
  */
 export class MmioTransport {
-  readonly queues: readonly SplitQueue[];
+  private queueList: Virtqueue[];
   private readonly offered: bigint;
 
   private status = 0;
@@ -85,10 +88,18 @@ export class MmioTransport {
     readonly irq: InterruptLine,
     options: MmioTransportOptions = {},
   ) {
-    this.queues = device.queueMaxSizes.map((n) => new SplitQueue(n));
+    this.queueList = device.queueMaxSizes.map((n) => new SplitQueue(n));
     // A modern-only transport: VERSION_1 is always offered (VIRTIO 1.2, 4.2.4 is legacy only).
     this.offered = BigInt.asUintN(64, device.features) | bit(F_VERSION_1);
     this.onDeviceError = options.onDeviceError ?? (() => {});
+  }
+
+  /**
+   * The device's queues, by index: split ones, or packed ones once the driver accepted
+   * VIRTIO_F_RING_PACKED (the objects are replaced at FEATURES_OK).
+   */
+  get queues(): readonly Virtqueue[] {
+    return this.queueList;
   }
 
   /** Current device status (the Status register). */
@@ -217,7 +228,7 @@ export class MmioTransport {
     }
     if (q.ready) return; // VIRTIO 1.2, 4.2.2.3: no changes while QueueReady is 1
     if (offset === MMIO.QueueNum) {
-      if (SplitQueue.validSize(value, q.maxSize)) q.size = value;
+      if (q.validSize(value)) q.size = value;
       return;
     }
     const reg = RING_ADDRESS_REGISTERS.get(offset);
@@ -244,7 +255,10 @@ export class MmioTransport {
       this.activate();
       return;
     }
-    if (wanted & FEATURES_OK && !(current & FEATURES_OK) && !this.featuresAcceptable()) return;
+    if (wanted & FEATURES_OK && !(current & FEATURES_OK)) {
+      if (!this.featuresAcceptable()) return;
+      this.formatQueues((this.driverFeatures & bit(F_RING_PACKED)) !== 0n);
+    }
     this.status = (this.status & NEEDS_RESET) | wanted;
   }
 
@@ -253,6 +267,20 @@ export class MmioTransport {
     const accept = this.device.acceptFeatures;
     if (accept === undefined) return true;
     return this.guard(() => accept.call(this.device, this.driverFeatures), false);
+  }
+
+  /**
+   * Gives every queue the ring format just negotiated (VIRTIO 1.2, 2.8: packed with
+   * VIRTIO_F_RING_PACKED). A new queue object carries the old one's epoch on, so a chain popped
+   * before the reset still never completes into it.
+   */
+  private formatQueues(packed: boolean): void {
+    this.queueList = this.queueList.map((q) => {
+      if (q.packed === packed) return q;
+      const fresh = packed ? new PackedQueue(q.maxSize) : new SplitQueue(q.maxSize);
+      fresh.epoch = q.epoch + 1;
+      return fresh;
+    });
   }
 
   private activate(): void {

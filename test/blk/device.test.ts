@@ -32,7 +32,7 @@ import {
   T_WRITE_ZEROES,
   write,
 } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

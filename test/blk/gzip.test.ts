@@ -4,7 +4,7 @@ import { BlockError, ImageFormatError } from '../../src/backends/block/backend.j
 import { type GzipProgress, loadGzipImage } from '../../src/backends/block/gzip.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { diffBytes, pattern, read, S_OK } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

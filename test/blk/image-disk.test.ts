@@ -10,7 +10,7 @@ import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { detectImageFormat, openDiskImage } from '../../src/node/image-disk.js';
 import { FileDisk } from '../../src/node/file-disk.js';
 import { pattern, read, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/qcow2/', import.meta.url));
 let dir = '';

@@ -4,7 +4,7 @@ import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { OverlayDisk } from '../../src/backends/block/overlay-disk.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { diffBytes, pattern, read, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

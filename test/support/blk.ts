@@ -5,7 +5,7 @@
 import type { BlockBackend } from '../../src/backends/block/backend.js';
 import { BlockIoError } from '../../src/backends/block/backend.js';
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
-import type { DriverQueue } from './driver.js';
+import type { DriverQueue } from '../../src/testing/index.js';
 
 export const T_IN = 0;
 export const T_OUT = 1;

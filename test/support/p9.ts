@@ -9,7 +9,7 @@ import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../../src/virtio/constants.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
 import { Decoder, Encoder, P9, type Qid } from '../../src/devices/p9/wire.js';
-import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from './driver.js';
+import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from '../../src/testing/index.js';
 
 export { P9 };
 

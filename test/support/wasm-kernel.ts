@@ -15,7 +15,7 @@ import { VirtioWasmHost, type VirtioWasmImports } from '../../src/machine/virtio
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { WasmMemoryRam } from '../../src/memory/wasm-memory-ram.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
-import { DriverQueue, GuestAllocator, type QueueHost } from './driver.js';
+import { DriverQueue, GuestAllocator, type QueueHost } from '../../src/testing/index.js';
 import { TracingMemory } from './tracing-memory.js';
 
 // ---- a tiny wasm assembler --------------------------------------------------------------------

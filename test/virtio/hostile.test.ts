@@ -20,7 +20,7 @@ import {
   STATUS_DRIVER_OK,
   STATUS_FEATURES_OK,
 } from '../../src/virtio/constants.js';
-import { RAM_BASE, TestDriver, type DriverQueue } from '../support/driver.js';
+import { RAM_BASE, TestDriver, type DriverQueue } from '../../src/testing/index.js';
 import { TestDevice, type TestDeviceOptions } from '../support/test-device.js';
 import { TracingMemory } from '../support/tracing-memory.js';
 

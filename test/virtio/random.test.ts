@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { FlatRam } from '../../src/memory/flat-ram.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MMIO } from '../../src/virtio/constants.js';
-import type { SplitQueue } from '../../src/virtio/queue.js';
-import { RAM_BASE, TestDriver } from '../support/driver.js';
+import type { Virtqueue as SplitQueue } from '../../src/virtio/virtqueue.js';
+import { RAM_BASE, TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { mulberry32 } from '../support/prng.js';
 import { TracingMemory } from '../support/tracing-memory.js';

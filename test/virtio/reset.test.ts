@@ -9,7 +9,7 @@ import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { MMIO, STATUS_ACKNOWLEDGE, STATUS_DRIVER_OK } from '../../src/virtio/constants.js';
 import { header, pattern, T_IN, T_OUT } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 
 /** A disk whose operations run only when the test says, touching the guest's buffer only then. */
