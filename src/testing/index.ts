@@ -5,3 +5,7 @@
  * made; and the hostile-guest suite as a function. Depends only on the package root.
  */
 export * from './driver.js';
+export * from './recording-memory.js';
+export * from './blk.js';
+export * from './p9.js';
+export * from './hostile.js';

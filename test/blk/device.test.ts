@@ -31,7 +31,7 @@ import {
   T_OUT,
   T_WRITE_ZEROES,
   write,
-} from '../support/blk.js';
+} from '../../src/testing/index.js';
 import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;

@@ -5,7 +5,7 @@
  */
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { FileDisk } from '../../src/node/file-disk.js';
-import { flush, pattern, write } from '../support/blk.js';
+import { flush, pattern, write } from '../../src/testing/index.js';
 import { TestDriver } from '../../src/testing/index.js';
 
 const path = process.argv[2];

@@ -12,8 +12,8 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { VirtioWasmError, VirtioWasmHost } from '../../src/machine/virtio-wasm.js';
 import { bit, DEVICE_ID_9P, DEVICE_ID_BLOCK, F_RING_PACKED, F_VERSION_1 } from '../../src/virtio/constants.js';
 import type { BlockBackend } from '../../src/backends/block/backend.js';
-import { flush, header, pattern, read, S_OK, T_IN, write } from '../support/blk.js';
-import { P9Session } from '../support/p9.js';
+import { flush, header, pattern, read, S_OK, T_IN, write } from '../../src/testing/index.js';
+import { P9Session } from '../../src/testing/index.js';
 import { Kernel, KERNEL_PAGE_SIZE, readDtb } from '../support/wasm-kernel.js';
 
 const O_RDWR = 2;

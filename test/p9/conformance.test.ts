@@ -20,7 +20,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { AT_REMOVEDIR, LOCK_BLOCKED, LOCK_SUCCESS, LOCK_TYPE_RDLCK, LOCK_TYPE_UNLCK, LOCK_TYPE_WRLCK, QT_DIR, QT_SYMLINK } from '../../src/devices/p9/wire.js';
 import { DEVICE_ID_9P, F_INDIRECT_DESC, MMIO, bit } from '../../src/virtio/constants.js';
 import { cases } from './backends.js';
-import { P9Client, errnoOf } from '../support/p9.js';
+import { P9Client, errnoOf } from '../../src/testing/index.js';
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;

@@ -22,14 +22,14 @@ import {
 } from '../../src/virtio/constants.js';
 import { RAM_BASE, TestDriver, type DriverQueue } from '../../src/testing/index.js';
 import { TestDevice, type TestDeviceOptions } from '../support/test-device.js';
-import { TracingMemory } from '../support/tracing-memory.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 const HDR = new Uint8Array(16).fill(7);
 
 function setup(opts: TestDeviceOptions & { ram?: number; queueSize?: number; features?: bigint } = {}) {
   const dev = new TestDevice(opts);
   const ram = new FlatRam(RAM_BASE, opts.ram ?? 1 << 20);
-  const trace = new TracingMemory(ram);
+  const trace = new RecordingMemory(ram);
   const drv = new TestDriver(dev, ram, { deviceMem: trace });
   drv.init({ queueSizes: opts.queueSize ? [opts.queueSize] : undefined, features: opts.features });
   trace.clear();

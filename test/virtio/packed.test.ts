@@ -24,14 +24,14 @@ import {
 import { COMMON_FEATURES, PACKED_FEATURES } from '../../src/virtio/device.js';
 import { PackedDriverQueue, RAM_BASE, TestDriver } from '../../src/testing/index.js';
 import { TestDevice, type TestDeviceOptions } from '../support/test-device.js';
-import { TracingMemory } from '../support/tracing-memory.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 const HDR = new Uint8Array(16).fill(7);
 
 function setup(opts: TestDeviceOptions & { queueSize?: number; features?: bigint; ram?: number } = {}) {
   const dev = new TestDevice({ features: COMMON_FEATURES | PACKED_FEATURES, ...opts });
   const ram = new FlatRam(RAM_BASE, opts.ram ?? 1 << 20);
-  const trace = new TracingMemory(ram);
+  const trace = new RecordingMemory(ram);
   const drv = new TestDriver(dev, ram, { deviceMem: trace });
   drv.init({ packed: true, queueSizes: opts.queueSize ? [opts.queueSize] : undefined, features: opts.features });
   trace.clear();

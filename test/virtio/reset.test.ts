@@ -8,7 +8,7 @@ import type { BlockBackend } from '../../src/backends/block/backend.js';
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { MMIO, STATUS_ACKNOWLEDGE, STATUS_DRIVER_OK } from '../../src/virtio/constants.js';
-import { header, pattern, T_IN, T_OUT } from '../support/blk.js';
+import { header, pattern, T_IN, T_OUT } from '../../src/testing/index.js';
 import { TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 

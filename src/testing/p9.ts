@@ -4,14 +4,16 @@
  * request or reply over many descriptors and put them in an indirect table, and can keep several
  * requests in flight to test Tflush and out-of-order completion.
  */
-import { FlatRam } from '../../src/memory/flat-ram.js';
-import type { GuestMemory } from '../../src/memory/guest-memory.js';
-import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../../src/virtio/constants.js';
-import type { VirtioDevice } from '../../src/virtio/device.js';
-import { Decoder, Encoder, P9, type Qid } from '../../src/devices/p9/wire.js';
-import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from '../../src/testing/index.js';
+import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, FlatRam, type GuestMemory, p9wire, type VirtioDevice } from '../index.js';
+import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from './driver.js';
 
-export { P9 };
+type Decoder = p9wire.Decoder;
+type Encoder = p9wire.Encoder;
+type Qid = p9wire.Qid;
+const { Decoder, Encoder } = p9wire;
+/** 9P message type numbers (Tversion, Rversion, …). */
+export const P9 = p9wire.P9;
+export type P9 = p9wire.P9;
 
 /** An Rlerror answer. */
 export class P9Error extends Error {
