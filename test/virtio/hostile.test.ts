@@ -1,6 +1,6 @@
 /**
  * The hostile-guest rules for the transport and the split queue: lines 1–21 of
- * shared/docs/hostile-guest.md, one test (or more) each, all through the driver harness.
+ * docs/hostile-guest.md, one test (or more) each, all through the driver harness.
  */
 import { describe, expect, it } from 'vitest';
 import { FlatRam } from '../../src/memory/flat-ram.js';
