@@ -304,7 +304,7 @@ export class DriverQueue implements DriverRing {
   }
 }
 
-/** A driver bound to one MMIO transport over a FlatRam. */
+/** A driver bound to one MMIO transport over any GuestMemory (a FlatRam of 16 MiB by default). */
 export class TestDriver implements QueueHost {
   readonly irq = new TestIrq();
   readonly transport: MmioTransport;
@@ -317,7 +317,7 @@ export class TestDriver implements QueueHost {
 
   constructor(
     readonly device: VirtioDevice,
-    readonly mem: FlatRam = new FlatRam(RAM_BASE, 16 << 20),
+    readonly mem: GuestMemory = new FlatRam(RAM_BASE, 16 << 20),
     opts: DriverOptions = {},
   ) {
     this.transport = new MmioTransport(device, opts.deviceMem ?? mem, this.irq, opts);
@@ -504,7 +504,7 @@ export class PackedDriverQueue implements DriverRing {
     this.freeIds = Array.from({ length: size }, (_, i) => i);
   }
 
-  get mem(): FlatRam {
+  get mem(): GuestMemory {
     return this.driver.mem;
   }
 
