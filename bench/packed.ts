@@ -3,20 +3,21 @@
  *
  * Each round the driver makes a batch of chains available and kicks; the device pops each chain,
  * reads a 16-byte header, writes one status byte, gives it back and decides on the interrupt once
- * per batch; the driver then collects the used entries. Reports chains per second, the median of 5
- * runs, split and packed runs alternating, for several chain shapes.
+ * per batch; the driver then collects the used entries. Reports chains per second, the median of
+ * 11 short runs per driver, for several chain shapes.
  *
  * Three drivers:
  * - split, prebuilt (VIRTIO 1.2, 2.7): the chains sit in the descriptor table once; each round
  *   only republishes their heads in the available ring (the figure this bench always reported);
  * - split, written: each round writes every descriptor (addr, len, flags, next) into the table
- *   and then the heads, as Linux's virtqueue_add_split does for every request;
+ *   and then the heads, as Linux's virtqueue_add_split does for every request, and reads every
+ *   used element (id, len) as virtqueue_get_buf does;
  * - packed (2.8): each round writes every descriptor (addr, len, id, flags) into the ring, head
- *   flags last, as virtqueue_add_packed does, and collects used descriptors by their flags.
+ *   flags last, as virtqueue_add_packed does, and reads every used descriptor (flags, id, len).
  * The like-for-like comparison is packed against split, written. All ask for one interrupt per
  * batch (used_event, or the driver event structure in DESC mode).
  *
- *   npx tsx bench/queue.ts [--batch N] [--seconds S]
+ *   npx tsx bench/queue.ts [--batch N] [--seconds S] [--runs N]
  */
 import type { GuestMemory } from '../src/memory/guest-memory.js';
 import type { DescriptorChain } from '../src/virtio/chain.js';
@@ -61,8 +62,17 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
+/** Host time spent inside QueueNotify (the device's share of a round), per driver, reset per run. */
+let deviceNs = 0n;
+function kick(q: { kick(): void }): void {
+  const t0 = process.hrtime.bigint();
+  q.kick();
+  deviceNs += process.hrtime.bigint() - t0;
+}
+
 const BATCH = arg('--batch', 128);
-const SECONDS = arg('--seconds', 1);
+const SECONDS = arg('--seconds', 0.3);
+const RUNS = arg('--runs', 11);
 
 function splitRound(shape: Shape, rewrite: boolean): () => void {
   const dev = new BenchDevice();
@@ -118,9 +128,18 @@ function splitRound(shape: Shape, rewrite: boolean): () => void {
     availIdx = (availIdx + BATCH) & 0xffff;
     mem.writeU16(q.avail + 2, availIdx);
     q.setUsedEvent(availIdx - 1); // interrupt once per batch, as a busy Linux driver asks
-    q.kick();
+    kick(q);
     const used = mem.readU16(q.used + 2);
     if (((used - usedSeen) & 0xffff) !== BATCH) throw new Error('device did not complete the batch');
+    if (rewrite) {
+      // A Linux-like driver reads every used element (virtqueue_get_buf): id and length.
+      let sum = 0;
+      for (let i = 0; i < BATCH; i++) {
+        const e = q.used + 4 + 8 * ((usedSeen + i) & (size - 1));
+        sum += mem.readU32(e) + mem.readU32(e + 4);
+      }
+      if (sum < 0) throw new Error('unreachable');
+    }
     usedSeen = used;
     drv.ackInterrupt();
   };
@@ -179,23 +198,27 @@ function packedRound(shape: Shape): () => void {
       lastWrap ^= 1;
     }
     q.setDriverEvent(RING_EVENT_FLAGS_DESC, last, lastWrap);
-    q.kick();
+    kick(q);
+    let sum = 0;
     for (let c = 0; c < BATCH; c++) {
       const flags = mem.readU16(ring + 16 * used + 14);
       const bit = usedWrap === 1;
       if (((flags & DESC_F_USED) !== 0) !== bit || ((flags & DESC_F_AVAIL) !== 0) !== bit) throw new Error('device did not complete the batch');
+      sum += mem.readU16(ring + 16 * used + 12) + mem.readU32(ring + 16 * used + 8); // id and length
       used += slotsPer;
       if (used >= size) {
         used -= size;
         usedWrap ^= 1;
       }
     }
+    if (sum < 0) throw new Error('unreachable');
     if (drv.ackInterrupt() === 0) throw new Error('no interrupt for the batch');
   };
 }
 
-/** Chains per second of `round` over one run of SECONDS. */
-function timed(round: () => void): number {
+/** Chains per second of `round` over one run of SECONDS, whole round and device only. */
+function timed(round: () => void): [number, number] {
+  deviceNs = 0n;
   let rounds = 0;
   const t0 = process.hrtime.bigint();
   const deadline = t0 + BigInt(Math.round(SECONDS * 1e9));
@@ -205,20 +228,33 @@ function timed(round: () => void): number {
     rounds += 50;
     now = process.hrtime.bigint();
   }
-  return (rounds * BATCH) / (Number(now - t0) / 1e9);
+  return [(rounds * BATCH) / (Number(now - t0) / 1e9), (rounds * BATCH) / (Number(deviceNs) / 1e9)];
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const fmt = (xs: number[]) => `${(median(xs) / 1e6).toFixed(2).padStart(6)} M`;
 
-console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of 5, the three drivers alternating`);
-console.log(`${'chain shape'.padEnd(48)} split,prebuilt  split,written   packed   packed/split,written`);
+console.log(`storvm queue bench — node ${process.version}, batch ${BATCH}, ${SECONDS}s per run, median of ${RUNS}, the three drivers in rotating order, ${new Date().toISOString().slice(0, 10)}`);
+console.log('chains/s, whole round (driver + device)                   | device only (inside QueueNotify)');
+console.log(`${'chain shape'.padEnd(46)} split,prebuilt split,written  packed  packed/split | split    packed  packed/split`);
+const m = (x: number) => `${(x / 1e6).toFixed(2)} M`.padStart(8);
+const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(0)}%`.padStart(6);
 for (const shape of SHAPES) {
   const rounds = [splitRound(shape, false), splitRound(shape, true), packedRound(shape)];
   for (let i = 0; i < 2000; i++) for (const r of rounds) r();
-  const rates: number[][] = rounds.map(() => []);
-  for (let run = 0; run < 5; run++) rounds.forEach((r, k) => rates[k]!.push(timed(r)));
-  const [pre, wr, pk] = rates.map(median) as [number, number, number];
-  const m = (x: number) => `${(x / 1e6).toFixed(2)} M`.padStart(10);
-  console.log(`${shape.name.padEnd(48)} ${m(pre)}    ${m(wr)}  ${m(pk)}   ${((100 * pk) / wr).toFixed(0).padStart(5)}%`);
+  const whole: number[][] = rounds.map(() => []);
+  const dev: number[][] = rounds.map(() => []);
+  // Short runs, the drivers in rotating order, so load that comes and goes hits all three alike.
+  for (let run = 0; run < RUNS; run++) {
+    for (let j = 0; j < rounds.length; j++) {
+      const k = (run + j) % rounds.length;
+      const [w, d] = timed(rounds[k]!);
+      whole[k]!.push(w);
+      dev[k]!.push(d);
+    }
+  }
+  const [pre, wr, pk] = whole.map(median) as [number, number, number];
+  const dSplit = median([...dev[0]!, ...dev[1]!]); // the same device path for both split drivers
+  const dPacked = median(dev[2]!);
+  console.log(`${shape.name.padEnd(46)} ${m(pre)}     ${m(wr)}  ${m(pk)}  ${pct(pk, wr)}     | ${m(dSplit)} ${m(dPacked)}  ${pct(dPacked, dSplit)}`);
 }

@@ -142,7 +142,7 @@ export class PackedQueue implements Virtqueue {
       }
       const addr = mem.readU32(d) + mem.readU32(d + 4) * TWO_32;
       const len = mem.readU32(d + 8);
-      id = mem.readU16(d + 12);
+      if (!(flags & DESC_F_NEXT)) id = mem.readU16(d + 12); // only the last one's id counts
       count++;
       if (++pos === size) {
         pos = 0;
