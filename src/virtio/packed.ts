@@ -108,11 +108,9 @@ export class PackedQueue implements Virtqueue {
 
   pop(mem: GuestMemory): DescriptorChain | null {
     if (!this.ready || this.broken !== undefined) return null;
-    const size = this.size;
-    const ring = this.descAddr;
-    let pos = this.nextAvail;
-    let wrap = this.availWrap;
-    let flags = mem.readU16(ring + DESC_SIZE * pos + 14);
+    const pos = this.nextAvail;
+    const wrap = this.availWrap;
+    const flags = mem.readU16(this.descAddr + DESC_SIZE * pos + 14);
     if ((flags & (DESC_F_AVAIL | DESC_F_USED)) !== PackedQueue.availBits(wrap)) {
       // Nothing new. With EVENT_IDX, ask to be kicked when the driver fills this slot (2.8.10).
       if (this.eventIdx) {
@@ -122,57 +120,81 @@ export class PackedQueue implements Virtqueue {
       return null;
     }
     const chain = new DescriptorChain(0, this.epoch);
+    const error = this.walk(mem, chain, flags);
+    if (this.broken !== undefined) return null;
+    chain.error = error;
+    return chain;
+  }
+
+  /**
+   * Walks and copies the chain that starts at `nextAvail` (its head's flags already read), moves
+   * `nextAvail` past it and sets the chain's id and slot count. Returns why the chain is invalid,
+   * if it is; sets `broken` when the ring itself can't be walked.
+   */
+  private walk(mem: GuestMemory, chain: DescriptorChain, flags: number): string | undefined {
+    const size = this.size;
+    const ring = this.descAddr;
+    let pos = this.nextAvail;
+    let wrap = this.availWrap;
+    let want = PackedQueue.availBits(wrap);
     let error: string | undefined;
     let total = 0;
     let count = 0;
-    let id = 0;
+    const { addrs, lens } = chain;
     for (;;) {
-      if (count === size) {
-        // VIRTIO 1.2, 2.8.6: no chain is longer than the ring; this one has no end we can find.
-        this.broken = `packed chain longer than the ring of ${size}`;
-        return null;
-      }
       const d = ring + DESC_SIZE * pos;
-      if (count > 0) {
-        flags = mem.readU16(d + 14);
-        if ((flags & (DESC_F_AVAIL | DESC_F_USED)) !== PackedQueue.availBits(wrap)) {
-          this.broken = `packed chain runs into slot ${pos}, which the driver has not made available`;
-          return null;
-        }
-      }
       const addr = mem.readU32(d) + mem.readU32(d + 4) * TWO_32;
       const len = mem.readU32(d + 8);
-      if (!(flags & DESC_F_NEXT)) id = mem.readU16(d + 12); // only the last one's id counts
       count++;
       if (++pos === size) {
         pos = 0;
         wrap ^= 1;
+        want = PackedQueue.availBits(wrap);
       }
       if (error === undefined) {
         if (flags & DESC_F_INDIRECT) {
           error = this.indirectTable(mem, chain, addr, len, flags, count);
           total = chain.readableBytes + chain.writableBytes;
         } else if (!mem.contains(addr, len)) {
-          error = `buffer of ${len} bytes at 0x${addr.toString(16)} is outside RAM`;
+          error = outsideRam(addr, len);
         } else if ((total += len) > U32_MAX) {
           error = 'chain length overflows 32 bits';
         } else {
-          error = push(chain, addr, len, flags);
+          addrs.push(addr);
+          lens.push(len);
+          if (flags & DESC_F_WRITE) chain.writableBytes += len;
+          else if (addrs.length !== chain.readableCount + 1) error = 'readable descriptor after a writable one';
+          else {
+            chain.readableCount++;
+            chain.readableBytes += len;
+          }
         }
       }
-      if (!(flags & DESC_F_NEXT)) break;
-    }
-    // The buffer id is in the chain's last descriptor (2.8.6); the driver chose it below the size.
-    if (id >= size) {
-      this.broken = `buffer id ${id} is not below the ring size ${size}`;
-      return null;
+      if (!(flags & DESC_F_NEXT)) {
+        // The buffer id is in the chain's last descriptor (2.8.6); the driver chose it below the size.
+        const id = mem.readU16(d + 12);
+        if (id >= size) {
+          this.broken = `buffer id ${id} is not below the ring size ${size}`;
+          return undefined;
+        }
+        chain.head = id;
+        break;
+      }
+      if (count === size) {
+        // VIRTIO 1.2, 2.8.6: no chain is longer than the ring; this one has no end we can find.
+        this.broken = `packed chain longer than the ring of ${size}`;
+        return undefined;
+      }
+      flags = mem.readU16(ring + DESC_SIZE * pos + 14);
+      if ((flags & (DESC_F_AVAIL | DESC_F_USED)) !== want) {
+        this.broken = `packed chain runs into slot ${pos}, which the driver has not made available`;
+        return undefined;
+      }
     }
     this.nextAvail = pos;
     this.availWrap = wrap;
-    chain.head = id;
     chain.slots = count;
-    chain.error = error;
-    return chain;
+    return error;
   }
 
   /**
@@ -191,7 +213,7 @@ export class PackedQueue implements Virtqueue {
       const l = mem.readU32(d + 8);
       const f = mem.readU16(d + 14);
       if (f & DESC_F_INDIRECT) return 'indirect descriptor inside an indirect table';
-      if (!mem.contains(a, l)) return `buffer of ${l} bytes at 0x${a.toString(16)} is outside RAM`;
+      if (!mem.contains(a, l)) return outsideRam(a, l);
       if ((total += l) > U32_MAX) return 'chain length overflows 32 bits';
       const e = push(chain, a, l, f);
       if (e !== undefined) return e;
@@ -246,6 +268,10 @@ export class PackedQueue implements Virtqueue {
     const d = this.nextUsed - event - 1;
     return d >= 0 && d < since;
   }
+}
+
+function outsideRam(addr: number, len: number): string {
+  return `buffer of ${len} bytes at 0x${addr.toString(16)} is outside RAM`;
 }
 
 /** Adds one buffer to a chain: readable buffers must all come before writable ones. */
