@@ -1,5 +1,6 @@
 /**
- * bench/queue.ts — split and packed virtqueue round trips through the driver harness, side by side.
+ * bench/packed.ts — split and packed virtqueue round trips over MMIO, side by side (the second
+ * part of `npm run bench:queue`; bench/queue.ts compares transports on split rings).
  *
  * Each round the driver makes a batch of chains available and kicks; the device pops each chain,
  * reads a 16-byte header, writes one status byte, gives it back and decides on the interrupt once
@@ -17,7 +18,7 @@
  * The like-for-like comparison is packed against split, written. All ask for one interrupt per
  * batch (used_event, or the driver event structure in DESC mode).
  *
- *   npx tsx bench/queue.ts [--batch N] [--seconds S] [--runs N]
+ *   npx tsx bench/packed.ts [--batch N] [--seconds S] [--runs N]
  */
 import type { GuestMemory } from '../src/memory/guest-memory.js';
 import type { DescriptorChain } from '../src/virtio/chain.js';

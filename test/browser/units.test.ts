@@ -20,7 +20,8 @@ import { loadDisk, loadInitrd, loadKernel } from '../../src/browser/images.js';
 import type { ProgressInfo, WireDisk } from '../../src/browser/protocol.js';
 import { listShare, putFile, readFile, removeFile } from '../../src/browser/share.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
-import { diffBytes, pattern, read, S_IOERR, S_OK, TestDriver, write } from '../../src/testing/index.js';
+import { diffBytes, pattern, read, S_IOERR, S_OK, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 const GI = new URL('../../guest-images/', import.meta.url);
@@ -36,7 +37,7 @@ async function caught(p: Promise<unknown>): Promise<ImageError> {
   throw new Error('expected an ImageError');
 }
 
-const disk = (source: WireDisk['source'], more: Partial<WireDisk> = {}): WireDisk => ({ source, name: more.name ?? 'test.img', readOnly: false, ...more });
+const disk = (source: NonNullable<WireDisk["source"]>, more: Partial<WireDisk> = {}): WireDisk & { source: NonNullable<WireDisk["source"]> } => ({ source, name: more.name ?? 'test.img', readOnly: false, ...more });
 
 describe('BlobDisk', () => {
   it('serves a VirtioBlk from a Blob, reading only what the guest asks, read-only', async () => {
@@ -139,7 +140,7 @@ describe('loading images in the worker', () => {
     const seen: ProgressInfo[] = [];
     routes.set('/d.img.gz', { body: gz });
     for (const src of [new Blob([gz]), new Blob([gz]).stream(), `${base}/d.img.gz`]) {
-      const d = await loadDisk(disk(src as WireDisk['source']), 'disk 0', 64 * MiB, (p) => seen.push(p));
+      const d = await loadDisk(disk(src as NonNullable<WireDisk['source']>), 'disk 0', 64 * MiB, (p) => seen.push(p));
       expect(d.format).toBe('gzip');
       const back = new Uint8Array(d.disk.size);
       await d.disk.read(0, back);
@@ -159,7 +160,7 @@ describe('loading images in the worker', () => {
     routes.set('/cut.gz', { body: gz.subarray(0, gz.length - 2) });
     routes.set('/huge', { length: 512 * MiB });
     routes.set('/empty', { body: new Uint8Array(0) });
-    const cases: Array<[WireDisk['source'], string, RegExp]> = [
+    const cases: Array<[NonNullable<WireDisk['source']>, string, RegExp]> = [
       [`${base}/gone`, 'http', /HTTP 404/],
       [`${base}/oops`, 'http', /HTTP 500/],
       ['http://127.0.0.1:1/nothing-listens', 'network', /could not fetch/],
