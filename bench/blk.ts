@@ -21,7 +21,7 @@ import { VirtioBlk } from '../src/devices/blk/device.js';
 import { FlatRam } from '../src/memory/flat-ram.js';
 import { DESC_F_NEXT, DESC_F_WRITE } from '../src/virtio/constants.js';
 import { FileDisk } from '../src/node/file-disk.js';
-import { RAM_BASE, TestDriver } from '../test/support/driver.js';
+import { RAM_BASE, TestDriver } from '../src/testing/index.js';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(name);

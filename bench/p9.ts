@@ -10,7 +10,7 @@ import { MemFs } from '../src/backends/fs/mem-fs.js';
 import { Virtio9p } from '../src/devices/p9/device.js';
 import { Encoder, P9 } from '../src/devices/p9/wire.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../src/virtio/constants.js';
-import { P9Client } from '../test/support/p9.js';
+import { P9Client } from '../src/testing/index.js';
 
 const MSIZE = 512000;
 const FILE = 64 << 20;

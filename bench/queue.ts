@@ -20,7 +20,7 @@ import type { DescriptorChain } from '../src/virtio/chain.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../src/virtio/constants.js';
 import { COMMON_FEATURES, QueueDevice } from '../src/virtio/device.js';
 import { HostCallTransport } from '../src/virtio/host-call.js';
-import { DriverQueue, GuestAllocator, TestDriver } from '../test/support/driver.js';
+import { DriverQueue, GuestAllocator, TestDriver } from '../src/testing/index.js';
 import { Kernel } from '../test/support/wasm-kernel.js';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

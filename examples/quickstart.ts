@@ -10,4 +10,4 @@ class Ping extends QueueDevice { // a device that answers each request with one 
 const ram = new FlatRam(0x8000_0000, 1 << 20);
 const transport = new MmioTransport(new Ping(), ram, { set: (level) => console.log('irq', level) });
 console.log(transport.read(MMIO.MagicValue, 4).toString(16), transport.read(MMIO.DeviceID, 4)); // 74726976 63
-await transport.idle(); // the driver side: see test/support/driver.ts
+await transport.idle(); // the driver side: see storvm/testing

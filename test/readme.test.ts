@@ -18,6 +18,26 @@ describe('README', () => {
     expect(out.trim()).toBe('74726976 63');
   });
 
+  it('"Testing your own device" shows exactly examples/own-device.test.ts, which vitest runs', () => {
+    const readme = readFileSync(new URL('README.md', root), 'utf8');
+    const example = readFileSync(new URL('examples/own-device.test.ts', root), 'utf8')
+      .replace("'../src/index.js'", "'storvm'")
+      .replace("'../src/testing/index.js'", "'storvm/testing'");
+    const section = readme.slice(readme.indexOf('### Testing your own device'));
+    expect(/```ts\n([\s\S]*?)```/.exec(section)?.[1]).toBe(example);
+    const config = readFileSync(new URL('vitest.config.ts', root), 'utf8');
+    expect(config).toContain("'examples/**/*.test.ts'");
+  });
+
+  it('storvm/testing is a package export that depends only on the package root', () => {
+    const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { exports: Record<string, { import: string }> };
+    expect(pkg.exports['./testing']?.import).toBe('./dist/testing/index.js');
+    for (const f of ['driver', 'blk', 'p9', 'recording-memory', 'hostile', 'index']) {
+      const src = readFileSync(new URL(`src/testing/${f}.ts`, root), 'utf8');
+      for (const m of src.matchAll(/from '([^']+)'/g)) expect(['../index.js'].includes(m[1]!) || m[1]!.startsWith('./'), `${f}: ${m[1]}`).toBe(true);
+    }
+  });
+
   it('names the test command that .ci/run runs', () => {
     const readme = readFileSync(new URL('README.md', root), 'utf8');
     const ci = readFileSync(new URL('.ci/run', root), 'utf8');

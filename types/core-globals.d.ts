@@ -10,3 +10,5 @@ declare class TextDecoder {
   constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
   decode(input?: ArrayBufferView | ArrayBuffer, options?: { stream?: boolean }): string;
 }
+/** A timer (HTML standard; Node, browsers and workers). The core uses it only in src/testing, to let host I/O finish. */
+declare function setTimeout(callback: () => void, ms?: number): unknown;

@@ -2,10 +2,11 @@
  * The storvm command line. Bad input gets one line on stderr and a non-zero exit, before anything
  * boots.
  */
+import { createWriteStream } from 'node:fs';
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
 import { chunkImage } from './image-chunk.js';
 import { launch } from './launch.js';
-import { parseMachineArgs, UsageError } from './options.js';
+import { type MachineArgs, parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
 
 export { UsageError };
@@ -30,6 +31,8 @@ options of run and boot:
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly
   --verbose                   show kernel messages
+  --trace 9p|blk[,…]          print every 9P message or block request, decoded, with its device time
+  --trace-file FILE           write the trace there instead of to standard error
 
   -h, --help                  this text
   -V, --version               the storvm version`;
@@ -48,8 +51,8 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
       out.write(`storvm ${storvmVersion()}\n`);
       return 0;
     }
-    if (command === 'run') return await run(rest, out);
-    if (command === 'boot') return await boot(rest, out);
+    if (command === 'run') return await run(rest, out, err);
+    if (command === 'boot') return await boot(rest, out, err);
     if (command === 'bench') return await bench(rest, out, err);
     if (command === 'image') return await image(rest, out);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
@@ -59,9 +62,26 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
   }
 }
 
-async function run(argv: string[], out: Stream): Promise<number> {
+/** Where `--trace` lines go: the trace file, or standard error. */
+async function openTrace(args: MachineArgs, err: Stream): Promise<{ write(line: string): void; close(): Promise<void> } | undefined> {
+  if (args.trace.length === 0) return undefined;
+  if (args.traceFile === undefined) return { write: (s) => void err.write(s), close: async () => {} };
+  const file = args.traceFile;
+  const stream = createWriteStream(file);
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (e) => reject(new UsageError(`--trace-file ${file}: ${e.message}`)));
+  });
+  return { write: (s) => void stream.write(s), close: () => new Promise<void>((resolve) => stream.end(resolve)) };
+}
+
+async function run(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseMachineArgs(argv, true);
-  const { machine, close } = await launch(args, (b) => out.write(b));
+  const tracer = await openTrace(args, err);
+  const { machine, close, traceSummary } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
+    await tracer?.close();
+    throw e;
+  });
   const onSigint = () => machine.stop();
   process.once('SIGINT', onSigint);
   try {
@@ -72,6 +92,8 @@ async function run(argv: string[], out: Stream): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
     await close();
+    for (const line of traceSummary()) tracer?.write(line);
+    await tracer?.close();
   }
 }
 
@@ -105,9 +127,13 @@ async function bench(argv: string[], out: Stream, err: Stream): Promise<number> 
   return broken ? 1 : 0;
 }
 
-async function boot(argv: string[], out: Stream): Promise<number> {
+async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseMachineArgs(argv, false);
-  const { machine, close } = await launch(args, (b) => out.write(b));
+  const tracer = await openTrace(args, err);
+  const { machine, close, traceSummary } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
+    await tracer?.close();
+    throw e;
+  });
   const stdin = process.stdin;
   const raw = stdin.isTTY === true;
   let ctrlA = false;
@@ -134,5 +160,7 @@ async function boot(argv: string[], out: Stream): Promise<number> {
     stdin.pause();
     if (raw) stdin.setRawMode(false);
     await close();
+    for (const line of traceSummary()) tracer?.write(line);
+    await tracer?.close();
   }
 }

@@ -4,6 +4,7 @@
  */
 import { type FileHandle, open } from 'node:fs/promises';
 import { type BlockBackend, BlockError, BlockIoError, checkRange, ReadOnlyError } from '../backends/block/backend.js';
+import { ImageLock } from './image-lock.js';
 
 export interface FileDiskOptions {
   /** Open the file read-only ('r'); writes, discards and write-zeroes are refused. */
@@ -21,16 +22,20 @@ export class FileDisk implements BlockBackend {
     readonly path: string,
     readonly size: number,
     readonly readOnly: boolean,
+    private readonly lock: ImageLock | undefined,
   ) {}
 
   /** Opens an existing image; its size is the file's size. */
   static async open(path: string, opts: FileDiskOptions = {}): Promise<FileDisk> {
     const readOnly = opts.readOnly ?? false;
     const handle = await open(path, readOnly ? 'r' : 'r+');
+    let lock: ImageLock | undefined;
     try {
       const st = await handle.stat();
       if (!st.isFile()) throw new BlockError(`${path}: not a regular file`);
-      return new FileDisk(handle, path, st.size, readOnly);
+      // One writer per image: a second read-write opener is refused (readers never lock).
+      if (!readOnly) lock = await ImageLock.acquire(path);
+      return new FileDisk(handle, path, st.size, readOnly, lock);
     } catch (e) {
       await handle.close();
       throw e;
@@ -40,9 +45,15 @@ export class FileDisk implements BlockBackend {
   /** Creates (or truncates) a sparse image of `size` bytes and opens it read-write. */
   static async create(path: string, size: number): Promise<FileDisk> {
     if (!Number.isSafeInteger(size) || size < 0) throw new BlockError(`invalid disk size ${size}`);
-    const handle = await open(path, 'w+');
-    await handle.truncate(size);
-    return new FileDisk(handle, path, size, false);
+    const lock = await ImageLock.acquire(path);
+    try {
+      const handle = await open(path, 'w+');
+      await handle.truncate(size);
+      return new FileDisk(handle, path, size, false, lock);
+    } catch (e) {
+      await lock.release();
+      throw e;
+    }
   }
 
   async read(offset: number, dst: Uint8Array): Promise<void> {
@@ -95,6 +106,10 @@ export class FileDisk implements BlockBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.handle.close();
+    try {
+      await this.handle.close();
+    } finally {
+      await this.lock?.release();
+    }
   }
 }

@@ -9,6 +9,7 @@ import { VirtioBlk } from '../devices/blk/device.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { HostFs } from './host-fs.js';
+import { blkTracer, p9Tracer, TraceTally } from './lab/trace.js';
 import { nodeHost } from './host.js';
 import { openDiskImage, type OpenedImage } from './image-disk.js';
 import { UsageError, type MachineArgs } from './options.js';
@@ -37,10 +38,18 @@ export function mountPoint(index: number, tag: string): string {
 export interface Launched {
   machine: Machine;
   close(): Promise<void>;
+  /** With tracing on: one summary line per traced kind (count, data, mean device time). */
+  traceSummary(): string[];
 }
 
 /** Opens every disk and share, then builds the machine. Nothing boots until `machine.run()`. */
-export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) => void): Promise<Launched> {
+export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) => void, trace?: (line: string) => void): Promise<Launched> {
+  // `--trace`: the decoder of `storvm bench --trace`, device time measured on the host clock.
+  const now = () => performance.now();
+  const blkTally = new TraceTally();
+  const p9Tally = new TraceTally();
+  const traceBlk = trace !== undefined && args.trace.includes('blk') ? trace : undefined;
+  const trace9p = trace !== undefined && args.trace.includes('9p') ? trace : undefined;
   const opened: OpenedImage[] = [];
   const closeAll = async () => {
     await Promise.all(opened.map((o) => o.close()));
@@ -55,11 +64,12 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
         throw new UsageError(`disk ${d.path}: ${(e as Error).message}`);
       }
       opened.push(img);
-      devices.push(new VirtioBlk(img.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}` }));
+      const name = `vd${String.fromCharCode(0x61 + i)}`;
+      devices.push(new VirtioBlk(img.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: blkTracer(name, now, traceBlk, blkTally) } : {}) }));
     }
     const shareArgs: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly }), { tag: s.tag }));
+      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly }), { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
@@ -76,7 +86,11 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    return { machine, close: closeAll };
+    const traceSummary = (): string[] => [
+      ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
+      ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
+    ];
+    return { machine, close: closeAll, traceSummary };
   } catch (e) {
     await closeAll();
     throw e;

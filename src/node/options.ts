@@ -32,7 +32,13 @@ export interface MachineArgs {
   verbose: boolean;
   /** For `run`: the words after `--`. */
   command: string[];
+  /** Devices whose requests are traced (`--trace 9p,blk`), one decoded line each. */
+  trace: TraceKind[];
+  /** Where trace lines go (`--trace-file`); default standard error. */
+  traceFile?: string;
 }
+
+export type TraceKind = '9p' | 'blk';
 
 const TAG_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -87,7 +93,7 @@ export function parseShare(spec: string, index: number): ShareSpec {
 
 /** Parses the options of `run` / `boot`. */
 export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineArgs {
-  const args: MachineArgs = { memoryMiB: 256, disks: [], shares: [], deterministic: false, verbose: false, command: [] };
+  const args: MachineArgs = { memoryMiB: 256, disks: [], shares: [], deterministic: false, verbose: false, command: [], trace: [] };
   const value = (i: number, name: string): string => {
     const v = argv[i + 1];
     if (v === undefined) throw new UsageError(`${name} needs a value`);
@@ -124,6 +130,17 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
       case '--deterministic':
         args.deterministic = true;
         break;
+      case '--trace': {
+        const v = value(i++, a);
+        for (const k of v.split(',')) {
+          if (k !== '9p' && k !== 'blk') throw new UsageError(`--trace ${v}: give 9p, blk or 9p,blk`);
+          if (!args.trace.includes(k)) args.trace.push(k);
+        }
+        break;
+      }
+      case '--trace-file':
+        args.traceFile = resolve(value(i++, a));
+        break;
       case '--verbose':
       case '-v':
         args.verbose = true;
@@ -132,6 +149,7 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         throw new UsageError(a.startsWith('-') ? `unknown option '${a}'` : `unexpected argument '${a}' (put the guest command after --)`);
     }
   }
+  if (args.traceFile !== undefined && args.trace.length === 0) throw new UsageError('--trace-file needs --trace 9p|blk');
   if (args.disks.length + args.shares.length > 8) throw new UsageError('at most 8 disks and shares in all');
   const tags = new Set(args.shares.map((s) => s.tag));
   if (tags.size !== args.shares.length) throw new UsageError('two shares have the same tag');

@@ -1,8 +1,8 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 
 /**
- * One descriptor chain popped from a split queue, already walked and validated (VIRTIO 1.2,
- * 2.7.5): every buffer lies inside RAM, readable buffers come before writable ones, the walk was
+ * One descriptor chain popped from a split or packed queue, already walked and validated (VIRTIO
+ * 1.2, 2.7.5 and 2.8): every buffer lies inside RAM, readable buffers come before writable ones, the walk was
  * bounded. The descriptors were read once into this object; the device works on this copy only,
  * never on the guest's table again (a guest that rewrites its table mid-request changes nothing).
  *
@@ -23,9 +23,18 @@ export class DescriptorChain {
   /** Why the queue refused this chain, or undefined for a valid chain. */
   error: string | undefined = undefined;
 
+  /**
+   * Ring slots the chain took (packed rings: the device skips this many when it writes the used
+   * descriptor; VIRTIO 1.2, 2.8.6). Always 1 for split rings, where it is not used.
+   */
+  slots = 1;
+
   constructor(
-    /** Index of the head descriptor: the id the used ring gives back to the driver. */
-    readonly head: number,
+    /**
+     * The id the used ring gives back to the driver: the head descriptor's index (split), or the
+     * buffer id of the chain's last descriptor (packed).
+     */
+    public head: number,
     /** The queue's reset epoch at pop time; completions from an older epoch are dropped. */
     readonly epoch: number,
   ) {}

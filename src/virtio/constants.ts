@@ -30,6 +30,15 @@ export const DESC_F_INDIRECT = 4;
 /** Size of one descriptor in bytes. */
 export const DESC_SIZE = 16;
 
+/** Packed virtqueue descriptor flags (VIRTIO 1.2, 2.8.1): the driver's and device's wrap bits. */
+export const DESC_F_AVAIL = 1 << 7;
+export const DESC_F_USED = 1 << 15;
+
+/** Packed virtqueue event suppression flags (VIRTIO 1.2, 2.8.10). */
+export const RING_EVENT_FLAGS_ENABLE = 0;
+export const RING_EVENT_FLAGS_DISABLE = 1;
+export const RING_EVENT_FLAGS_DESC = 2;
+
 /** Ring flags (VIRTIO 1.2, 2.7.6 and 2.7.8). */
 export const AVAIL_F_NO_INTERRUPT = 1;
 export const USED_F_NO_NOTIFY = 1;

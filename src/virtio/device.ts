@@ -1,7 +1,7 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { DescriptorChain } from './chain.js';
-import { bit, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from './constants.js';
-import type { SplitQueue } from './queue.js';
+import { bit, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED, F_VERSION_1 } from './constants.js';
+import type { Virtqueue } from './virtqueue.js';
 
 /** An interrupt line the transport drives; the machine (or a test) owns what it is wired to. */
 export interface InterruptLine {
@@ -15,7 +15,7 @@ export interface InterruptLine {
 export interface DeviceContext {
   readonly mem: GuestMemory;
   /** All queues of the device, by index; only those with `ready` set may be used. */
-  readonly queues: readonly SplitQueue[];
+  readonly queues: readonly Virtqueue[];
   /** The negotiated feature bits. */
   readonly features: bigint;
   /** Used buffers were added to a queue: raise the used-buffer interrupt (VIRTIO 1.2, 2.3.2). */
@@ -48,6 +48,13 @@ export interface VirtioDevice {
   /** Resolves once no request is in flight. */
   idle(): Promise<void>;
   /**
+   * Requests still in flight: work that may still read or write guest memory (a backend filling a
+   * buffer, or reading one). While this is above 0 after a reset, the transport keeps the Status
+   * register non-zero, so a driver that waits for 0 (VIRTIO 1.2, 2.4) knows the device is done
+   * with its memory. A device without the field is taken to finish everything synchronously.
+   */
+  readonly pending?: number;
+  /**
    * Deterministic delivery: while on, async completions are held back and delivered by
    * `flushCompletions()` in submission order, so a replayed run sees them at the same points.
    */
@@ -55,8 +62,10 @@ export interface VirtioDevice {
   flushCompletions?(): void;
 }
 
-/** The feature bits every storvm device offers for its split queues. */
+/** The feature bits every storvm device offers for its queues. */
 export const COMMON_FEATURES = bit(F_VERSION_1) | bit(F_INDIRECT_DESC) | bit(F_EVENT_IDX);
+/** VIRTIO_F_RING_PACKED: what a device adds to offer packed virtqueues (VIRTIO 1.2, 2.8). */
+export const PACKED_FEATURES = bit(F_RING_PACKED);
 
 /**
  * The processing loop shared by devices: pop chains, refuse the invalid ones with length 0, hand

@@ -1,5 +1,5 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
-import { bit, DESC_SIZE, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from './constants.js';
+import { bit, DESC_SIZE, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED, F_VERSION_1 } from './constants.js';
 import type { DescriptorChain } from './chain.js';
 import type { DeviceContext, VirtioDevice } from './device.js';
 import { SplitQueue } from './queue.js';
@@ -130,7 +130,8 @@ export class HostCallTransport {
         : new ViewCheckedQueue(n, generation, () => this.setNeedsReset('guest memory grew and detached the buffers of a request in flight')),
     );
     this.queueIrqs = this.queues.map(() => -1);
-    this.offeredFeatures = BigInt.asUintN(64, device.features) | bit(F_VERSION_1);
+    // Split rings only here: a device's VIRTIO_F_RING_PACKED is not passed on (VIRTIO 1.2, 2.8).
+    this.offeredFeatures = (BigInt.asUintN(64, device.features) & ~bit(F_RING_PACKED)) | bit(F_VERSION_1);
   }
 
   /** The features the driver set, masked to those offered; 0 before `setFeatures`. */

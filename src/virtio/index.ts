@@ -1,6 +1,8 @@
 export * from './constants.js';
 export { DescriptorChain, ChainReader, ChainWriter } from './chain.js';
 export { SplitQueue } from './queue.js';
-export { type DeviceContext, type InterruptLine, type VirtioDevice, QueueDevice, COMMON_FEATURES } from './device.js';
+export { PackedQueue } from './packed.js';
+export type { Virtqueue } from './virtqueue.js';
+export { type DeviceContext, type InterruptLine, type VirtioDevice, QueueDevice, COMMON_FEATURES, PACKED_FEATURES } from './device.js';
 export { MmioTransport, type MmioTransportOptions } from './mmio.js';
 export { HostCallTransport, type HostCallTransportOptions, legacyVringLayout, type VringLayout, HOST_CALL_MAX_CONFIG } from './host-call.js';

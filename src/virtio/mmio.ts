@@ -16,9 +16,12 @@ import {
   STORVM_VENDOR_ID,
   F_EVENT_IDX,
   F_INDIRECT_DESC,
+  F_RING_PACKED,
 } from './constants.js';
 import type { DeviceContext, InterruptLine, VirtioDevice } from './device.js';
+import { PackedQueue } from './packed.js';
 import { SplitQueue } from './queue.js';
+import type { Virtqueue } from './virtqueue.js';
 
 const TWO_32 = 2 ** 32;
 
@@ -59,7 +62,7 @@ export interface MmioTransportOptions {
  * DEVICE_NEEDS_RESET.
  */
 export class MmioTransport {
-  readonly queues: readonly SplitQueue[];
+  private queueList: Virtqueue[];
   private readonly offered: bigint;
 
   private status = 0;
@@ -70,6 +73,11 @@ export class MmioTransport {
   private interruptStatus = 0;
   private configGeneration = 0;
   private ctx: DeviceContext | undefined;
+  /**
+   * Set by a reset that found requests in flight: what Status reads (the value before the reset)
+   * until the device has drained them. See {@link draining}.
+   */
+  private drainStatus = 0;
   private readonly onDeviceError: (error: unknown) => void;
   /** Why the device last went to DEVICE_NEEDS_RESET, for diagnostics. */
   needsResetReason: string | undefined;
@@ -80,15 +88,36 @@ export class MmioTransport {
     readonly irq: InterruptLine,
     options: MmioTransportOptions = {},
   ) {
-    this.queues = device.queueMaxSizes.map((n) => new SplitQueue(n));
+    this.queueList = device.queueMaxSizes.map((n) => new SplitQueue(n));
     // A modern-only transport: VERSION_1 is always offered (VIRTIO 1.2, 4.2.4 is legacy only).
     this.offered = BigInt.asUintN(64, device.features) | bit(F_VERSION_1);
     this.onDeviceError = options.onDeviceError ?? (() => {});
   }
 
+  /**
+   * The device's queues, by index: split ones, or packed ones once the driver accepted
+   * VIRTIO_F_RING_PACKED (the objects are replaced at FEATURES_OK).
+   */
+  get queues(): readonly Virtqueue[] {
+    return this.queueList;
+  }
+
   /** Current device status (the Status register). */
   get deviceStatus(): number {
-    return this.status;
+    return this.draining() ? this.drainStatus : this.status;
+  }
+
+  /**
+   * True while a reset waits for in-flight requests: the device may still touch guest memory, so
+   * Status reads non-zero (VIRTIO 1.2, 2.4: the driver waits for 0 before it reuses anything) and
+   * register writes are ignored. Measured against bounce buffers in bench/reset.ts: draining costs
+   * nothing per request, bouncing costs a copy of every async request's data.
+   */
+  private draining(): boolean {
+    if (this.drainStatus === 0) return false;
+    if ((this.guard(() => this.device.pending, 0) ?? 0) > 0) return true;
+    this.drainStatus = 0;
+    return false;
   }
 
   /** The features the driver acknowledged, masked to those offered. */
@@ -127,7 +156,7 @@ export class MmioTransport {
       case MMIO.InterruptStatus:
         return this.interruptStatus;
       case MMIO.Status:
-        return this.status;
+        return this.deviceStatus;
       case MMIO.SHMLenLow:
       case MMIO.SHMLenHigh:
         return 0xffff_ffff; // no shared memory regions (VIRTIO 1.2, 4.2.2: "non-existent")
@@ -149,7 +178,7 @@ export class MmioTransport {
       }
       return;
     }
-    if (size !== 4) return;
+    if (size !== 4 || this.draining()) return; // a driver that did not wait for 0 is ignored
     switch (offset) {
       case MMIO.DeviceFeaturesSel:
         this.deviceFeaturesSel = value;
@@ -199,7 +228,7 @@ export class MmioTransport {
     }
     if (q.ready) return; // VIRTIO 1.2, 4.2.2.3: no changes while QueueReady is 1
     if (offset === MMIO.QueueNum) {
-      if (SplitQueue.validSize(value, q.maxSize)) q.size = value;
+      if (q.validSize(value)) q.size = value;
       return;
     }
     const reg = RING_ADDRESS_REGISTERS.get(offset);
@@ -226,7 +255,10 @@ export class MmioTransport {
       this.activate();
       return;
     }
-    if (wanted & FEATURES_OK && !(current & FEATURES_OK) && !this.featuresAcceptable()) return;
+    if (wanted & FEATURES_OK && !(current & FEATURES_OK)) {
+      if (!this.featuresAcceptable()) return;
+      this.formatQueues((this.driverFeatures & bit(F_RING_PACKED)) !== 0n);
+    }
     this.status = (this.status & NEEDS_RESET) | wanted;
   }
 
@@ -235,6 +267,20 @@ export class MmioTransport {
     const accept = this.device.acceptFeatures;
     if (accept === undefined) return true;
     return this.guard(() => accept.call(this.device, this.driverFeatures), false);
+  }
+
+  /**
+   * Gives every queue the ring format just negotiated (VIRTIO 1.2, 2.8: packed with
+   * VIRTIO_F_RING_PACKED). A new queue object carries the old one's epoch on, so a chain popped
+   * before the reset still never completes into it.
+   */
+  private formatQueues(packed: boolean): void {
+    this.queueList = this.queueList.map((q) => {
+      if (q.packed === packed) return q;
+      const fresh = packed ? new PackedQueue(q.maxSize) : new SplitQueue(q.maxSize);
+      fresh.epoch = q.epoch + 1;
+      return fresh;
+    });
   }
 
   private activate(): void {
@@ -273,6 +319,7 @@ export class MmioTransport {
   }
 
   private reset(): void {
+    const before = this.status;
     this.ctx = undefined;
     this.guard(() => this.device.reset(), undefined);
     for (const q of this.queues) q.reset();
@@ -280,6 +327,7 @@ export class MmioTransport {
     this.driverFeatures = 0n;
     this.deviceFeaturesSel = this.driverFeaturesSel = this.queueSel = 0;
     this.needsResetReason = undefined;
+    if ((this.guard(() => this.device.pending, 0) ?? 0) > 0) this.drainStatus = before === 0 ? ACK : before;
     if (this.interruptStatus !== 0) {
       this.interruptStatus = 0;
       this.irq.set(false);

@@ -1,5 +1,6 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { DescriptorChain } from './chain.js';
+import type { Virtqueue } from './virtqueue.js';
 import { AVAIL_F_NO_INTERRUPT, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, DESC_SIZE } from './constants.js';
 
 const TWO_32 = 2 ** 32;
@@ -12,7 +13,8 @@ const U32_MAX = 0xffff_ffff;
  * a ring takes the guest memory as an argument, so the queue never holds RAM and never trusts what
  * it read last time. Everything the guest wrote is validated here, at the boundary.
  */
-export class SplitQueue {
+export class SplitQueue implements Virtqueue {
+  readonly packed = false;
   /** Largest size the device accepts (QueueNumMax). */
   readonly maxSize: number;
   /** Queue size chosen by the driver (QueueNum); a power of two in 1..maxSize once ready. */
@@ -63,6 +65,10 @@ export class SplitQueue {
   /** The used index the device will publish next (u16). */
   get usedIdx(): number {
     return this.nextUsed;
+  }
+
+  validSize(size: number): boolean {
+    return SplitQueue.validSize(size, this.maxSize);
   }
 
   /** True when QueueNum is a valid size for this queue (VIRTIO 1.2, 2.7: a power of two). */

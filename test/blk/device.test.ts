@@ -31,8 +31,8 @@ import {
   T_OUT,
   T_WRITE_ZEROES,
   write,
-} from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+} from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

@@ -9,8 +9,8 @@ import { BLK_F_RO } from '../../src/devices/blk/constants.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { FileDisk } from '../../src/node/file-disk.js';
 import { bit, MMIO } from '../../src/virtio/constants.js';
-import { diffBytes, flush, header, pattern, read, request, S_IOERR, S_OK, segments, T_DISCARD, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { diffBytes, flush, header, pattern, read, request, S_IOERR, S_OK, segments, T_DISCARD, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 let dir = '';

@@ -5,8 +5,8 @@
  */
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { FileDisk } from '../../src/node/file-disk.js';
-import { flush, pattern, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { flush, pattern, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const path = process.argv[2];
 if (path === undefined) throw new Error('usage: flush-child.ts <image>');

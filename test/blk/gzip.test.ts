@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { BlockError, ImageFormatError } from '../../src/backends/block/backend.js';
 import { type GzipProgress, loadGzipImage } from '../../src/backends/block/gzip.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
-import { diffBytes, pattern, read, S_OK } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { diffBytes, pattern, read, S_OK } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

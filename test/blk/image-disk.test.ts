@@ -9,8 +9,8 @@ import { Qcow2Disk } from '../../src/backends/block/qcow2.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { detectImageFormat, openDiskImage } from '../../src/node/image-disk.js';
 import { FileDisk } from '../../src/node/file-disk.js';
-import { pattern, read, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { pattern, read, S_OK, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/qcow2/', import.meta.url));
 let dir = '';

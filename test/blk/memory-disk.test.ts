@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BlockError, BlockRangeError, ReadOnlyError } from '../../src/backends/block/backend.js';
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
-import { diffBytes, pattern } from '../support/blk.js';
+import { diffBytes, pattern } from '../../src/testing/index.js';
 
 const KiB = 1024;
 

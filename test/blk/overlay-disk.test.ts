@@ -3,8 +3,8 @@ import { type BlockBackend, ImageFormatError, ReadOnlyError } from '../../src/ba
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { OverlayDisk } from '../../src/backends/block/overlay-disk.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
-import { diffBytes, pattern, read, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { diffBytes, pattern, read, S_OK, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

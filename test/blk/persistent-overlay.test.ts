@@ -9,7 +9,7 @@ import { BlockIoError, ImageFormatError, ReadOnlyError } from '../../src/backend
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { PersistentOverlayDisk, ReadOnlyView, type PersistentOverlayFiles, type SyncFile } from '../../src/backends/block/persistent-overlay.js';
 import { mulberry32 as prng } from '../support/prng.js';
-import { diffBytes, pattern } from '../support/blk.js';
+import { diffBytes, pattern } from '../../src/testing/index.js';
 
 /** A SyncFile in memory that models a disk cache: writes become durable only at flush(). */
 class CrashFile implements SyncFile {

@@ -5,8 +5,8 @@ import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { OverlayDisk } from '../../src/backends/block/overlay-disk.js';
 import { Qcow2Disk } from '../../src/backends/block/qcow2.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
-import { diffBytes, pattern, read, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { diffBytes, pattern, read, S_OK, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const dir = new URL('../fixtures/qcow2/', import.meta.url);
 const fixture = (name: string): MemoryDisk => new MemoryDisk(new Uint8Array(readFileSync(new URL(name, dir))), { readOnly: true });

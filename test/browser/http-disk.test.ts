@@ -15,7 +15,7 @@ import { BlockIoError } from '../../src/backends/block/backend.js';
 import { ImageError } from '../../src/browser/errors.js';
 import { type ChunkCache, checkManifest, HttpDisk } from '../../src/browser/http-disk.js';
 import { main } from '../../src/node/cli.js';
-import { diffBytes, pattern } from '../support/blk.js';
+import { diffBytes, pattern } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'storvm-httpdisk-'));

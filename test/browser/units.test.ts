@@ -20,8 +20,8 @@ import { loadDisk, loadInitrd, loadKernel } from '../../src/browser/images.js';
 import type { ProgressInfo, WireDisk } from '../../src/browser/protocol.js';
 import { listShare, putFile, readFile, removeFile } from '../../src/browser/share.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
-import { diffBytes, pattern, read, S_IOERR, S_OK, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { diffBytes, pattern, read, S_IOERR, S_OK, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 const GI = new URL('../../guest-images/', import.meta.url);

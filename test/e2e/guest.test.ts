@@ -48,6 +48,27 @@ describe('storvm run (boots Linux)', () => {
     expect(img.subarray(3 * 512 + 12, 4 * 512).every((b) => b === 0)).toBe(true);
   });
 
+  it('--trace blk,9p --trace-file writes decoded requests there and leaves the command output alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-trace-'));
+    const share = join(dir, 'share');
+    (await import('node:fs')).mkdirSync(share);
+    writeFileSync(join(share, 'x.txt'), 'traced\n');
+    const disk = join(dir, 'disk.img');
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const log = join(dir, 'trace.log');
+    const cmd = 'cat /mnt/host/x.txt; dd if=/dev/vda of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null';
+    const r = await storvm('run', '--mem', '64', '--trace', 'blk,9p', '--trace-file', log, '--share', share, '--disk', disk, '--', cmd);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('traced\n');
+    expect(r.code).toBe(0);
+    const trace = readFileSync(log, 'utf8');
+    expect(trace).toMatch(/^blk vda READ +sector +0 +4096 B +OK +\d+\.\d{3} ms$/m);
+    expect(trace).toMatch(/^9p  Tversion .*->  Rversion/m);
+    expect(trace).toMatch(/^9p  Twalk .*"x\.txt"/m);
+    expect(trace).toMatch(/^# blk: \d+ requests, .* ms mean device time$/m);
+    expect(trace).toMatch(/^# 9p: \d+ messages, /m);
+  });
+
   it('storvm boot gives a shell that reads piped stdin and powers off at its end', () => {
     const out = execFileSync(process.execPath, ['bin/storvm.mjs', 'boot', '--mem', '64'], {
       cwd: new URL('../../', import.meta.url),

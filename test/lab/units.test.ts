@@ -15,8 +15,8 @@ import { packSparse, unpackSparse, unpackSparseToFile } from '../../src/node/lab
 import { tarDirectory } from '../../src/node/lab/tar.js';
 import { describeReply, describeRequest, formatBlk, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';
 import { UsageError } from '../../src/node/options.js';
-import { DeferredDisk, pattern, read, S_OK, segments, T_DISCARD, header, write } from '../support/blk.js';
-import { TestDriver } from '../support/driver.js';
+import { DeferredDisk, pattern, read, S_OK, segments, T_DISCARD, header, write } from '../../src/testing/index.js';
+import { TestDriver } from '../../src/testing/index.js';
 
 const MiB = 1 << 20;
 

@@ -20,7 +20,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { AT_REMOVEDIR, LOCK_BLOCKED, LOCK_SUCCESS, LOCK_TYPE_RDLCK, LOCK_TYPE_UNLCK, LOCK_TYPE_WRLCK, QT_DIR, QT_SYMLINK } from '../../src/devices/p9/wire.js';
 import { DEVICE_ID_9P, F_INDIRECT_DESC, MMIO, bit } from '../../src/virtio/constants.js';
 import { cases } from './backends.js';
-import { P9Client, errnoOf } from '../support/p9.js';
+import { P9Client, errnoOf } from '../../src/testing/index.js';
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -28,19 +28,22 @@ const O_RDWR = 2;
 const O_TRUNC = 0o1000;
 const td = new TextDecoder();
 
-for (const bc of cases) {
-  describe(`9P2000.L over ${bc.name}`, () => {
+// Every backend on split rings; MemFs once more on packed rings (VIRTIO_F_RING_PACKED).
+const runs = [...cases.map((bc) => ({ bc, packed: false })), ...cases.filter((bc) => bc.name === 'MemFs').map((bc) => ({ bc, packed: true }))];
+
+for (const { bc, packed } of runs) {
+  describe(`9P2000.L over ${bc.name}${packed ? ', packed ring' : ''}`, () => {
     afterAll(() => bc.cleanup());
 
     const mounted = async (msize = 8192): Promise<P9Client> => {
-      const c = new P9Client(new Virtio9p(bc.make(), { tag: 'share' }));
+      const c = new P9Client(new Virtio9p(bc.make(), { tag: 'share' }), { packed });
       await c.mount(msize);
       return c;
     };
 
     it('is device 9 with a mount tag, one big queue and indirect descriptors', () => {
       const dev = new Virtio9p(bc.make(), { tag: 'hostshare' });
-      const c = new P9Client(dev);
+      const c = new P9Client(dev, { packed });
       expect(c.drv.read(MMIO.DeviceID)).toBe(DEVICE_ID_9P);
       expect(c.drv.features & 1n).toBe(1n);
       expect(c.drv.features & bit(F_INDIRECT_DESC)).toBe(bit(F_INDIRECT_DESC));
@@ -55,7 +58,7 @@ for (const bc of cases) {
     });
 
     it('negotiates msize: clamps above 512000, refuses below 4096, answers unknown versions', async () => {
-      const c = new P9Client(new Virtio9p(bc.make()));
+      const c = new P9Client(new Virtio9p(bc.make()), { packed });
       expect(await c.version(1 << 20)).toEqual({ msize: 512000, version: '9P2000.L' });
       expect(await c.version(8192)).toEqual({ msize: 8192, version: '9P2000.L' });
       expect(await errnoOf(c.version(4095))).toBe(EMSGSIZE);

@@ -8,7 +8,7 @@ import { MemFs } from '../../src/backends/fs/mem-fs.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
 import { BytesIn, BytesOut, P9Server } from '../../src/devices/p9/server.js';
 import { Decoder, Encoder, P9 } from '../../src/devices/p9/wire.js';
-import { P9Client } from '../support/p9.js';
+import { P9Client } from '../../src/testing/index.js';
 import { mulberry32 } from '../support/prng.js';
 
 const NAMES = ['a', 'b', 'dir', '.', '..', 'x'.repeat(300), 'ln', 'f'];

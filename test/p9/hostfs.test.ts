@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EACCES, EEXIST, EINVAL, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EROFS, fsError } from '../../src/backends/fs/errno.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
 import { HostFs, hostErrno } from '../../src/node/host-fs.js';
-import { P9Client, errnoOf } from '../support/p9.js';
+import { P9Client, errnoOf } from '../../src/testing/index.js';
 import { tempDirs } from './backends.js';
 
 const dirs = tempDirs('storvm-hostfs-');

@@ -20,7 +20,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { Encoder, P9 } from '../../src/devices/p9/wire.js';
 import { MMIO } from '../../src/virtio/constants.js';
 import { Gate, gated } from './async-fs.js';
-import { P9Client, P9Error, errnoOf, parseReply } from '../support/p9.js';
+import { P9Client, P9Error, errnoOf, parseReply } from '../../src/testing/index.js';
 
 const O_RDWR = 2;
 const O_WRONLY = 1;

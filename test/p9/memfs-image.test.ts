@@ -7,7 +7,7 @@ import { MemFs } from '../../src/backends/fs/mem-fs.js';
 import { MemFsImageError, loadMemFs, saveMemFs } from '../../src/backends/fs/mem-fs-image.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
 import { memFsFromFolder } from '../../src/node/memfs-folder.js';
-import { P9Client, errnoOf } from '../support/p9.js';
+import { P9Client, errnoOf } from '../../src/testing/index.js';
 import { tempDirs } from './backends.js';
 
 const dirs = tempDirs('storvm-memfs-');

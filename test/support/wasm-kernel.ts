@@ -15,8 +15,8 @@ import { VirtioWasmHost, type VirtioWasmImports } from '../../src/machine/virtio
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { WasmMemoryRam } from '../../src/memory/wasm-memory-ram.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
-import { DriverQueue, GuestAllocator, type QueueHost } from './driver.js';
-import { TracingMemory } from './tracing-memory.js';
+import { DriverQueue, GuestAllocator, type QueueHost } from '../../src/testing/index.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 // ---- a tiny wasm assembler --------------------------------------------------------------------
 
@@ -338,7 +338,7 @@ export interface KernelOptions {
   pages?: number;
   /** A shared memory (as an SMP kernel's); default false. */
   shared?: boolean;
-  /** Let the host see the memory through a TracingMemory (`kernel.trace`). */
+  /** Let the host see the memory through a RecordingMemory (`kernel.trace`). */
   trace?: boolean;
   /** Called instead of routing interrupts to the drivers (to test an embedder that throws). */
   raiseIrq?(irq: number): void;
@@ -350,7 +350,7 @@ export class Kernel {
   /** The kernel's own view of its memory (the drivers'). */
   readonly mem: GuestMemory;
   /** What the host sees, when `trace` was asked for. */
-  readonly trace: TracingMemory | undefined;
+  readonly trace: RecordingMemory | undefined;
   readonly host: VirtioWasmHost;
   readonly module: KernelModule;
   readonly drivers: KernelDriver[];
@@ -367,7 +367,7 @@ export class Kernel {
     const pages = opts.pages ?? 256;
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: 2 * pages, shared: opts.shared ?? false });
     this.mem = new WasmMemoryRam(this.memory);
-    this.trace = opts.trace ? new TracingMemory(this.mem) : undefined;
+    this.trace = opts.trace ? new RecordingMemory(this.mem) : undefined;
     this.host = new VirtioWasmHost({
       memory: this.trace ?? this.memory,
       devices,

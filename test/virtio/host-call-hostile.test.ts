@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { bit, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from '../../src/virtio/constants.js';
-import type { DriverQueue } from '../support/driver.js';
+import type { DriverQueue } from '../../src/testing/index.js';
 import { TestDevice, type TestDeviceOptions } from '../support/test-device.js';
 import { Kernel, KERNEL_PAGE_SIZE, vringSize, type KernelDriver } from '../support/wasm-kernel.js';
 

@@ -11,7 +11,7 @@ import { DESC_F_INDIRECT } from '../../src/virtio/constants.js';
 import { HostCallTransport } from '../../src/virtio/host-call.js';
 import { mulberry32 } from '../support/prng.js';
 import { TestDevice } from '../support/test-device.js';
-import { TracingMemory } from '../support/tracing-memory.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 const PAGE = 0x1_0000;
 const MEM = 16 * PAGE;
@@ -25,7 +25,7 @@ describe('randomized host calls (seeded)', () => {
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
     const memory = new WebAssembly.Memory({ initial: MEM / PAGE });
     const ram = new WasmMemoryRam(memory);
-    const trace = new TracingMemory(ram);
+    const trace = new RecordingMemory(ram);
     const dev = new TestDevice({ queues: [8, 16], behaviour: 'fill' });
     let irqs = 0;
     const t = new HostCallTransport(dev, trace, { raiseIrq: () => irqs++, ringAlign: 4096 });

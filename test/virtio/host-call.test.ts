@@ -8,7 +8,7 @@ import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { FlatRam } from '../../src/memory/flat-ram.js';
 import { bit, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from '../../src/virtio/constants.js';
 import { HostCallTransport, legacyVringLayout } from '../../src/virtio/host-call.js';
-import { read } from '../support/blk.js';
+import { read } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { Kernel, KERNEL_PAGE_SIZE, vringSize } from '../support/wasm-kernel.js';
 

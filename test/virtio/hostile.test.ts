@@ -1,6 +1,6 @@
 /**
  * The hostile-guest rules for the transport and the split queue: lines 1–21 of
- * shared/docs/hostile-guest.md, one test (or more) each, all through the driver harness.
+ * docs/hostile-guest.md, one test (or more) each, all through the driver harness.
  */
 import { describe, expect, it } from 'vitest';
 import { FlatRam } from '../../src/memory/flat-ram.js';
@@ -20,16 +20,16 @@ import {
   STATUS_DRIVER_OK,
   STATUS_FEATURES_OK,
 } from '../../src/virtio/constants.js';
-import { RAM_BASE, TestDriver, type DriverQueue } from '../support/driver.js';
+import { RAM_BASE, TestDriver, type DriverQueue } from '../../src/testing/index.js';
 import { TestDevice, type TestDeviceOptions } from '../support/test-device.js';
-import { TracingMemory } from '../support/tracing-memory.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 const HDR = new Uint8Array(16).fill(7);
 
 function setup(opts: TestDeviceOptions & { ram?: number; queueSize?: number; features?: bigint } = {}) {
   const dev = new TestDevice(opts);
   const ram = new FlatRam(RAM_BASE, opts.ram ?? 1 << 20);
-  const trace = new TracingMemory(ram);
+  const trace = new RecordingMemory(ram);
   const drv = new TestDriver(dev, ram, { deviceMem: trace });
   drv.init({ queueSizes: opts.queueSize ? [opts.queueSize] : undefined, features: opts.features });
   trace.clear();
@@ -443,10 +443,14 @@ describe('hostile guest: transport and split queue (hostile-guest.md lines 1–2
     const sub = q.add({ readable: [HDR], writable: [1] });
     q.kick();
     expect(dev.waitingCount).toBe(1);
-    drv.init(); // reset and probe again: new rings
-    const q2 = drv.queues[0]!;
+    drv.write(MMIO.Status, 0);
+    expect(() => drv.init()).toThrow(); // a driver that does not wait for Status 0 (line 49) is ignored
+    expect(drv.status).not.toBe(0);
     dev.release();
     await drv.transport.idle();
+    expect(drv.status).toBe(0);
+    drv.init(); // reset and probe again: new rings
+    const q2 = drv.queues[0]!;
     expect(q.usedIdx).toBe(0);
     expect(q2.usedIdx).toBe(0);
     expect(drv.mem.readU8(sub.writable[0]!.addr)).toBe(0xee);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bit, F_EVENT_IDX, F_INDIRECT_DESC, F_VERSION_1 } from '../../src/virtio/constants.js';
 import { SplitQueue } from '../../src/virtio/queue.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 
 const HDR = new Uint8Array(16).fill(3);

@@ -7,11 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { FlatRam } from '../../src/memory/flat-ram.js';
 import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, MMIO } from '../../src/virtio/constants.js';
-import type { SplitQueue } from '../../src/virtio/queue.js';
-import { RAM_BASE, TestDriver } from '../support/driver.js';
+import type { Virtqueue as SplitQueue } from '../../src/virtio/virtqueue.js';
+import { RAM_BASE, TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 import { mulberry32 } from '../support/prng.js';
-import { TracingMemory } from '../support/tracing-memory.js';
+import { RecordingMemory } from '../../src/testing/index.js';
 
 const RAM_SIZE = 1 << 20;
 const DATA = RAM_BASE + (512 << 10); // random buffers and indirect tables live above this
@@ -98,7 +98,7 @@ describe('randomized hostile guest (seeded)', () => {
   it('survives 100,000 random register writes among random descriptor tables with invariants intact', async () => {
     const rnd = mulberry32(0x5eed_2026);
     const ram = new FlatRam(RAM_BASE, RAM_SIZE);
-    const trace = new TracingMemory(ram);
+    const trace = new RecordingMemory(ram);
     const dev = new TestDevice({ queues: [8, 16], behaviour: 'fill' });
     const drv = new TestDriver(dev, ram, { deviceMem: trace });
     const t = drv.transport;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 import { TestDevice } from '../support/test-device.js';
 
 describe('driver harness round trip', () => {

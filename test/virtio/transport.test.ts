@@ -13,7 +13,7 @@ import {
   STATUS_FAILED,
   STATUS_FEATURES_OK as FEATURES_OK,
 } from '../../src/virtio/constants.js';
-import { TestDriver } from '../support/driver.js';
+import { TestDriver } from '../../src/testing/index.js';
 import { TEST_DEVICE_ID, TestDevice } from '../support/test-device.js';
 
 const HDR = new Uint8Array(16).fill(1);

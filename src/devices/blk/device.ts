@@ -11,7 +11,7 @@ import { type BlockBackend, BlockError, isPromise } from '../../backends/block/b
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_BLOCK } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, QueueDevice } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
 import {
   BLK_CFG,
   BLK_CFG_SIZE,
@@ -54,6 +54,8 @@ export interface VirtioBlkOptions {
    * tracing tools; an untraced device pays one check per request.
    */
   trace?: BlkTraceHook;
+  /** Offer packed virtqueues (VIRTIO_F_RING_PACKED); default true. Linux uses them when offered. */
+  packed?: boolean;
 }
 
 /** See {@link VirtioBlkOptions.trace}. */
@@ -128,6 +130,7 @@ export class VirtioBlk extends QueueDevice {
       bit(BLK_F_TOPOLOGY) |
       bit(BLK_F_MQ) |
       bit(BLK_F_WRITE_ZEROES);
+    if (opts.packed ?? true) f |= PACKED_FEATURES;
     if (this.readOnly) f |= bit(BLK_F_RO);
     if (backend.discard !== undefined) f |= bit(BLK_F_DISCARD);
     this.features = f;

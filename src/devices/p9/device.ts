@@ -9,7 +9,7 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_9P } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, QueueDevice } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
 import { type P9Output, P9Server, type P9ServerOptions } from './server.js';
 
 /** VIRTIO_9P_MOUNT_TAG: the config space holds the mount tag. */
@@ -24,6 +24,8 @@ export interface Virtio9pOptions extends P9ServerOptions {
   tag?: string;
   /** QueueNumMax of the request queue (a power of two, at least 128); default 1024. */
   queueSize?: number;
+  /** Offer packed virtqueues (VIRTIO_F_RING_PACKED); default true. Linux uses them when offered. */
+  packed?: boolean;
 }
 
 /** A guest writer that stops writing once the request's session ended (device reset). */
@@ -51,7 +53,7 @@ class GuardedOut implements P9Output {
 
 export class Virtio9p extends QueueDevice {
   readonly deviceId = DEVICE_ID_9P;
-  readonly features = COMMON_FEATURES | bit(F_9P_MOUNT_TAG);
+  readonly features: bigint;
   readonly queueMaxSizes: readonly number[];
   readonly server: P9Server;
   readonly tag: string;
@@ -72,6 +74,7 @@ export class Virtio9p extends QueueDevice {
       throw new RangeError(`Virtio9p: queueSize must be a power of two in 128..32768, got ${qs}`);
     }
     this.queueMaxSizes = [qs];
+    this.features = COMMON_FEATURES | bit(F_9P_MOUNT_TAG) | ((opts.packed ?? true) ? PACKED_FEATURES : 0n);
     this.config = new Uint8Array(2 + tagBytes.length);
     this.config[0] = tagBytes.length & 0xff;
     this.config[1] = tagBytes.length >>> 8;

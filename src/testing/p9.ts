@@ -4,14 +4,16 @@
  * request or reply over many descriptors and put them in an indirect table, and can keep several
  * requests in flight to test Tflush and out-of-order completion.
  */
-import { FlatRam } from '../../src/memory/flat-ram.js';
-import type { GuestMemory } from '../../src/memory/guest-memory.js';
-import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE } from '../../src/virtio/constants.js';
-import type { VirtioDevice } from '../../src/virtio/device.js';
-import { Decoder, Encoder, P9, type Qid } from '../../src/devices/p9/wire.js';
-import { type DriverQueue, type QueueHost, RAM_BASE, TestDriver } from './driver.js';
+import { DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, FlatRam, type GuestMemory, p9wire, type VirtioDevice } from '../index.js';
+import { DriverQueue, type PackedDesc, type PackedDriverQueue, type QueueHost, RAM_BASE, TestDriver } from './driver.js';
 
-export { P9 };
+type Decoder = p9wire.Decoder;
+type Encoder = p9wire.Encoder;
+type Qid = p9wire.Qid;
+const { Decoder, Encoder } = p9wire;
+/** 9P message type numbers (Tversion, Rversion, …). */
+export const P9 = p9wire.P9;
+export type P9 = p9wire.P9;
 
 /** An Rlerror answer. */
 export class P9Error extends Error {
@@ -88,8 +90,14 @@ export class P9Session {
   private nextTag = 1;
   private readonly enc = new Encoder(new Uint8Array(SLOT_REQ));
 
-  constructor(readonly q: DriverQueue) {
-    this.host = q.driver;
+  /** The packed queue, when the session runs on one (VIRTIO_F_RING_PACKED). */
+  readonly pq: PackedDriverQueue | undefined;
+  private readonly sq: DriverQueue | undefined;
+
+  constructor(ring: DriverQueue | PackedDriverQueue) {
+    if (ring instanceof DriverQueue) this.sq = ring;
+    else this.pq = ring;
+    this.host = ring.driver;
     const a = this.host.allocator;
     for (let i = 0; i < SLOTS; i++) {
       this.slots.push({
@@ -154,6 +162,7 @@ export class P9Session {
       descs.push({ addr: slot.reply + off, len: Math.min(piece, replyLen - off), flags: DESC_F_WRITE });
     }
     const indirect = opts.indirect ?? descs.length > DESCS_PER_SLOT;
+    if (this.pq !== undefined) return this.postPacked(slot, descs, indirect);
     if (indirect) {
       if (descs.length > 256) throw new Error('too many pieces');
       descs.forEach((d, i) => {
@@ -175,16 +184,38 @@ export class P9Session {
     return { slot, done };
   }
 
+  /** Packed ring: the slot's index is the buffer id; the chain takes consecutive ring slots. */
+  private postPacked(slot: Slot, descs: Array<{ addr: number; len: number; flags: number }>, indirect: boolean): { slot: Slot; done: Promise<{ len: number }> } {
+    const pq = this.pq!;
+    let ring: PackedDesc[] = descs.map((d) => ({ ...d, id: slot.index }));
+    if (indirect) {
+      if (descs.length > 256) throw new Error('too many pieces');
+      descs.forEach((d, i) => pq.writeDesc(i, { ...d, id: 0 }, slot.table));
+      ring = [{ addr: slot.table, len: 16 * descs.length, flags: DESC_F_INDIRECT, id: slot.index }];
+    }
+    const done = new Promise<{ len: number }>((resolve) => {
+      slot.resolve = resolve;
+    });
+    pq.publishRaw(ring);
+    return { slot, done };
+  }
+
+  /** The split queue (for tests that write descriptors themselves); throws on a packed ring. */
+  get q(): DriverQueue {
+    if (this.sq === undefined) throw new Error('this 9P session runs on a packed queue: see pq');
+    return this.sq;
+  }
+
   /** Notifies the device. */
   kick(): void {
-    this.q.kick();
+    (this.pq ?? this.q).kick();
   }
 
   /** Collects used entries published so far and resolves their slots. */
   collect(): number {
-    const used = this.q.takeUsed();
+    const used = (this.pq ?? this.q).takeUsed();
     for (const u of used) {
-      const slot = this.slots.find((s) => s.busy && s.head === u.id);
+      const slot = this.slots.find((s) => s.busy && (this.pq ? s.index : s.head) === u.id);
       if (slot === undefined) throw new Error(`used id ${u.id} is no chain of ours`);
       slot.busy = false;
       const r = slot.resolve!;
@@ -552,15 +583,23 @@ export class P9Session {
 
 /** Parses a reply; throws P9Error for Rlerror and Error for anything malformed. */
 /** A 9P client over its own MMIO driver harness and RAM. */
+export interface P9ClientOptions {
+  /** Guest RAM for the client's buffers; default 24 MiB. */
+  ramBytes?: number;
+  /** Use a packed virtqueue (VIRTIO_F_RING_PACKED) instead of a split one. */
+  packed?: boolean;
+}
+
 export class P9Client extends P9Session {
   readonly drv: TestDriver;
 
   constructor(
     readonly device: VirtioDevice,
-    ramBytes = 24 << 20,
+    opts: number | P9ClientOptions = {},
   ) {
-    const drv = new TestDriver(device, new FlatRam(RAM_BASE, ramBytes)).init({ queueSizes: [256] });
-    super(drv.queues[0]!);
+    const o = typeof opts === 'number' ? { ramBytes: opts } : opts;
+    const drv = new TestDriver(device, new FlatRam(RAM_BASE, o.ramBytes ?? 24 << 20)).init({ queueSizes: [256], packed: o.packed ?? false });
+    super(o.packed ? drv.packedQueues[0]! : drv.queues[0]!);
     this.drv = drv;
   }
 }

@@ -1,5 +1,5 @@
 /** A GuestMemory that records every access a device makes, for invariant checks in tests. */
-import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import type { GuestMemory } from '../index.js';
 
 export interface Access {
   kind: 'read' | 'write';
@@ -7,7 +7,13 @@ export interface Access {
   len: number;
 }
 
-export class TracingMemory implements GuestMemory {
+/**
+ * Wraps the memory a device is given and logs every access: reads, writes, fills, and views
+ * (counted as writes of the whole range, since a device may write through them). Give it to the
+ * transport (`new TestDriver(dev, ram, { deviceMem: new RecordingMemory(ram) })`) and check what
+ * the device touched.
+ */
+export class RecordingMemory implements GuestMemory {
   readonly log: Access[] = [];
   /** When false, nothing is recorded (for long randomized runs that check as they go). */
   recording = true;

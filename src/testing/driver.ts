@@ -3,21 +3,25 @@
  * MMIO registers the way Linux's virtio_mmio driver does, builds direct and indirect descriptor
  * chains in guest memory, kicks, and collects used entries. Every device's tests use it.
  */
-import { FlatRam } from '../../src/memory/flat-ram.js';
-import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import {
   AVAIL_F_NO_INTERRUPT,
   DESC_F_INDIRECT,
   DESC_F_NEXT,
+  DESC_F_AVAIL,
+  DESC_F_USED,
   DESC_F_WRITE,
+  F_RING_PACKED,
+  FlatRam,
+  type GuestMemory,
   MMIO,
+  MmioTransport,
+  type MmioTransportOptions,
   STATUS_ACKNOWLEDGE,
   STATUS_DRIVER,
   STATUS_DRIVER_OK,
   STATUS_FEATURES_OK,
-} from '../../src/virtio/constants.js';
-import type { VirtioDevice } from '../../src/virtio/device.js';
-import { MmioTransport, type MmioTransportOptions } from '../../src/virtio/mmio.js';
+  type VirtioDevice,
+} from '../index.js';
 
 export const RAM_BASE = 0x8000_0000;
 
@@ -64,8 +68,13 @@ export interface ChainSpec {
 }
 
 export interface InitOptions {
-  /** Features to accept (masked with what is offered); default: everything offered. */
+  /**
+   * Features to accept (masked with what is offered); default: everything offered. The ring
+   * format follows `packed`, not this mask: VIRTIO_F_RING_PACKED is taken only with `packed`.
+   */
   features?: bigint;
+  /** Use packed virtqueues (VIRTIO_F_RING_PACKED); the queues are then in `packedQueues`. */
+  packed?: boolean;
   /** QueueNum per queue; default: each queue's QueueNumMax (capped at 256). */
   queueSizes?: number[];
   /** How many queues to set up; default all the device has. */
@@ -75,6 +84,23 @@ export interface InitOptions {
 export interface DriverOptions extends MmioTransportOptions {
   /** The memory the device is given: `mem` itself (default), or a wrapper that watches it. */
   deviceMem?: GuestMemory;
+}
+
+/** What split and packed driver queues share: enough to run requests on either. */
+export interface DriverRing {
+  readonly index: number;
+  readonly size: number;
+  readonly driver: QueueHost;
+  /** Builds a chain from fresh buffers and makes it available. */
+  add(spec: ChainSpec): Submitted;
+  /** Notifies the device (QueueNotify). */
+  kick(): void;
+  /** Takes the used buffers published since the last call and frees their descriptors. */
+  takeUsed(): UsedElem[];
+  /** Reads back what the device wrote into a chain's writable buffers. */
+  readWritable(sub: Submitted, len?: number): Uint8Array;
+  /** Adds, kicks, waits for the device and returns the used element of that chain. */
+  submit(spec: ChainSpec): Promise<{ sub: Submitted; used: UsedElem; data: Uint8Array }>;
 }
 
 /** A bump allocator over guest RAM. */
@@ -116,7 +142,7 @@ export interface RingAddresses {
 }
 
 /** The driver's view of one split queue (VIRTIO 1.2, 2.7). */
-export class DriverQueue {
+export class DriverQueue implements DriverRing {
   readonly desc: number;
   readonly avail: number;
   readonly used: number;
@@ -264,16 +290,7 @@ export class DriverQueue {
 
   /** Reads back the bytes the device wrote into a submitted chain's writable buffers. */
   readWritable(sub: Submitted, len = Infinity): Uint8Array {
-    const total = sub.writable.reduce((s, w) => s + w.len, 0);
-    const out = new Uint8Array(Math.min(total, len));
-    let done = 0;
-    for (const w of sub.writable) {
-      if (done >= out.length) break;
-      const n = Math.min(w.len, out.length - done);
-      out.set(this.mem.view(w.addr, n), done);
-      done += n;
-    }
-    return out;
+    return readBack(this.mem, sub, len);
   }
 
   /** Adds, kicks, waits for the device and returns the used element of that chain. */
@@ -287,17 +304,20 @@ export class DriverQueue {
   }
 }
 
-/** A driver bound to one MMIO transport over a FlatRam. */
+/** A driver bound to one MMIO transport over any GuestMemory (a FlatRam of 16 MiB by default). */
 export class TestDriver implements QueueHost {
   readonly irq = new TestIrq();
   readonly transport: MmioTransport;
   readonly allocator: GuestAllocator;
+  /** Split queues set up by `init` or `setupQueue`. */
   readonly queues: DriverQueue[] = [];
+  /** Packed queues set up by `init({ packed: true })` or `setupPackedQueue`. */
+  readonly packedQueues: PackedDriverQueue[] = [];
   features = 0n;
 
   constructor(
     readonly device: VirtioDevice,
-    readonly mem: FlatRam = new FlatRam(RAM_BASE, 16 << 20),
+    readonly mem: GuestMemory = new FlatRam(RAM_BASE, 16 << 20),
     opts: DriverOptions = {},
   ) {
     this.transport = new MmioTransport(device, opts.deviceMem ?? mem, this.irq, opts);
@@ -341,11 +361,12 @@ export class TestDriver implements QueueHost {
   negotiate(wanted?: bigint): boolean {
     this.write(MMIO.Status, 0);
     this.queues.length = 0;
+    this.packedQueues.length = 0;
     if (this.read(MMIO.MagicValue) !== 0x74726976 || this.read(MMIO.Version) !== 2) throw new Error('not a virtio-mmio v2 device');
     this.write(MMIO.Status, STATUS_ACKNOWLEDGE);
     this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
     const offered = this.deviceFeatures();
-    this.features = offered & (wanted ?? offered);
+    this.features = offered & (wanted ?? offered & ~(1n << BigInt(F_RING_PACKED)));
     this.writeFeatures(this.features);
     this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK);
     return (this.status & STATUS_FEATURES_OK) !== 0;
@@ -373,14 +394,49 @@ export class TestDriver implements QueueHost {
 
   /** The whole Linux probe sequence: negotiate, set up queues, DRIVER_OK. */
   init(opts: InitOptions = {}): this {
-    if (!this.negotiate(opts.features)) throw new Error('device refused FEATURES_OK');
+    const packedBit = 1n << BigInt(F_RING_PACKED);
+    // A split driver never takes RING_PACKED, whatever `features` says; a packed one always asks.
+    const wanted = opts.packed ? (opts.features ?? ~0n) | packedBit : (opts.features ?? ~0n) & ~packedBit;
+    if (!this.negotiate(wanted)) throw new Error('device refused FEATURES_OK');
+    if (opts.packed && !(this.features & packedBit)) throw new Error('device does not offer VIRTIO_F_RING_PACKED');
     const count = opts.queues ?? this.device.queueMaxSizes.length;
     for (let i = 0; i < count; i++) {
-      const q = this.setupQueue(i, opts.queueSizes?.[i]);
-      if (this.read(MMIO.QueueReady) !== 1) throw new Error(`queue ${q.index} did not go ready`);
+      const size = opts.queueSizes?.[i];
+      const index = opts.packed ? this.setupPackedQueue(i, size).index : this.setupQueue(i, size).index;
+      if (this.read(MMIO.QueueReady) !== 1) throw new Error(`queue ${index} did not go ready`);
     }
     this.write(MMIO.Status, STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK | STATUS_DRIVER_OK);
     return this;
+  }
+
+  /** Queue `index` as set up, split or packed. */
+  ring(index: number): DriverRing {
+    const q = this.packedQueues[index] ?? this.queues[index];
+    if (q === undefined) throw new Error(`queue ${index} is not set up`);
+    return q;
+  }
+
+  /** Sets up packed queue `index` with `size` entries (VIRTIO 1.2, 2.8), as vm_setup_vq does. */
+  setupPackedQueue(index: number, size?: number): PackedDriverQueue {
+    this.write(MMIO.QueueSel, index);
+    if (this.read(MMIO.QueueReady) !== 0) throw new Error(`queue ${index} already ready`);
+    const max = this.read(MMIO.QueueNumMax);
+    if (max === 0) throw new Error(`queue ${index} does not exist`);
+    const n = size ?? Math.min(max, 256);
+    const q = new PackedDriverQueue(this, index, n);
+    this.write(MMIO.QueueNum, n);
+    this.writeAddress(MMIO.QueueDescLow, q.ring);
+    this.writeAddress(MMIO.QueueDriverLow, q.driverEvent);
+    this.writeAddress(MMIO.QueueDeviceLow, q.deviceEvent);
+    this.write(MMIO.QueueReady, 1);
+    this.packedQueues[index] = q;
+    return q;
+  }
+
+  /** Writes a 64-bit address into a Low/High register pair. */
+  writeAddress(low: number, addr: number): void {
+    this.write(low, addr % 2 ** 32);
+    this.write(low + 4, Math.floor(addr / 2 ** 32));
   }
 
   /** Reads and acknowledges InterruptStatus, as vm_interrupt() does. */
@@ -403,4 +459,211 @@ export class TestDriver implements QueueHost {
       if (this.read(MMIO.ConfigGeneration) === gen) return v;
     }
   }
+}
+
+/** A packed descriptor as the driver writes it (VIRTIO 1.2, 2.8.13). */
+export interface PackedDesc {
+  addr: number;
+  len: number;
+  id: number;
+  flags: number;
+}
+
+/**
+ * The driver's view of one packed queue (VIRTIO 1.2, 2.8), the way Linux's virtio_ring does it:
+ * a ring of descriptors with a wrap counter on each side, buffer ids from a free list, the head
+ * descriptor's flags written last, used descriptors found by their AVAIL/USED bits.
+ */
+export class PackedDriverQueue implements DriverRing {
+  readonly ring: number;
+  readonly driverEvent: number;
+  readonly deviceEvent: number;
+  /** The next slot the driver fills, and its wrap counter. */
+  nextAvail = 0;
+  availWrap = 1;
+  /** The next slot where the driver looks for a used descriptor, and its wrap counter. */
+  nextUsed = 0;
+  usedWrap = 1;
+  private freeSlots: number;
+  private freeIds: number[];
+  private readonly held = new Map<number, Submitted & { slots: number; ownsId: boolean }>();
+
+  constructor(
+    readonly driver: TestDriver,
+    readonly index: number,
+    readonly size: number,
+  ) {
+    const a = driver.allocator;
+    this.ring = a.alloc(16 * size, 16);
+    this.driverEvent = a.alloc(4, 4);
+    this.deviceEvent = a.alloc(4, 4);
+    driver.mem.fill(this.ring, 16 * size, 0);
+    driver.mem.fill(this.driverEvent, 4, 0);
+    driver.mem.fill(this.deviceEvent, 4, 0);
+    this.freeSlots = size;
+    this.freeIds = Array.from({ length: size }, (_, i) => i);
+  }
+
+  get mem(): GuestMemory {
+    return this.driver.mem;
+  }
+
+  /** The AVAIL/USED bits that make a descriptor available under wrap counter `wrap`. */
+  static availFlags(wrap: number): number {
+    return wrap ? DESC_F_AVAIL : DESC_F_USED;
+  }
+
+  /** Writes ring slot `slot` (or entry `slot` of a table at `table`); the flags go last. */
+  writeDesc(slot: number, d: PackedDesc, table = this.ring): void {
+    const at = table + 16 * slot;
+    this.mem.writeU64(at, BigInt(d.addr));
+    this.mem.writeU32(at + 8, d.len);
+    this.mem.writeU16(at + 12, d.id);
+    this.mem.writeU16(at + 14, d.flags);
+  }
+
+  /** Reads ring slot `slot`. */
+  readDesc(slot: number): PackedDesc {
+    const at = this.ring + 16 * slot;
+    return { addr: Number(this.mem.readU64(at)), len: this.mem.readU32(at + 8), id: this.mem.readU16(at + 12), flags: this.mem.readU16(at + 14) };
+  }
+
+  /**
+   * Makes descriptors available in consecutive slots from `nextAvail`: the AVAIL/USED bits of the
+   * current wrap counter added, NEXT on all but the last (unless `chain` is false), the head's
+   * flags written last as Linux does. Any addresses, ids and lengths: hostile tests use it too.
+   * Returns the slot of the head.
+   */
+  publishRaw(descs: PackedDesc[], opts: { chain?: boolean } = {}): number {
+    const headSlot = this.nextAvail;
+    let headFlags = 0;
+    descs.forEach((d, i) => {
+      const last = i === descs.length - 1;
+      const flags = d.flags | (opts.chain !== false && !last ? DESC_F_NEXT : 0) | PackedDriverQueue.availFlags(this.availWrap);
+      if (i === 0) {
+        headFlags = flags;
+        // Not yet available: the driver's previous-lap bits until the whole chain is written.
+        this.writeDesc(this.nextAvail, { ...d, flags: DESC_F_AVAIL | DESC_F_USED });
+      } else {
+        this.writeDesc(this.nextAvail, { ...d, flags });
+      }
+      this.advanceAvail();
+    });
+    this.mem.writeU16(this.ring + 16 * headSlot + 14, headFlags);
+    this.freeSlots -= descs.length;
+    const id = descs[descs.length - 1]!.id;
+    if (!this.held.has(id)) this.held.set(id, { head: id, writable: [], descs: [headSlot], slots: descs.length, ownsId: false });
+    return headSlot;
+  }
+
+  private advanceAvail(): void {
+    if (++this.nextAvail === this.size) {
+      this.nextAvail = 0;
+      this.availWrap ^= 1;
+    }
+  }
+
+  add(spec: ChainSpec): Submitted {
+    const a = this.driver.allocator;
+    const descs: Array<{ addr: number; len: number; flags: number }> = [];
+    const writable: Array<{ addr: number; len: number }> = [];
+    for (const data of spec.readable ?? []) {
+      const addr = a.alloc(Math.max(1, data.length), 8);
+      this.mem.write(addr, data);
+      descs.push({ addr, len: data.length, flags: 0 });
+    }
+    for (const len of spec.writable ?? []) {
+      const addr = a.alloc(Math.max(1, len), 8);
+      this.mem.fill(addr, len, 0xee);
+      descs.push({ addr, len, flags: DESC_F_WRITE });
+      writable.push({ addr, len });
+    }
+    if (descs.length === 0) throw new Error('a chain needs at least one buffer');
+    const slots = spec.indirect ? 1 : descs.length;
+    if (this.freeSlots < slots || this.freeIds.length === 0) throw new Error(`queue ${this.index}: ${slots} slots wanted, ${this.freeSlots} free`);
+    const id = this.freeIds.shift()!;
+    let ring: PackedDesc[] = descs.map((d) => ({ ...d, id }));
+    if (spec.indirect) {
+      const table = a.alloc(16 * descs.length, 16);
+      descs.forEach((d, i) => this.writeDesc(i, { ...d, id: 0 }, table));
+      ring = [{ addr: table, len: 16 * descs.length, flags: DESC_F_INDIRECT, id }];
+    }
+    this.held.delete(id);
+    const headSlot = this.publishRaw(ring);
+    const sub = { head: id, writable, descs: [headSlot], slots, ownsId: true };
+    this.held.set(id, sub);
+    return sub;
+  }
+
+  kick(): void {
+    this.driver.transport.write(MMIO.QueueNotify, 4, this.index);
+  }
+
+  /** Whether slot `slot` holds a used descriptor for wrap counter `wrap` (VIRTIO 1.2, 2.8.1). */
+  isUsed(slot: number, wrap = this.usedWrap): boolean {
+    const flags = this.mem.readU16(this.ring + 16 * slot + 14);
+    const avail = (flags & DESC_F_AVAIL) !== 0;
+    const used = (flags & DESC_F_USED) !== 0;
+    return avail === used && used === (wrap === 1);
+  }
+
+  takeUsed(): UsedElem[] {
+    const out: UsedElem[] = [];
+    for (let guard = 0; guard < this.size && this.isUsed(this.nextUsed); guard++) {
+      const d = this.readDesc(this.nextUsed);
+      out.push({ id: d.id, len: d.len });
+      const sub = this.held.get(d.id);
+      const skip = sub?.slots ?? 1;
+      if (sub) {
+        this.held.delete(d.id);
+        if (sub.ownsId) this.freeIds.push(d.id);
+        this.freeSlots += sub.slots;
+      }
+      this.nextUsed += skip;
+      if (this.nextUsed >= this.size) {
+        this.nextUsed -= this.size;
+        this.usedWrap ^= 1;
+      }
+    }
+    return out;
+  }
+
+  /** Sets the driver event suppression structure: flags (ENABLE 0, DISABLE 1, DESC 2), offset, wrap. */
+  setDriverEvent(flags: number, off = 0, wrap = 0): void {
+    this.mem.writeU16(this.driverEvent, (off & 0x7fff) | (wrap << 15));
+    this.mem.writeU16(this.driverEvent + 2, flags);
+  }
+
+  /** The device event suppression structure as the device left it. */
+  get deviceEventState(): { off: number; wrap: number; flags: number } {
+    const ow = this.mem.readU16(this.deviceEvent);
+    return { off: ow & 0x7fff, wrap: ow >>> 15, flags: this.mem.readU16(this.deviceEvent + 2) };
+  }
+
+  readWritable(sub: Submitted, len = Infinity): Uint8Array {
+    return readBack(this.mem, sub, len);
+  }
+
+  async submit(spec: ChainSpec): Promise<{ sub: Submitted; used: UsedElem; data: Uint8Array }> {
+    const sub = this.add(spec);
+    this.kick();
+    await this.driver.transport.idle();
+    const used = this.takeUsed().find((u) => u.id === sub.head);
+    if (used === undefined) throw new Error(`queue ${this.index}: buffer ${sub.head} was not completed`);
+    return { sub, used, data: this.readWritable(sub, used.len) };
+  }
+}
+
+/** The bytes the device wrote into a chain's writable buffers, up to `len`. */
+function readBack(mem: GuestMemory, sub: Submitted, len: number): Uint8Array {
+  const total = sub.writable.reduce((s, w) => s + w.len, 0);
+  const out = new Uint8Array(Math.min(total, len));
+  let done = 0;
+  for (const w of sub.writable) {
+    if (done >= out.length) break;
+    const n = Math.min(w.len, out.length - done);
+    out.set(mem.view(w.addr, n), done);
+    done += n;
+  }
+  return out;
 }

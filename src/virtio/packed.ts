@@ -1,0 +1,289 @@
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { DescriptorChain } from './chain.js';
+import {
+  DESC_F_AVAIL,
+  DESC_F_INDIRECT,
+  DESC_F_NEXT,
+  DESC_F_USED,
+  DESC_F_WRITE,
+  DESC_SIZE,
+  RING_EVENT_FLAGS_DESC,
+  RING_EVENT_FLAGS_DISABLE,
+} from './constants.js';
+import type { Virtqueue } from './virtqueue.js';
+
+const TWO_32 = 2 ** 32;
+const U32_MAX = 0xffff_ffff;
+const WRAP_BIT = 0x8000;
+
+/**
+ * The device side of a packed virtqueue (VIRTIO 1.2, 2.8): one descriptor ring that driver and
+ * device both write, told apart by the AVAIL and USED flag bits against each side's wrap counter.
+ * The driver area and the device area are the two event suppression structures (2.8.10).
+ *
+ * Like {@link SplitQueue} it owns only addresses and its own counters, takes the memory on every
+ * call, and validates everything it reads. A ring it cannot walk (a chain that runs on past the
+ * ring, or into a descriptor the driver has not made available, or a buffer id outside the ring)
+ * marks the queue broken: there is no safe place to go on from. A chain that is walkable but
+ * invalid (a buffer outside RAM, a bad indirect table) comes back with `error` set.
+ */
+export class PackedQueue implements Virtqueue {
+  readonly packed = true;
+  readonly maxSize: number;
+  size: number;
+  descAddr = 0;
+  driverAddr = 0;
+  deviceAddr = 0;
+  ready = false;
+  indirect = false;
+  eventIdx = false;
+  broken: string | undefined = undefined;
+  epoch = 0;
+
+  /** The slot the device reads next, and the driver's wrap counter the device expects there. */
+  private nextAvail = 0;
+  private availWrap = 1;
+  /** The slot of the next used descriptor, and the device's own wrap counter. */
+  private nextUsed = 0;
+  private usedWrap = 1;
+  /** Used slots written since the driver was last interrupted (or asked and declined). */
+  private sinceSignal = 0;
+  private signalledValid = false;
+
+  constructor(maxSize: number) {
+    if (!Number.isInteger(maxSize) || maxSize < 1 || maxSize > 32768) {
+      throw new RangeError(`queue max size must be an integer in 1..32768, got ${maxSize}`);
+    }
+    this.maxSize = maxSize;
+    this.size = maxSize;
+  }
+
+  reset(): void {
+    this.size = this.maxSize;
+    this.descAddr = this.driverAddr = this.deviceAddr = 0;
+    this.ready = this.indirect = this.eventIdx = false;
+    this.broken = undefined;
+    this.nextAvail = this.nextUsed = this.sinceSignal = 0;
+    this.availWrap = this.usedWrap = 1;
+    this.signalledValid = false;
+    this.epoch++;
+  }
+
+  get lastAvailIdx(): number {
+    return this.nextAvail;
+  }
+  get usedIdx(): number {
+    return this.nextUsed;
+  }
+  /** The device's wrap counters, for tests: [driver's expected, device's own]. */
+  get wrapCounters(): [number, number] {
+    return [this.availWrap, this.usedWrap];
+  }
+
+  /** Packed rings need not be a power of two (VIRTIO 1.2, 2.8.10.1 is about alignment only). */
+  validSize(size: number): boolean {
+    return Number.isInteger(size) && size >= 1 && size <= this.maxSize;
+  }
+
+  /**
+   * The descriptor ring is 16-aligned and the two event suppression structures 4-aligned
+   * (VIRTIO 1.2, 2.8.10.1 table "Packed Virtqueue Part Alignment"), each wholly inside RAM.
+   */
+  layoutError(mem: GuestMemory): string | undefined {
+    const n = this.size;
+    if (!this.validSize(n)) return `queue size ${n} is not in 1..${this.maxSize}`;
+    if (this.descAddr % 16 !== 0 || !mem.contains(this.descAddr, DESC_SIZE * n)) return 'descriptor ring misaligned or outside RAM';
+    if (this.driverAddr % 4 !== 0 || !mem.contains(this.driverAddr, 4)) return 'driver event suppression misaligned or outside RAM';
+    if (this.deviceAddr % 4 !== 0 || !mem.contains(this.deviceAddr, 4)) return 'device event suppression misaligned or outside RAM';
+    return undefined;
+  }
+
+  /**
+   * The AVAIL/USED bits of a descriptor the driver made available under wrap counter `wrap`:
+   * AVAIL equal to the counter and USED its inverse (VIRTIO 1.2, 2.8.1).
+   */
+  private static availBits(wrap: number): number {
+    return wrap === 1 ? DESC_F_AVAIL : DESC_F_USED;
+  }
+
+  pop(mem: GuestMemory): DescriptorChain | null {
+    if (!this.ready || this.broken !== undefined) return null;
+    const pos = this.nextAvail;
+    const wrap = this.availWrap;
+    const flags = mem.readU16(this.descAddr + DESC_SIZE * pos + 14);
+    if ((flags & (DESC_F_AVAIL | DESC_F_USED)) !== PackedQueue.availBits(wrap)) {
+      // Nothing new. With EVENT_IDX, ask to be kicked when the driver fills this slot (2.8.10).
+      if (this.eventIdx) {
+        mem.writeU16(this.deviceAddr, pos | (wrap << 15));
+        mem.writeU16(this.deviceAddr + 2, RING_EVENT_FLAGS_DESC);
+      }
+      return null;
+    }
+    const chain = new DescriptorChain(0, this.epoch);
+    const error = this.walk(mem, chain, flags);
+    if (this.broken !== undefined) return null;
+    chain.error = error;
+    return chain;
+  }
+
+  /**
+   * Walks and copies the chain that starts at `nextAvail` (its head's flags already read), moves
+   * `nextAvail` past it and sets the chain's id and slot count. Returns why the chain is invalid,
+   * if it is; sets `broken` when the ring itself can't be walked.
+   */
+  private walk(mem: GuestMemory, chain: DescriptorChain, flags: number): string | undefined {
+    const size = this.size;
+    const ring = this.descAddr;
+    let pos = this.nextAvail;
+    let wrap = this.availWrap;
+    let want = PackedQueue.availBits(wrap);
+    let error: string | undefined;
+    let total = 0;
+    let count = 0;
+    const { addrs, lens } = chain;
+    for (;;) {
+      const d = ring + DESC_SIZE * pos;
+      const addr = mem.readU32(d) + mem.readU32(d + 4) * TWO_32;
+      const len = mem.readU32(d + 8);
+      count++;
+      if (++pos === size) {
+        pos = 0;
+        wrap ^= 1;
+        want = PackedQueue.availBits(wrap);
+      }
+      if (error === undefined) {
+        if (flags & DESC_F_INDIRECT) {
+          error = this.indirectTable(mem, chain, addr, len, flags, count);
+          total = chain.readableBytes + chain.writableBytes;
+        } else if (!mem.contains(addr, len)) {
+          error = outsideRam(addr, len);
+        } else if ((total += len) > U32_MAX) {
+          error = 'chain length overflows 32 bits';
+        } else {
+          addrs.push(addr);
+          lens.push(len);
+          if (flags & DESC_F_WRITE) chain.writableBytes += len;
+          else if (addrs.length !== chain.readableCount + 1) error = 'readable descriptor after a writable one';
+          else {
+            chain.readableCount++;
+            chain.readableBytes += len;
+          }
+        }
+      }
+      if (!(flags & DESC_F_NEXT)) {
+        // The buffer id is in the chain's last descriptor (2.8.6); the driver chose it below the size.
+        const id = mem.readU16(d + 12);
+        if (id >= size) {
+          this.broken = `buffer id ${id} is not below the ring size ${size}`;
+          return undefined;
+        }
+        chain.head = id;
+        break;
+      }
+      if (count === size) {
+        // VIRTIO 1.2, 2.8.6: no chain is longer than the ring; this one has no end we can find.
+        this.broken = `packed chain longer than the ring of ${size}`;
+        return undefined;
+      }
+      flags = mem.readU16(ring + DESC_SIZE * pos + 14);
+      if ((flags & (DESC_F_AVAIL | DESC_F_USED)) !== want) {
+        this.broken = `packed chain runs into slot ${pos}, which the driver has not made available`;
+        return undefined;
+      }
+    }
+    this.nextAvail = pos;
+    this.availWrap = wrap;
+    chain.slots = count;
+    return error;
+  }
+
+  /**
+   * Copies an indirect table (VIRTIO 1.2, 2.8.19): len/16 descriptors in order, NEXT ignored.
+   * Only when negotiated, never with NEXT, only as the chain's one descriptor, never nested.
+   */
+  private indirectTable(mem: GuestMemory, chain: DescriptorChain, addr: number, len: number, flags: number, count: number): string | undefined {
+    if (!this.indirect) return 'indirect descriptor without VIRTIO_F_INDIRECT_DESC';
+    if (flags & DESC_F_NEXT || count !== 1) return 'indirect descriptor chained with others';
+    if (len === 0 || len % DESC_SIZE !== 0) return `indirect table length ${len} is not a non-zero multiple of 16`;
+    if (len / DESC_SIZE > this.size) return `indirect table of ${len / DESC_SIZE} descriptors exceeds the ring size`;
+    if (!mem.contains(addr, len)) return 'indirect table outside RAM';
+    let total = 0;
+    for (let d = addr; d < addr + len; d += DESC_SIZE) {
+      const a = mem.readU32(d) + mem.readU32(d + 4) * TWO_32;
+      const l = mem.readU32(d + 8);
+      const f = mem.readU16(d + 14);
+      if (f & DESC_F_INDIRECT) return 'indirect descriptor inside an indirect table';
+      if (!mem.contains(a, l)) return outsideRam(a, l);
+      if ((total += l) > U32_MAX) return 'chain length overflows 32 bits';
+      const e = push(chain, a, l, f);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes the used descriptor (VIRTIO 1.2, 2.8.7): id and length first, the flags last, since
+   * the flags are what makes it used for the driver. Chains may complete in any order; each used
+   * descriptor moves the used slot on by the number of slots its chain took.
+   */
+  addUsed(mem: GuestMemory, chain: DescriptorChain, len: number): boolean {
+    if (chain.epoch !== this.epoch || !this.ready) return false;
+    const written = len > 0 ? Math.min(len, chain.writableBytes) >>> 0 : 0;
+    const d = this.descAddr + DESC_SIZE * this.nextUsed;
+    mem.writeU32(d + 8, written);
+    mem.writeU16(d + 12, chain.head);
+    let flags = this.usedWrap === 1 ? DESC_F_AVAIL | DESC_F_USED : 0;
+    if (written > 0) flags |= DESC_F_WRITE;
+    mem.writeU16(d + 14, flags);
+    let next = this.nextUsed + chain.slots;
+    if (next >= this.size) {
+      next -= this.size;
+      this.usedWrap ^= 1;
+    }
+    this.nextUsed = next;
+    this.sinceSignal += chain.slots;
+    return true;
+  }
+
+  /**
+   * The driver's event suppression structure decides (VIRTIO 1.2, 2.8.10): DISABLE never,
+   * DESC (with EVENT_IDX) once the used slot passes the given offset and wrap, anything else
+   * always. An offset beyond the ring is not trusted: the device interrupts.
+   */
+  needsNotification(mem: GuestMemory): boolean {
+    if (!this.ready) return false;
+    const flags = mem.readU16(this.driverAddr + 2) & 3;
+    const since = this.sinceSignal;
+    const wasValid = this.signalledValid;
+    this.sinceSignal = 0;
+    this.signalledValid = true;
+    if (flags === RING_EVENT_FLAGS_DISABLE) return false;
+    if (flags !== RING_EVENT_FLAGS_DESC || !this.eventIdx || !wasValid || since >= this.size) return true;
+    const offWrap = mem.readU16(this.driverAddr);
+    let event = offWrap & ~WRAP_BIT;
+    if (event >= this.size) return true;
+    // On a line that counts slots across one wrap: the event slot of the previous lap is below 0.
+    if (offWrap >>> 15 !== this.usedWrap) event -= this.size;
+    // vring_need_event(): interrupt when the event slot is among the `since` slots just used.
+    const d = this.nextUsed - event - 1;
+    return d >= 0 && d < since;
+  }
+}
+
+function outsideRam(addr: number, len: number): string {
+  return `buffer of ${len} bytes at 0x${addr.toString(16)} is outside RAM`;
+}
+
+/** Adds one buffer to a chain: readable buffers must all come before writable ones. */
+function push(chain: DescriptorChain, addr: number, len: number, flags: number): string | undefined {
+  chain.addrs.push(addr);
+  chain.lens.push(len);
+  if (flags & DESC_F_WRITE) {
+    chain.writableBytes += len;
+    return undefined;
+  }
+  if (chain.addrs.length !== chain.readableCount + 1) return 'readable descriptor after a writable one';
+  chain.readableCount++;
+  chain.readableBytes += len;
+  return undefined;
+}
