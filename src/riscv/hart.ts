@@ -125,9 +125,9 @@ export class Hart extends HartState {
       if (jit !== undefined) {
         if (interpretNext) interpretNext = false;
         else {
-          const fn = jit.find(ramPage, off, pageLo, pch);
-          if (fn !== undefined) {
-            n += fn(this.dSet, limit - n);
+          const slot = jit.find(ramPage, off, pageLo, pch);
+          if (slot >= 0) {
+            n += jit.call(slot, this.dSet, limit - n);
             const ex = this.exitArea;
             this.pcLo = ex[0]!; this.pcHi = ex[1]!;
             interpretNext = ex[2] === EXIT_INTERPRET;

@@ -30,16 +30,14 @@
 import { decode16, decode32 } from './decode.js';
 import type { HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_TAGR, ST_TAGW, ST_XH, ST_XL, STATE_BYTES } from './state.js';
-import { Bytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory } from './wasm.js';
+import { Bytes, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /** Exit reasons in the exit area (word 2). */
 export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1;
 
-/** A compiled region: (dSet, budget) -> instructions retired; pc and reason in the exit area. */
-export type RegionFn = (dSet: number, budget: number) => number;
-
 interface Region {
-  fn: RegionFn | undefined;
+  /** slot in the dispatch table, -1 when the entry cannot be translated (interpreter only) */
+  slot: number;
   /** virtual page the region was translated for (AUIPC and link values are baked in) */
   vLo: number;
   vHi: number;
@@ -87,16 +85,29 @@ export interface JitStats {
   dropped: number;
   flushes: number;
   wasmBytes: number;
+  /** pages kept after a FENCE.I because their bytes were unchanged */
+  rechecked: number;
 }
 
 export class Jit {
   /** Per RAM page: regions by entry offset / 2. */
   private pages: (Array<Region | undefined> | undefined)[] = [];
-  private heat: (Uint8Array | undefined)[] = [];
+  private heat: (Uint16Array | undefined)[] = [];
+  /** Copy of each translated page's bytes, taken when its first region was translated. */
+  private snapshot: (Int32Array | undefined)[] = [];
+  /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
+  private readonly suspect = new Set<number>();
+  private readonly live = new Set<number>();
+  private readonly ram32: Int32Array;
   private regions = 0;
-  readonly stats: JitStats = { regions: 0, compiled: 0, dropped: 0, flushes: 0, wasmBytes: 0 };
+  readonly stats: JitStats = { regions: 0, compiled: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0 };
   private readonly imports: object;
   private readonly S: number;
+  private readonly table: WasmTable;
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  /** Runs the region in `slot`: (slot, dSet, budget) -> instructions retired. */
+  readonly call: (slot: number, dSet: number, budget: number) => number;
 
   constructor(
     private readonly h: HartState,
@@ -109,21 +120,41 @@ export class Jit {
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
     this.imports = { m: { mem: memory } };
+    this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
+    const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes()), { m: { t: this.table } });
+    this.call = d.exports['call'] as (slot: number, dSet: number, budget: number) => number;
     this.S = stateOffset;
     h.onCodeDropped = (p) => this.drop(p);
+    h.onFenceI = () => { for (const p of this.live) this.suspect.add(p); };
+    this.ram32 = new Int32Array(h.ram.buffer, h.ram.byteOffset, h.ramSize >>> 2);
   }
 
-  /** The compiled region entered at RAM page `page`, offset `off`, for virtual page (vLo, vHi). */
-  find(page: number, off: number, vLo: number, vHi: number): RegionFn | undefined {
-    const rs = this.pages[page];
+  /** After FENCE.I: keeps the page's regions if its bytes are unchanged, else drops them. */
+  private recheck(page: number): void {
+    this.suspect.delete(page);
+    const snap = this.snapshot[page];
+    const ram = this.ram32, at = page * 1024;
+    let same = snap !== undefined;
+    for (let i = 0; same && i < 1024; i++) if (ram[at + i] !== snap![i]) same = false;
+    if (same) { this.stats.rechecked++; this.h.markCode(page); } // stores into it are seen again
+    else this.drop(page);
+  }
+
+  /**
+   * The dispatch slot of the compiled region entered at RAM page `page`, offset `off`, for
+   * virtual page (vLo, vHi); -1 when there is none (yet): the interpreter runs.
+   */
+  find(page: number, off: number, vLo: number, vHi: number): number {
+    let rs = this.pages[page];
+    if (rs !== undefined && this.suspect.size !== 0 && this.suspect.has(page)) { this.recheck(page); rs = this.pages[page]; }
     if (rs !== undefined) {
       const r = rs[off >>> 1];
-      if (r !== undefined && r.vLo === vLo && r.vHi === vHi) return r.fn;
+      if (r !== undefined && r.vLo === vLo && r.vHi === vHi) return r.slot;
     }
     let heat = this.heat[page];
-    if (heat === undefined) { heat = new Uint8Array(2048); this.heat[page] = heat; }
+    if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
     const t = ++heat[off >>> 1]!;
-    if (t < this.hotThreshold) return undefined;
+    if (t < this.hotThreshold) return -1;
     heat[off >>> 1] = 0;
     return this.translate(page, off, vLo, vHi);
   }
@@ -133,17 +164,31 @@ export class Jit {
     const rs = this.pages[page];
     if (rs === undefined) return;
     let k = 0;
-    for (const r of rs) if (r !== undefined) k++;
+    for (const r of rs) if (r !== undefined) { k++; this.release(r); }
     this.regions -= k;
     this.stats.dropped += k;
     this.stats.regions = this.regions;
     this.pages[page] = undefined;
+    this.snapshot[page] = undefined;
+    this.live.delete(page);
+    this.suspect.delete(page);
+  }
+
+  private release(r: Region): void {
+    if (r.slot < 0) return;
+    this.table.set(r.slot, null);
+    this.freeSlots.push(r.slot);
+    r.slot = -1;
   }
 
   /** Drops every region. */
   flush(): void {
+    for (const rs of this.pages) if (rs !== undefined) for (const r of rs) if (r !== undefined) this.release(r);
     this.pages = [];
     this.heat = [];
+    this.snapshot = [];
+    this.live.clear();
+    this.suspect.clear();
     this.regions = 0;
     this.stats.regions = 0;
     this.stats.flushes++;
@@ -161,7 +206,7 @@ export class Jit {
     return { off, w: d.w, imm: d.imm, len: 2, kind: kindOf(d.w & 0xff) };
   }
 
-  private translate(page: number, entry: number, vLo: number, vHi: number): RegionFn | undefined {
+  private translate(page: number, entry: number, vLo: number, vHi: number): number {
     if (this.regions >= this.maxRegions) this.flush();
     const base = page * 4096;
     // 1. Find the basic-block leaders reachable from the entry inside this page.
@@ -205,21 +250,29 @@ export class Jit {
       return list;
     });
     const first = blocks[index.get(entry)!]![0]!;
-    const region: Region = { fn: undefined, vLo, vHi };
+    const region: Region = { slot: -1, vLo, vHi };
     if (first.kind !== K_STOP) {
       this.h.markCode(page);
+      if (this.snapshot[page] === undefined) this.snapshot[page] = this.ram32.slice(page * 1024, page * 1024 + 1024);
       const bytes = this.emit(starts, blocks, index, entry, vLo, vHi);
-      const mod = new wasmApi!.Module(bytes);
-      const inst = new wasmApi!.Instance(mod, this.imports);
-      region.fn = inst.exports['f'] as RegionFn;
+      const inst = new wasmApi!.Instance(new wasmApi!.Module(bytes), this.imports);
+      let slot = this.freeSlots.pop();
+      if (slot === undefined) {
+        slot = this.nextSlot++;
+        if (slot >= this.table.length) this.table.grow(this.table.length);
+      }
+      this.table.set(slot, inst.exports['f']);
+      region.slot = slot;
       this.stats.compiled++;
       this.stats.wasmBytes += bytes.length;
     }
     let rs = this.pages[page];
-    if (rs === undefined) { rs = new Array<Region | undefined>(2048); this.pages[page] = rs; }
-    if (rs[entry >>> 1] === undefined) { this.regions++; this.stats.regions = this.regions; }
+    if (rs === undefined) { rs = new Array<Region | undefined>(2048); this.pages[page] = rs; this.live.add(page); }
+    const old = rs[entry >>> 1];
+    if (old === undefined) { this.regions++; this.stats.regions = this.regions; }
+    else this.release(old);
     rs[entry >>> 1] = region;
-    return region.fn;
+    return region.slot;
   }
 
   // ------------------------------------------------------------------ code generation

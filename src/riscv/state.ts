@@ -147,6 +147,8 @@ export class HartState {
 
   /** Called when a RAM page's code is dropped (a store into it, FENCE.I, DMA): the translator listens. */
   onCodeDropped: ((page: number) => void) | undefined = undefined;
+  /** Called by FENCE.I after the decoded pages are dropped (the translator re-checks its pages). */
+  onFenceI: (() => void) | undefined = undefined;
 
   constructor(opts: HartOptions) {
     const st = opts.state ?? { buffer: new ArrayBuffer(STATE_BYTES), offset: 0 };
@@ -354,10 +356,20 @@ export class HartState {
     for (let o = from - (from & 0xfff); o < to; o += 4096) this.noteStore(o);
   }
 
-  /** FENCE.I (Zifencei): forget all decoded code. */
+  /**
+   * FENCE.I (Zifencei): forget all decoded code. Translated code is not dropped but put on
+   * probation (onFenceI): the translator compares each page with its copy before it runs it again.
+   */
   fenceI(): void {
     if (!this.fenceIFlushesAll) return;
-    for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.noteStore(p * 4096);
+    const dropped = this.onCodeDropped;
+    this.onCodeDropped = undefined;
+    try {
+      for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.noteStore(p * 4096);
+    } finally {
+      this.onCodeDropped = dropped;
+    }
+    this.onFenceI?.();
   }
 
   /** Marks a RAM page as holding decoded code; removes store-TLB entries that point at it. */

@@ -11,9 +11,15 @@ export interface WasmApi {
   Memory: new (d: { initial: number; maximum?: number }) => WasmMemory;
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { element: 'anyfunc'; initial: number }) => WasmTable;
 }
 export interface WasmMemory {
   readonly buffer: ArrayBuffer;
+}
+export interface WasmTable {
+  readonly length: number;
+  grow(n: number): number;
+  set(i: number, f: unknown): void;
 }
 
 /** The WebAssembly global, or undefined where the host has none (then only the interpreter runs). */
@@ -121,5 +127,23 @@ export function moduleBytes(body: Uint8Array): Uint8Array {
   code.u32(body.length);
   code.bytes(body);
   section(10, code.view());
+  return m.view().slice();
+}
+
+/**
+ * The dispatcher module: `call(slot, a, b)` does `call_indirect` through the imported table
+ * "m"."t". JavaScript then calls one exported function for every region (one call site, one
+ * JS-to-wasm wrapper), and the hop into the region's own module is a wasm-to-wasm call.
+ */
+export function dispatcherBytes(): Uint8Array {
+  const m = new Bytes();
+  m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, content: number[]) => { m.byte(id); m.u32(content.length); m.bytes(content); };
+  section(1, [2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32]);
+  section(2, [1, 1, 0x6d, 1, 0x74, 0x01, 0x70, 0x00, 0x00]); // import "m" "t" table funcref min 0
+  section(3, [1, 1]);
+  section(7, [1, 4, 0x63, 0x61, 0x6c, 0x6c, 0x00, 0]); // export "call"
+  const body = [0, W.localGet, 1, W.localGet, 2, W.localGet, 0, 0x11, 0, 0, W.end]; // call_indirect type 0 table 0
+  section(10, [1, body.length, ...body]);
   return m.view().slice();
 }
