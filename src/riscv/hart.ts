@@ -127,7 +127,9 @@ export class Hart extends HartState {
         else {
           const slot = jit.find(ramPage, off, pageLo, pch);
           if (slot >= 0) {
-            n += jit.call(slot, this.dSet, limit - n);
+            const got = jit.call(slot, this.dSet, limit - n);
+            n += got;
+            jit.stats.retired += got;
             const ex = this.exitArea;
             this.pcLo = ex[0]!; this.pcHi = ex[1]!;
             interpretNext = ex[2] === EXIT_INTERPRET;

@@ -87,6 +87,8 @@ export interface JitStats {
   wasmBytes: number;
   /** pages kept after a FENCE.I because their bytes were unchanged */
   rechecked: number;
+  /** instructions retired in translated code */
+  retired: number;
 }
 
 export class Jit {
@@ -100,7 +102,7 @@ export class Jit {
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
   private regions = 0;
-  readonly stats: JitStats = { regions: 0, compiled: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0 };
+  readonly stats: JitStats = { regions: 0, compiled: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
   private readonly imports: object;
   private readonly S: number;
   private readonly table: WasmTable;
