@@ -31,7 +31,7 @@ export interface HartRunOptions extends HartOptions {
   ram: HartOptions['ram'] & { memory?: WasmMemory };
   /** Default 'interp'. */
   engine?: CpuEngine;
-  /** 'wasm': entries into a pc before it is translated (default 16; tests use 1 to translate everything). */
+  /** 'wasm': entries into a pc before it is translated (default 8192; tests use 1 to translate everything). */
   hotThreshold?: number;
   /** 'wasm': regions kept before the translation cache is emptied (default 8192). */
   maxRegions?: number;
@@ -425,6 +425,7 @@ export class Hart extends HartState {
       }
     }
     this.instret = base + n;
+    jit?.compilePending();
     return n;
   }
 }

@@ -75,13 +75,15 @@ function kindOf(op: number): number {
 // i64 7 npc, 8..11 temps, 12.. x1..x31.
 const L_DSET = 0, L_BUDGET = 1, L_N = 2, L_IDX = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
 const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_X = 11; // x_i is local L_X + i
-const MAX_INSNS = 1024, MAX_BLOCKS = 96;
+const MAX_INSNS = 200, MAX_BLOCKS = 24;
 
 interface Insn { off: number; w: number; imm: number; len: number; kind: number }
 
 export interface JitStats {
   regions: number;
+  /** regions compiled, and the modules they were compiled in */
   compiled: number;
+  modules: number;
   dropped: number;
   flushes: number;
   wasmBytes: number;
@@ -102,7 +104,8 @@ export class Jit {
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
   private regions = 0;
-  readonly stats: JitStats = { regions: 0, compiled: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+  private pending: { page: number; entry: number; region: Region }[] = [];
+  readonly stats: JitStats = { regions: 0, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
   private readonly imports: object;
   private readonly S: number;
   private readonly table: WasmTable;
@@ -115,10 +118,16 @@ export class Jit {
     private readonly h: HartState,
     memory: WasmMemory,
     stateOffset: number,
-    /** entries into a pc before it is translated */
-    readonly hotThreshold = 16,
+    /**
+     * Entries into a pc before it is translated. Compiling a region costs about as much CPU as
+     * interpreting some 20,000 instructions (Liftoff, then TurboFan on V8), so only code entered
+     * this often pays back; measured on the Linux boot (bench/README.md).
+     */
+    readonly hotThreshold = 8192,
     /** regions kept before the cache is emptied */
     readonly maxRegions = 8192,
+    /** entries compiled together into one module */
+    readonly batch = 8,
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
     this.imports = { m: { mem: memory } };
@@ -189,6 +198,7 @@ export class Jit {
     this.pages = [];
     this.heat = [];
     this.snapshot = [];
+    this.pending = [];
     this.live.clear();
     this.suspect.clear();
     this.regions = 0;
@@ -208,8 +218,23 @@ export class Jit {
     return { off, w: d.w, imm: d.imm, len: 2, kind: kindOf(d.w & 0xff) };
   }
 
+  /** Queues the entry for translation; compiles the queue once it holds `batch` entries. */
   private translate(page: number, entry: number, vLo: number, vHi: number): number {
     if (this.regions >= this.maxRegions) this.flush();
+    const region: Region = { slot: -1, vLo, vHi };
+    let rs = this.pages[page];
+    if (rs === undefined) { rs = new Array<Region | undefined>(2048); this.pages[page] = rs; this.live.add(page); }
+    const old = rs[entry >>> 1];
+    if (old === undefined) { this.regions++; this.stats.regions = this.regions; }
+    else this.release(old);
+    rs[entry >>> 1] = region;
+    this.pending.push({ page, entry, region });
+    if (this.pending.length >= this.batch) this.compilePending();
+    return region.slot;
+  }
+
+  /** Decodes the region entered at `entry` and emits its function body (undefined: nothing to translate). */
+  private plan(page: number, entry: number, vLo: number, vHi: number): Uint8Array | undefined {
     const base = page * 4096;
     // 1. Find the basic-block leaders reachable from the entry inside this page.
     const leaders = new Set<number>([entry]);
@@ -251,30 +276,40 @@ export class Jit {
       }
       return list;
     });
-    const first = blocks[index.get(entry)!]![0]!;
-    const region: Region = { slot: -1, vLo, vHi };
-    if (first.kind !== K_STOP) {
-      this.h.markCode(page);
-      if (this.snapshot[page] === undefined) this.snapshot[page] = this.ram32.slice(page * 1024, page * 1024 + 1024);
-      const bytes = this.emit(starts, blocks, index, entry, vLo, vHi);
-      const inst = new wasmApi!.Instance(new wasmApi!.Module(bytes), this.imports);
+    if (blocks[index.get(entry)!]![0]!.kind === K_STOP) return undefined;
+    this.h.markCode(page);
+    if (this.snapshot[page] === undefined) this.snapshot[page] = this.ram32.slice(page * 1024, page * 1024 + 1024);
+    return this.emit(starts, blocks, index, entry, vLo, vHi);
+  }
+
+  /** Compiles the queued entries into one module (one compile and instantiation for the lot). */
+  compilePending(): void {
+    const todo = this.pending;
+    if (todo.length === 0) return;
+    this.pending = [];
+    const bodies: Uint8Array[] = [], regions: Region[] = [];
+    for (const p of todo) {
+      if (this.pages[p.page]?.[p.entry >>> 1] !== p.region) continue; // dropped meanwhile
+      const body = this.plan(p.page, p.entry, p.region.vLo, p.region.vHi);
+      if (body === undefined) continue; // starts with an instruction only the interpreter runs
+      bodies.push(body);
+      regions.push(p.region);
+    }
+    if (bodies.length === 0) return;
+    const bytes = moduleBytes(bodies);
+    const inst = new wasmApi!.Instance(new wasmApi!.Module(bytes), this.imports);
+    regions.forEach((r, i) => {
       let slot = this.freeSlots.pop();
       if (slot === undefined) {
         slot = this.nextSlot++;
         if (slot >= this.table.length) this.table.grow(this.table.length);
       }
-      this.table.set(slot, inst.exports['f']);
-      region.slot = slot;
-      this.stats.compiled++;
-      this.stats.wasmBytes += bytes.length;
-    }
-    let rs = this.pages[page];
-    if (rs === undefined) { rs = new Array<Region | undefined>(2048); this.pages[page] = rs; this.live.add(page); }
-    const old = rs[entry >>> 1];
-    if (old === undefined) { this.regions++; this.stats.regions = this.regions; }
-    else this.release(old);
-    rs[entry >>> 1] = region;
-    return region.slot;
+      this.table.set(slot, inst.exports[`f${i}`]);
+      r.slot = slot;
+    });
+    this.stats.compiled += bodies.length;
+    this.stats.modules++;
+    this.stats.wasmBytes += bytes.length;
   }
 
   // ------------------------------------------------------------------ code generation
@@ -565,6 +600,6 @@ export class Jit {
     op(W.end); // loop
     lget(L_N);
     op(W.end); // function
-    return moduleBytes(e.view());
+    return e.view().slice();
   }
 }

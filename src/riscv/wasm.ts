@@ -105,28 +105,34 @@ export class Bytes {
 }
 
 /**
- * Wraps one function body into a module: type (i32, i32) -> i32, memory imported as "m"."mem",
- * the function exported as "f". `body` is the function body without its size prefix: local
+ * Wraps function bodies into a module: each of type (i32, i32) -> i32, memory imported as
+ * "m"."mem", function i exported as "f<i>". A body is without its size prefix: local
  * declarations, then code, then `end`.
  */
-export function moduleBytes(body: Uint8Array): Uint8Array {
+export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const section = (id: number, content: number[] | Uint8Array) => {
+  const section = (id: number, content: Uint8Array) => {
     m.byte(id);
     m.u32(content.length);
     m.bytes(content);
   };
-  section(1, [1, 0x60, 2, T_I32, T_I32, 1, T_I32]); // one func type
+  const vec = (fill: (b: Bytes) => void) => { const b = new Bytes(); fill(b); return b.view(); };
+  section(1, Uint8Array.from([1, 0x60, 2, T_I32, T_I32, 1, T_I32])); // one func type
   // import "m" "mem" memory, limits min 0 (no max: the memory object decides)
-  section(2, [1, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00]);
-  section(3, [1, 0]); // one function of type 0
-  section(7, [1, 1, 0x66, 0x00, 0]); // export "f" func 0
-  const code = new Bytes();
-  code.u32(1);
-  code.u32(body.length);
-  code.bytes(body);
-  section(10, code.view());
+  section(2, Uint8Array.from([1, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00]));
+  section(3, vec((b) => { b.u32(bodies.length); for (let i = 0; i < bodies.length; i++) b.byte(0); }));
+  section(7, vec((b) => {
+    b.u32(bodies.length);
+    bodies.forEach((_, i) => {
+      const name = `f${i}`;
+      b.u32(name.length);
+      for (let k = 0; k < name.length; k++) b.byte(name.charCodeAt(k));
+      b.byte(0x00); // func
+      b.u32(i);
+    });
+  }));
+  section(10, vec((b) => { b.u32(bodies.length); for (const body of bodies) { b.u32(body.length); b.bytes(body); } }));
   return m.view().slice();
 }
 
