@@ -35,6 +35,8 @@ export interface HartRunOptions extends HartOptions {
   hotThreshold?: number;
   /** 'wasm': regions kept before the translation cache is emptied (default 8192). */
   maxRegions?: number;
+  /** 'wasm': hot entries compiled together in one module (default 8; 1 compiles each at once). */
+  batch?: number;
 }
 
 export class Hart extends HartState {
@@ -52,7 +54,7 @@ export class Hart extends HartState {
       }
       stateOffset = opts.ram.bytes.byteLength;
       super({ ...opts, state: { buffer: m.buffer, offset: stateOffset } });
-      this.jit = new Jit(this, m, stateOffset, opts.hotThreshold, opts.maxRegions);
+      this.jit = new Jit(this, m, stateOffset, opts.hotThreshold, opts.maxRegions, opts.batch);
     } else {
       super(opts);
       this.jit = undefined;

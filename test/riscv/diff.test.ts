@@ -93,7 +93,7 @@ describe('differential test against qemu-riscv64', () => {
         let steps = 0;
         for (const engine of ['interp', 'wasm'] as const) {
           const ram = engine === 'wasm' ? createWasmRam(0x8000_0000, 1 << 20) : { base: 0x8000_0000, bytes: new Uint8Array(1 << 20) };
-          const hart = new Hart({ ram, engine, hotThreshold: 1 });
+          const hart = new Hart({ ram, engine, hotThreshold: 1, batch: 1 });
           const loaded = loadElf(new Uint8Array(readFileSync(elf)), ram);
           hart.setPc(loaded.entry);
           const done = loaded.symbols.get('done')!, regs = loaded.symbols.get('regs')!;

@@ -26,7 +26,7 @@ const BAD = 0x1000_0000; // x28: nothing answers there (bare) / unmapped (Sv39)
 
 function makeHart(engine: CpuEngine): { hart: Hart; bytes: Uint8Array } {
   const ram = engine === 'wasm' ? createWasmRam(BASE, RAM) : { base: BASE, bytes: new Uint8Array(RAM) };
-  return { hart: new Hart({ ram, engine, hotThreshold: 1 }), bytes: ram.bytes };
+  return { hart: new Hart({ ram, engine, hotThreshold: 1, batch: 1 }), bytes: ram.bytes };
 }
 
 const POOL = Array.from({ length: 27 }, (_, i) => i + 1); // x1..x27; x28-x31 have jobs
@@ -244,7 +244,7 @@ describe('translated code and changing code', () => {
 
   it('the translation cache stays within maxRegions', () => {
     const ram = createWasmRam(BASE, RAM);
-    const hart = new Hart({ ram, engine: 'wasm', hotThreshold: 1, maxRegions: 8 });
+    const hart = new Hart({ ram, engine: 'wasm', hotThreshold: 1, batch: 1, maxRegions: 8 });
     // 64 pages, each "addi x10, x10, 1; jal to the next page", the last one jumps back.
     for (let p = 0; p < 64; p++) put(ram.bytes, p * 4096, [ADDI(10, 10, 1), J(p === 63 ? -63 * 4096 - 4 : 4096 - 4, 0)]);
     hart.setPc(BASE);

@@ -45,7 +45,7 @@ export class TestMachine {
       },
     };
     // Threshold 1: every entry point is translated at once, so the tests exercise the translator.
-    this.hart = new Hart({ ram: this.ram, bus, engine, hotThreshold: 1 });
+    this.hart = new Hart({ ram: this.ram, bus, engine, hotThreshold: 1, batch: 1 });
   }
 
   /** Loads and runs an ELF test program until it reports through tohost. */
