@@ -100,8 +100,10 @@ export class Hart extends HartState {
     let n = 0;
     let base = this.instret;
     const jit = this.jit;
-    // With the translator, taken branches go back to the outer loop, where regions are entered.
-    const stay = jit === undefined;
+    // With the translator, a taken branch inside the page goes back to the outer loop (where
+    // regions are entered) when its target has a region or has just become hot; else it stays.
+    let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
+    const hot = jit === undefined ? 0 : jit.hotThreshold;
     let interpretNext = false;
     outer: while (n < limit) {
       const pending = (this.mipSw | this.mipExt) & this.mie;
@@ -138,6 +140,8 @@ export class Hart extends HartState {
             continue;
           }
         }
+        jRegions = jit.regionsOf(ramPage);
+        jHeat = jit.heatOf(ramPage);
       }
       try {
         for (;;) {
@@ -171,7 +175,7 @@ export class Hart extends HartState {
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
               const t = off + imm;
-              if (stay && t >= 0 && t < 4096) { off = t; continue; }
+              if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
               this.setPcRel(pageLo, pch, t); continue outer;
             }
             case 4: { // JALR
@@ -179,48 +183,48 @@ export class Hart extends HartState {
               const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
-              if (stay && ah === pch && (al & ~0xfff) === pageLo) { off = al & 0xffe; continue; }
+              if (ah === pch && (al & ~0xfff) === pageLo && (jHeat === undefined || (jRegions?.[(al & 0xffe) >>> 1] === undefined && ++jHeat[(al & 0xffe) >>> 1]! < hot))) { off = al & 0xffe; continue; }
               this.pcLo = al & ~1; this.pcHi = ah; continue outer;
             }
             case 5: // BEQ
               if (xl[rs1] === xl[rs2] && xh[rs1] === xh[rs2]) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 6: // BNE
               if (xl[rs1] !== xl[rs2] || xh[rs1] !== xh[rs2]) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 7: // BLT
               if (lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 8: // BGE
               if (!lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 9: // BLTU
               if (ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 10: // BGEU
               if (!ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (stay && t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;

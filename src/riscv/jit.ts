@@ -104,6 +104,7 @@ export class Jit {
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
   private regions = 0;
+  private dropEpoch = 0;
   private pending: { page: number; entry: number; region: Region }[] = [];
   readonly stats: JitStats = { regions: 0, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
   private readonly imports: object;
@@ -130,7 +131,18 @@ export class Jit {
     readonly batch = 8,
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
-    this.imports = { m: { mem: memory } };
+    this.imports = {
+      m: {
+        mem: memory,
+        // A fill that dropped translated code (A/D bits written into a code page) reports a
+        // miss, so the region stops before running bytes that may have changed.
+        fill: (lo: number, hi: number, acc: number, size: number) => {
+          const epoch = this.dropEpoch;
+          const r = h.tlbFill(lo, hi, acc, size);
+          return this.dropEpoch === epoch ? r : 0;
+        },
+      },
+    };
     this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
     const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes()), { m: { t: this.table } });
     this.call = d.exports['call'] as (slot: number, dSet: number, budget: number) => number;
@@ -170,10 +182,23 @@ export class Jit {
     return this.translate(page, off, vLo, vHi);
   }
 
+  /** The regions of a RAM page by entry offset / 2 (for the interpreter's in-page branches). */
+  regionsOf(page: number): unknown[] | undefined {
+    return this.pages[page];
+  }
+
+  /** Entry counts of a RAM page by offset / 2 (the interpreter counts its in-page branches here). */
+  heatOf(page: number): Uint16Array {
+    let heat = this.heat[page];
+    if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
+    return heat;
+  }
+
   /** Drops the regions of RAM page `page` (its code changed). */
   drop(page: number): void {
     const rs = this.pages[page];
     if (rs === undefined) return;
+    this.dropEpoch++;
     let k = 0;
     for (const r of rs) if (r !== undefined) { k++; this.release(r); }
     this.regions -= k;
@@ -194,6 +219,7 @@ export class Jit {
 
   /** Drops every region. */
   flush(): void {
+    this.dropEpoch++;
     for (const rs of this.pages) if (rs !== undefined) for (const r of rs) if (r !== undefined) this.release(r);
     this.pages = [];
     this.heat = [];
@@ -420,7 +446,14 @@ export class Jit {
           lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); i32c(4096 - size); op(W.i32LeU); op(W.i32And);
           lget(L_T0); i64c(25); op(W.i64Shl); i64c(25); op(W.i64ShrS); lget(L_T0); op(W.i64Eq); op(W.i32And);
           op(W.i32Eqz);
-          ifThen(() => exitAt(o, k, EXIT_INTERPRET));
+          ifThen(() => {
+            // Missed: the hart walks the page table and fills the TLB (RAM pages only, no
+            // fault taken); if the entry still is not there, the interpreter does the access.
+            lget(L_T0); op(W.i32WrapI64); lget(L_T0); i64c(32); op(W.i64ShrU); op(W.i32WrapI64);
+            i32c(tag === ST_TAGR ? 0 : 1); i32c(size); op(W.call); e.u32(0);
+            op(W.i32Eqz);
+            ifThen(() => exitAt(o, k, EXIT_INTERPRET));
+          });
           lget(L_TI); mem(W.i32Load, 2, S + pa);
           lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
         };

@@ -251,6 +251,23 @@ export class HartState {
     return pa;
   }
 
+  /**
+   * For translated code whose load or store missed the TLB: translates (lo, hi) and fills the
+   * TLB as a slow-path access would, without taking a fault or touching a device. Returns 1 when
+   * the access now hits the TLB, else 0 (a fault, MMIO, a code page for a store, a page-crossing
+   * access: the interpreter then performs it).
+   */
+  tlbFill(lo: number, hi: number, acc: number, size: number): number {
+    if ((lo & 0xfff) > 4096 - size) return 0;
+    try {
+      this.dataPa(lo, hi, acc);
+    } catch (e) {
+      if (e !== TRAP) throw e;
+      return 0;
+    }
+    return (acc === ACC_R ? this.rOff(lo, hi, size) : this.wOff(lo, hi, size)) >= 0 ? 1 : 0;
+  }
+
   /** Adds a small signed offset to (lo, hi); result lo returned, hi in this.th. */
   private addr(lo: number, hi: number, k: number): number {
     const r = (lo + k) | 0;

@@ -28,7 +28,7 @@ export const wasmApi: WasmApi | undefined = (globalThis as unknown as { WebAssem
 // Opcodes (spec 5.4), named as in the text format.
 export const W = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e,
-  return: 0x0f, drop: 0x1a, select: 0x1b,
+  return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   i32Load: 0x28, i64Load: 0x29, i64Load8S: 0x30, i64Load8U: 0x31, i64Load16S: 0x32, i64Load16U: 0x33,
   i64Load32S: 0x34, i64Load32U: 0x35, i32Store: 0x36, i64Store: 0x37, i64Store8: 0x3c, i64Store16: 0x3d,
@@ -106,8 +106,8 @@ export class Bytes {
 
 /**
  * Wraps function bodies into a module: each of type (i32, i32) -> i32, memory imported as
- * "m"."mem", function i exported as "f<i>". A body is without its size prefix: local
- * declarations, then code, then `end`.
+ * "m"."mem", function 0 imported as "m"."fill" (i32 x4 -> i32), body i is function i + 1 and
+ * exported as "f<i>". A body is without its size prefix: local declarations, then code, `end`.
  */
 export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
   const m = new Bytes();
@@ -118,9 +118,9 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
     m.bytes(content);
   };
   const vec = (fill: (b: Bytes) => void) => { const b = new Bytes(); fill(b); return b.view(); };
-  section(1, Uint8Array.from([1, 0x60, 2, T_I32, T_I32, 1, T_I32])); // one func type
-  // import "m" "mem" memory, limits min 0 (no max: the memory object decides)
-  section(2, Uint8Array.from([1, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00]));
+  section(1, Uint8Array.from([2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32]));
+  // import "m" "mem" memory, limits min 0 (no max: the memory object decides); "m" "fill" func type 1
+  section(2, Uint8Array.from([2, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00, 1, 0x6d, 4, 0x66, 0x69, 0x6c, 0x6c, 0x00, 1]));
   section(3, vec((b) => { b.u32(bodies.length); for (let i = 0; i < bodies.length; i++) b.byte(0); }));
   section(7, vec((b) => {
     b.u32(bodies.length);
@@ -129,7 +129,7 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
       b.u32(name.length);
       for (let k = 0; k < name.length; k++) b.byte(name.charCodeAt(k));
       b.byte(0x00); // func
-      b.u32(i);
+      b.u32(i + 1);
     });
   }));
   section(10, vec((b) => { b.u32(bodies.length); for (const body of bodies) { b.u32(body.length); b.bytes(body); } }));
