@@ -59,15 +59,19 @@ export interface MachineOptions {
   /** Instructions per slice between host yields (default 200,000). */
   sliceInstructions?: number;
   /**
-   * How guest code runs: 'wasm' (default) translates hot code to WebAssembly, with the
-   * interpreter behind it; 'interp' is the interpreter alone. Both retire the same instructions
-   * in the same order, so deterministic runs are identical either way.
+   * How guest code runs: 'interp' (default) is the interpreter alone; 'wasm' translates hot code
+   * to WebAssembly, with the interpreter behind it. Both retire the same instructions in the
+   * same order, so deterministic runs are identical either way.
    */
   cpu?: CpuEngine;
 }
 
-/** The default CPU engine: the faster one, by bench/cpu.ts and bench/boot.ts (see bench/README.md). */
-export const DEFAULT_CPU: CpuEngine = 'wasm';
+/**
+ * The default CPU engine, chosen by measurement (bench/README.md, 2026-12-01): the translator
+ * runs compute loops 4-6x faster, but the boot and kernel-heavy work (dd, fork+exec) 15-40%
+ * slower, and those are most of what this machine runs.
+ */
+export const DEFAULT_CPU: CpuEngine = 'interp';
 
 export interface RunResult {
   exitCode: number;

@@ -29,7 +29,7 @@ options of run and boot:
   --kernel FILE, --initrd FILE   boot these instead of guest-images/
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly
-  --cpu interp|wasm           how guest code runs: translated to WebAssembly (default) or interpreted
+  --cpu interp|wasm           how guest code runs: interpreted (default) or hot code translated to WebAssembly
   --verbose                   show kernel messages
 
   -h, --help                  this text

@@ -38,7 +38,8 @@ describe('storvm run (boots Linux)', () => {
       'mkdir /mnt/e && mount -t ext4 -o ro /dev/vdb /mnt/e && cat /mnt/e/hello.txt && wc -l < /mnt/e/dir/numbers.txt',
       'exit 7',
     ].join('; ');
-    const r = await storvm('run', '--mem', '64', '--share', share, '--disk', disk, '--disk', `${EXT4}:ro`, '--', script);
+    // With the translator: 9p, blk and ext4 through translated kernel code.
+    const r = await storvm('run', '--mem', '64', '--cpu', 'wasm', '--share', share, '--disk', disk, '--disk', `${EXT4}:ro`, '--', script);
     expect(r.err).toBe('');
     expect(r.out).toBe('written on the host\nhello from ext4\n10000\n');
     expect(r.code).toBe(7);
