@@ -95,10 +95,12 @@ export interface JitStats {
 
 export class Jit {
   /** Per RAM page: regions by entry offset / 2. */
-  private pages: (Array<Region | undefined> | undefined)[] = [];
-  private heat: (Uint16Array | undefined)[] = [];
+  // Per RAM page, allocated in full up front: a sparse JS array indexed by page number falls
+  // into dictionary mode in V8, and these are read on every entry into the outer loop.
+  private readonly pages: (Array<Region | undefined> | undefined)[];
+  private readonly heat: (Uint16Array | undefined)[];
   /** Copy of each translated page's bytes, taken when its first region was translated. */
-  private snapshot: (Int32Array | undefined)[] = [];
+  private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
   private readonly suspect = new Set<number>();
   private readonly live = new Set<number>();
@@ -150,6 +152,10 @@ export class Jit {
     h.onCodeDropped = (p) => this.drop(p);
     h.onFenceI = () => { for (const p of this.live) this.suspect.add(p); };
     this.ram32 = new Int32Array(h.ram.buffer, h.ram.byteOffset, h.ramSize >>> 2);
+    const n = h.ramSize >>> 12;
+    this.pages = new Array<Array<Region | undefined> | undefined>(n).fill(undefined);
+    this.heat = new Array<Uint16Array | undefined>(n).fill(undefined);
+    this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
   }
 
   /** After FENCE.I: keeps the page's regions if its bytes are unchanged, else drops them. */
@@ -221,9 +227,9 @@ export class Jit {
   flush(): void {
     this.dropEpoch++;
     for (const rs of this.pages) if (rs !== undefined) for (const r of rs) if (r !== undefined) this.release(r);
-    this.pages = [];
-    this.heat = [];
-    this.snapshot = [];
+    this.pages.fill(undefined);
+    this.heat.fill(undefined);
+    this.snapshot.fill(undefined);
     this.pending = [];
     this.live.clear();
     this.suspect.clear();

@@ -73,7 +73,7 @@ export class HartState {
   time: () => number;
 
   /** Decoded-instruction cache, one Int32Array(4096) per 4 KiB RAM page (2 words per parcel). */
-  readonly decoded: (Int32Array | undefined)[] = [];
+  readonly decoded: (Int32Array | undefined)[];
   /** 1 for RAM pages that have decoded instructions, so a store to them drops the decoded copy. */
   readonly codeMark: Uint8Array;
   /**
@@ -166,6 +166,8 @@ export class HartState {
     if (this.ramSize % 4096 !== 0) throw new RangeError('RAM size must be a multiple of 4096');
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ramSize);
     this.codeMark = new Uint8Array(this.ramSize / 4096);
+    // Allocated in full: a sparse array indexed by page number would be a dictionary in V8.
+    this.decoded = new Array<Int32Array | undefined>(this.ramSize / 4096).fill(undefined);
     this.bus = opts.bus ?? EMPTY_BUS;
     this.hartId = opts.hartId ?? 0;
     this.time = opts.time ?? (() => this.instret);
