@@ -38,13 +38,15 @@ function timeToPrompt(cmd: string, args: string[]): Promise<number> {
     const t0 = performance.now();
     const child = spawn(cmd, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
+    let done = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${cmd}: no prompt within 120 s; output: ${out.slice(-300)}`));
     }, 120_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes(PROMPT)) {
+      if (!done && out.includes(PROMPT)) {
+        done = true;
         const s = (performance.now() - t0) / 1000;
         clearTimeout(timer);
         child.stdin.end('exit\n');
