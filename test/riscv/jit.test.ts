@@ -242,6 +242,32 @@ describe('translated code and changing code', () => {
     expect(hart.jit!.stats.compiled).toBeGreaterThan(compiled); // the callee's was translated again
   });
 
+  it('one physical page mapped at two virtual addresses runs right at both (AUIPC sees each)', () => {
+    const run = (engine: CpuEngine) => {
+      const { hart, bytes } = makeHart(engine);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      // main at 0x0: call VA1 and VA2 of the same page, forever
+      put(bytes, 0, [JALR(1, 5, 0), JALR(1, 6, 0), J(-8, 0)]);
+      // the shared page: x12 += its own pc, x13 += 1, return
+      put(bytes, 0x1000, [U(0, 10, 0x17), R(0, 10, 12, 0, 12, 0x33), ADDI(13, 13, 1), JALR(0, 1, 0)]);
+      const root = 0x100000, l1 = 0x101000, l0 = 0x102000, l0b = 0x103000;
+      const pte = (pa: number, flags: number) => (((BASE + pa) / 4096) * 1024 + flags) | 0;
+      dv.setInt32(root + 2 * 8, pte(l1, 1), true);
+      dv.setInt32(l1, pte(l0, 1), true);
+      dv.setInt32(l1 + 8, pte(l0b, 1), true); // VA 0x80200000.. -> l0b
+      for (let p = 0; p < 512; p++) dv.setInt32(l0 + 8 * p, pte(p * 4096, 0xcf), true);
+      dv.setInt32(l0b, pte(0x1000, 0xcf), true); // VA 0x80200000 -> the page at 0x1000
+      hart.satpMode = 8; hart.satpPpn = (BASE + root) / 4096; hart.priv = 1; hart.updateModes();
+      hart.xl[5] = (BASE + 0x1000) | 0; hart.xl[6] = (BASE + 0x200000) | 0;
+      hart.setPc(BASE);
+      for (let i = 0; i < 100; i++) hart.run(61);
+      return { sum: [hart.xl[12], hart.xh[12]], calls: hart.xl[13], instret: hart.instret };
+    };
+    const a = run('interp'), b = run('wasm');
+    expect(a.calls).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+  });
+
   it('the translation cache stays within maxRegions', () => {
     const ram = createWasmRam(BASE, RAM);
     const hart = new Hart({ ram, engine: 'wasm', hotThreshold: 1, batch: 1, maxRegions: 8 });
