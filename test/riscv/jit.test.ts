@@ -4,7 +4,8 @@
  * architectural state after every slice: pc, instret, privilege, x and f registers, every
  * 64-bit CSR, mstatus, fflags. The harts translate every entry at once (hotThreshold 1), so
  * almost everything runs as wasm; a slice limit that ends inside a block, a TLB miss, a trap or
- * an instruction outside the translated subset hands over to the interpreter mid-region.
+ * an instruction outside the translated subset hands over to the interpreter mid-region. Timer
+ * interrupts arrive between some slices and must be taken at the same instruction.
  *
  * The random programs need no toolchain: test/riscv/support/rvasm.ts encodes them.
  */
@@ -115,7 +116,9 @@ function load(harts: Hart[], rams: Uint8Array[], rnd: () => number, setup: Setup
     const dv = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
     let at = put(ram, CODE, body);
     at = put(ram, at, [ADDI(30, 30, -1), B(-(size + 4), 0, 30, 1), J(0, 0)]);
-    put(ram, HANDLER, [CSRRS(31, 0x341, 0), ADDI(31, 31, 4), CSRRW(0, 0x341, 31), MRET]);
+    // exceptions: skip the instruction; interrupts (mcause < 0): mask them all (mie = 0), resume
+    put(ram, HANDLER, [CSRRS(31, 0x342, 0), B(20, 0, 31, 4), CSRRS(31, 0x341, 0), ADDI(31, 31, 4), CSRRW(0, 0x341, 31), MRET,
+      CSRRW(0, 0x304, 0), MRET]);
     scratch.forEach((v, k) => dv.setInt32(SCRATCH - 4096 + 4 * k, v, true));
     for (let x = 1; x < 28; x++) { h.xl[x] = regs[x]![0]!; h.xh[x] = regs[x]![1]!; }
     // a few small values so divisions by 1/-1 and the INT_MIN cases happen
@@ -152,18 +155,23 @@ function differential(seed: number, setup: Setup, total: number) {
   const rnd = mulberry32(seed);
   const a = makeHart('interp'), b = makeHart('wasm');
   load([a.hart, b.hart], [a.bytes, b.bytes], rnd, setup);
-  let done = 0, slices = 0;
+  let done = 0, slices = 0, interrupts = 0;
   while (done < total) {
     const k = 1 + Math.floor(rnd() * (rnd() < 0.3 ? 8 : 600));
+    if (rnd() < 0.1) { // a timer interrupt arrives between slices: taken at the same instruction on both
+      for (const h of [a.hart, b.hart]) { h.mie = 1 << 7; h.mstatus |= 1 << 3; h.setInterruptLine(7, true); }
+    }
     const na = a.hart.run(k), nb = b.hart.run(k);
     expect(nb, `slice ${slices} retired`).toBe(na);
     const sa = state(a.hart), sb = state(b.hart);
     if (JSON.stringify(sa) !== JSON.stringify(sb)) expect({ seed, slices, ...sb }).toEqual({ seed, slices, ...sa });
     done += na; slices++;
+    if (a.hart.c64[16 + 1]! < 0) interrupts++; // mcause says the last trap was an interrupt
   }
   expect(Buffer.from(b.bytes.subarray(0, 0x20000)).equals(Buffer.from(a.bytes.subarray(0, 0x20000)))).toBe(true);
   const st = b.hart.jit!.stats;
   expect(st.compiled).toBeGreaterThan(0);
+  expect(interrupts).toBeGreaterThan(0); // the timer interrupts were taken
   // Most of the work must have run translated, or this test would prove little.
   expect(st.retired / done).toBeGreaterThan(0.3);
   return st;
