@@ -123,7 +123,6 @@ export class Hart extends HartState {
         continue;
       }
       const ramPage = pageOff >>> 12;
-      const page = this.codePage(ramPage);
       const pageLo = pcl & ~0xfff;
       let off = pcl & 0xfff;
       if (jit !== undefined) {
@@ -143,6 +142,8 @@ export class Hart extends HartState {
         jRegions = jit.regionsOf(ramPage);
         jHeat = jit.heatOf(ramPage);
       }
+      // Decoded only once the interpreter runs here: pages that run only as wasm need none.
+      const page = this.codePage(ramPage);
       try {
         for (;;) {
           if (n >= limit) { this.pcLo = pageLo | off; break outer; }
