@@ -38,13 +38,15 @@ function timeToPrompt(cmd: string, args: string[]): Promise<number> {
     const t0 = performance.now();
     const child = spawn(cmd, args, { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
+    let done = false;
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${cmd}: no prompt within 120 s; output: ${out.slice(-300)}`));
     }, 120_000);
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.includes(PROMPT)) {
+      if (!done && out.includes(PROMPT)) {
+        done = true;
         const s = (performance.now() - t0) / 1000;
         clearTimeout(timer);
         child.stdin.end('exit\n');
@@ -65,14 +67,17 @@ const initrd = join(root, 'guest-images/initramfs.cpio.gz');
 const cmdTrue = `storvm.cmd=${Buffer.from('true').toString('base64')}`;
 const qemuArgs = (append: string) => ['-M', 'virt', '-m', '256', '-smp', '1', '-nographic', '-bios', 'default', '-kernel', image, '-initrd', initrd, '-append', `console=ttyS0 quiet loglevel=1 ${append}`];
 
-const rows: Array<{ what: string; storvm: number; qemu?: number }> = [];
-const storvmRun: number[] = [];
-const storvmPrompt: number[] = [];
+const ENGINES = ['interp', 'wasm'] as const;
+const storvmRun = new Map<string, number[]>(ENGINES.map((e) => [e, []]));
+const storvmPrompt = new Map<string, number[]>(ENGINES.map((e) => [e, []]));
 const qemuRun: number[] = [];
 const qemuPrompt: number[] = [];
 for (let i = 0; i < RUNS; i++) {
-  storvmRun.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--', 'true']));
-  storvmPrompt.push(await timeToPrompt(process.execPath, ['bin/storvm.mjs', 'boot']));
+  // Both CPU engines and QEMU in turn, so all see the same machine load.
+  for (const e of ENGINES) {
+    storvmRun.get(e)!.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--cpu', e, '--', 'true']));
+    storvmPrompt.get(e)!.push(await timeToPrompt(process.execPath, ['bin/storvm.mjs', 'boot', '--cpu', e]));
+  }
   if (hasQemu) {
     // Our init powers off through the SiFive test device, which QEMU's virt board also has.
     qemuRun.push(timeCommand('qemu-system-riscv64', qemuArgs(cmdTrue)));
@@ -80,8 +85,11 @@ for (let i = 0; i < RUNS; i++) {
   }
   process.stderr.write(`run ${i + 1}/${RUNS} done\n`);
 }
-rows.push({ what: 'storvm run -- true (whole command)', storvm: median(storvmRun), ...(hasQemu ? { qemu: median(qemuRun) } : {}) });
-rows.push({ what: 'boot to the first shell prompt', storvm: median(storvmPrompt), ...(hasQemu ? { qemu: median(qemuPrompt) } : {}) });
+const rows: Array<{ what: string; storvm: number; qemu?: number }> = [];
+for (const e of ENGINES) {
+  rows.push({ what: `storvm run --cpu ${e} -- true`, storvm: median(storvmRun.get(e)!), ...(hasQemu ? { qemu: median(qemuRun) } : {}) });
+  rows.push({ what: `boot to the prompt, --cpu ${e}`, storvm: median(storvmPrompt.get(e)!), ...(hasQemu ? { qemu: median(qemuPrompt) } : {}) });
+}
 
 console.log(`storvm boot bench — node ${process.version}, median of ${RUNS}, ${new Date().toISOString().slice(0, 10)}`);
 if (!hasQemu) console.log('qemu-system-riscv64 not installed (Debian qemu-system-misc): QEMU columns skipped');
@@ -91,3 +99,5 @@ for (const r of rows) {
   const ratio = r.qemu === undefined ? '—' : `${(r.storvm / r.qemu).toFixed(1)}×`;
   console.log(`${r.what.padEnd(40)} ${r.storvm.toFixed(2).padStart(9)} ${q.padStart(8)} ${ratio.padStart(7)}`);
 }
+const wi = median(storvmRun.get('interp')!) / median(storvmRun.get('wasm')!);
+console.log(`run -- true: interp / wasm wall time ${wi.toFixed(2)}×`);

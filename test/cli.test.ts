@@ -34,6 +34,7 @@ describe('storvm CLI: bad input is one line and a non-zero exit, before anything
     [['run', '--kernel', file, '--initrd', file, '--', 'true'], /^storvm: not a RISC-V Linux Image/],
     [['run', 'ls'], /^storvm: unexpected argument 'ls' \(put the guest command after --\)\n$/],
     [['frobnicate'], /^storvm: unknown command 'frobnicate'/],
+    [['run', '--cpu', 'fast', '--', 'true'], /^storvm: --cpu fast: give interp or wasm\n$/],
   ];
   for (const [argv, message] of cases) {
     it(`storvm ${argv.join(' ').replaceAll(dir, 'DIR')}`, async () => {
@@ -56,6 +57,9 @@ describe('option parsing', () => {
       { dir, tag: 'data', readOnly: true },
     ]);
     expect(a.deterministic).toBe(true);
+    expect(a.cpu).toBeUndefined();
+    expect(parseMachineArgs(['--cpu', 'interp', '--', 'true'], true).cpu).toBe('interp');
+    expect(parseMachineArgs(['--cpu', 'wasm', '--', 'true'], true).cpu).toBe('wasm');
     expect(a.command).toEqual(['ls', '-l']);
   });
 

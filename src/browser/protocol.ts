@@ -49,6 +49,8 @@ export interface StartMessage {
   memoryMiB: number;
   bootargs: string;
   deterministic: boolean;
+  /** CPU engine: 'wasm' needs the page's CSP to allow 'wasm-unsafe-eval' in the worker. */
+  cpu: 'interp' | 'wasm';
   /** Largest image (compressed or not) the worker will hold in memory, in bytes. */
   maxImageBytes: number;
 }

@@ -146,6 +146,7 @@ async function start(m: StartMessage): Promise<void> {
       memoryMiB: m.memoryMiB,
       devices,
       deterministic: m.deterministic,
+      cpu: m.cpu,
       host: browserHost(),
       onConsole: (bytes) => post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]),
     });

@@ -5,7 +5,8 @@
  * loop between them so asynchronous backends complete and interrupts arrive.
  */
 import { FlatRam } from '../memory/flat-ram.js';
-import { Hart } from '../riscv/hart.js';
+import { Hart, type CpuEngine } from '../riscv/hart.js';
+import { createWasmRam } from '../riscv/jit.js';
 import { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI } from '../riscv/state.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { MmioTransport } from '../virtio/mmio.js';
@@ -57,7 +58,20 @@ export interface MachineOptions {
   host: MachineHost;
   /** Instructions per slice between host yields (default 200,000). */
   sliceInstructions?: number;
+  /**
+   * How guest code runs: 'interp' (default) is the interpreter alone; 'wasm' translates hot code
+   * to WebAssembly, with the interpreter behind it. Both retire the same instructions in the
+   * same order, so deterministic runs are identical either way.
+   */
+  cpu?: CpuEngine;
 }
+
+/**
+ * The default CPU engine, chosen by measurement (bench/README.md, 2026-12-01): the translator
+ * runs compute loops 4-6x faster, but the boot and kernel-heavy work (dd, fork+exec) 15-40%
+ * slower, and those are most of what this machine runs.
+ */
+export const DEFAULT_CPU: CpuEngine = 'interp';
 
 export interface RunResult {
   exitCode: number;
@@ -78,6 +92,8 @@ export class Machine {
   readonly sbi: Sbi;
   readonly transports: MmioTransport[] = [];
   readonly dtb: Uint8Array;
+  /** The CPU engine in use. */
+  readonly cpu: CpuEngine;
 
   private readonly host: MachineHost;
   private readonly deterministic: boolean;
@@ -105,8 +121,17 @@ export class Machine {
     this.onConsole = opts.onConsole ?? (() => {});
     this.startMs = this.host.now();
 
-    this.ram = new FlatRam(RAM_BASE, memoryMiB << 20);
-    this.hart = new Hart({ ram: this.ram, bus: this.bus, time: () => this.mtime() });
+    const cpu = opts.cpu ?? DEFAULT_CPU;
+    if (cpu !== 'wasm' && cpu !== 'interp') throw new RangeError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
+    this.cpu = cpu;
+    if (cpu === 'wasm') {
+      const wasmRam = createWasmRam(RAM_BASE, memoryMiB << 20);
+      this.ram = new FlatRam(RAM_BASE, memoryMiB << 20, wasmRam.memory.buffer);
+      this.hart = new Hart({ ram: wasmRam, bus: this.bus, time: () => this.mtime(), engine: 'wasm' });
+    } else {
+      this.ram = new FlatRam(RAM_BASE, memoryMiB << 20);
+      this.hart = new Hart({ ram: this.ram, bus: this.bus, time: () => this.mtime() });
+    }
     this.plic = new Plic((ctx, level) => {
       this.hart.setInterruptLine(ctx === 0 ? IRQ_MEI : IRQ_SEI, level);
       if (level) this.wake?.();

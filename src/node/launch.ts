@@ -80,6 +80,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const bootargs = parts.join(' ');
     if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);
     const opts: MachineOptions = { memoryMiB: args.memoryMiB, kernel, initrd, bootargs, devices, deterministic: args.deterministic, onConsole, host: nodeHost };
+    if (args.cpu !== undefined) opts.cpu = args.cpu;
     let machine: Machine;
     try {
       machine = new Machine(opts);

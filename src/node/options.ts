@@ -29,6 +29,8 @@ export interface MachineArgs {
   initrd?: string;
   append?: string;
   deterministic: boolean;
+  /** CPU engine; undefined means the machine's default. */
+  cpu?: 'interp' | 'wasm';
   verbose: boolean;
   /** For `run`: the words after `--`. */
   command: string[];
@@ -141,6 +143,12 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
       case '--trace-file':
         args.traceFile = resolve(value(i++, a));
         break;
+      case '--cpu': {
+        const v = value(i++, a);
+        if (v !== 'interp' && v !== 'wasm') throw new UsageError(`--cpu ${v}: give interp or wasm`);
+        args.cpu = v;
+        break;
+      }
       case '--verbose':
       case '-v':
         args.verbose = true;

@@ -16,13 +16,49 @@ import { amo, loadReserved, storeConditional } from './amo.js';
 import { csrAccess } from './csr.js';
 import { decode16, decode32 } from './decode.js';
 import { execFp, fpLoad, fpStore } from './fpu.js';
+import { EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
+import type { WasmMemory } from './wasm.js';
 
 const TWO32 = 4294967296;
 
+/** Which engine runs guest code: the interpreter alone, or the WebAssembly block translator in front of it. */
+export type CpuEngine = 'interp' | 'wasm';
+export const CPU_ENGINES: readonly CpuEngine[] = ['interp', 'wasm'];
+
+export interface HartRunOptions extends HartOptions {
+  /** RAM; for the 'wasm' engine it must come from createWasmRam (it carries its WebAssembly.Memory). */
+  ram: HartOptions['ram'] & { memory?: WasmMemory };
+  /** Default 'interp'. */
+  engine?: CpuEngine;
+  /** 'wasm': entries into a pc before it is translated (default 8192; tests use 1 to translate everything). */
+  hotThreshold?: number;
+  /** 'wasm': regions kept before the translation cache is emptied (default 8192). */
+  maxRegions?: number;
+  /** 'wasm': hot entries compiled together in one module (default 8; 1 compiles each at once). */
+  batch?: number;
+}
+
 export class Hart extends HartState {
-  constructor(opts: HartOptions) {
-    super(opts);
+  /** The block translator, when the engine is 'wasm'. */
+  readonly jit: Jit | undefined;
+
+  constructor(opts: HartRunOptions) {
+    const engine = opts.engine ?? 'interp';
+    if (engine !== 'interp' && engine !== 'wasm') throw new RangeError(`unknown CPU engine '${String(engine)}'`);
+    let stateOffset = 0;
+    if (engine === 'wasm') {
+      const m = opts.ram.memory;
+      if (m === undefined || m.buffer !== opts.ram.bytes.buffer || opts.ram.bytes.byteOffset !== 0) {
+        throw new JitUnavailableError("the 'wasm' engine needs RAM made by createWasmRam");
+      }
+      stateOffset = opts.ram.bytes.byteLength;
+      super({ ...opts, state: { buffer: m.buffer, offset: stateOffset } });
+      this.jit = new Jit(this, m, stateOffset, opts.hotThreshold, opts.maxRegions, opts.batch);
+    } else {
+      super(opts);
+      this.jit = undefined;
+    }
   }
 
   /** Sets pc to pageLo + t (t may leave the page) with the 64-bit carry into the high half. */
@@ -63,6 +99,12 @@ export class Hart extends HartState {
     const xl = this.xl, xh = this.xh, dv = this.dv;
     let n = 0;
     let base = this.instret;
+    const jit = this.jit;
+    // With the translator, a taken branch inside the page goes back to the outer loop (where
+    // regions are entered) when its target has a region or has just become hot; else it stays.
+    let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
+    const hot = jit === undefined ? 0 : jit.hotThreshold;
+    let interpretNext = false;
     outer: while (n < limit) {
       const pending = (this.mipSw | this.mipExt) & this.mie;
       if (this.waiting) {
@@ -81,9 +123,27 @@ export class Hart extends HartState {
         continue;
       }
       const ramPage = pageOff >>> 12;
-      const page = this.codePage(ramPage);
       const pageLo = pcl & ~0xfff;
       let off = pcl & 0xfff;
+      if (jit !== undefined) {
+        if (interpretNext) interpretNext = false;
+        else {
+          const slot = jit.find(ramPage, off, pageLo, pch);
+          if (slot >= 0) {
+            const got = jit.call(slot, this.dSet, limit - n);
+            n += got;
+            jit.stats.retired += got;
+            const ex = this.exitArea;
+            this.pcLo = ex[0]!; this.pcHi = ex[1]!;
+            interpretNext = ex[2] === EXIT_INTERPRET;
+            continue;
+          }
+        }
+        jRegions = jit.regionsOf(ramPage);
+        jHeat = jit.heatOf(ramPage);
+      }
+      // Decoded only once the interpreter runs here: pages that run only as wasm need none.
+      const page = this.codePage(ramPage);
       try {
         for (;;) {
           if (n >= limit) { this.pcLo = pageLo | off; break outer; }
@@ -116,7 +176,7 @@ export class Hart extends HartState {
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
               const t = off + imm;
-              if (t >= 0 && t < 4096) { off = t; continue; }
+              if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
               this.setPcRel(pageLo, pch, t); continue outer;
             }
             case 4: { // JALR
@@ -124,48 +184,48 @@ export class Hart extends HartState {
               const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
-              if (ah === pch && (al & ~0xfff) === pageLo) { off = al & 0xffe; continue; }
+              if (ah === pch && (al & ~0xfff) === pageLo && (jHeat === undefined || (jRegions?.[(al & 0xffe) >>> 1] === undefined && ++jHeat[(al & 0xffe) >>> 1]! < hot))) { off = al & 0xffe; continue; }
               this.pcLo = al & ~1; this.pcHi = ah; continue outer;
             }
             case 5: // BEQ
               if (xl[rs1] === xl[rs2] && xh[rs1] === xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 6: // BNE
               if (xl[rs1] !== xl[rs2] || xh[rs1] !== xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 7: // BLT
               if (lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 8: // BGE
               if (!lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 9: // BLTU
               if (ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 10: // BGEU
               if (!ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096) { off = t; continue; }
+                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
@@ -372,6 +432,7 @@ export class Hart extends HartState {
       }
     }
     this.instret = base + n;
+    jit?.compilePending();
     return n;
   }
 }

@@ -31,8 +31,21 @@ export const C_SATP = 24, C_PMPADDR = 26; // 16 pmpaddr pairs follow
 const TLB_SIZE = 256;
 export const TLB_SETS = 3; // 0: no translation (M-mode or satp Bare), 1: S-mode, 2: U-mode
 
+/**
+ * Byte layout of the state area a translator shares with the hart (HartOptions.state): integer
+ * registers as int32 halves, then the software TLB, then where translated code leaves its exit pc.
+ */
+export const ST_XL = 0, ST_XH = 256, ST_TAGR = 512, ST_PAR = ST_TAGR + 3072, ST_TAGW = ST_PAR + 3072;
+export const ST_PAW = ST_TAGW + 3072, ST_TAGX = ST_PAW + 3072, ST_PAX = ST_TAGX + 3072, ST_EXIT = ST_PAX + 3072;
+export const STATE_BYTES = ST_EXIT + 64;
+
 export interface HartOptions {
   ram: Ram;
+  /**
+   * Where the registers and TLB live: STATE_BYTES at `offset` of `buffer` (default: a buffer of
+   * their own). The block translator puts them beside RAM in its WebAssembly.Memory.
+   */
+  state?: { buffer: ArrayBuffer; offset: number };
   bus?: Bus;
   hartId?: number;
   /** mtime, as the machine's timer sees it (read by the `time` CSR). Defaults to the instruction count. */
@@ -40,8 +53,8 @@ export interface HartOptions {
 }
 
 export class HartState {
-  readonly xl = new Int32Array(33);
-  readonly xh = new Int32Array(33);
+  readonly xl: Int32Array;
+  readonly xh: Int32Array;
   /** f registers: 64 bits each; fi views the same bytes as (lo, hi) int32 pairs (little-endian host). */
   readonly f64 = new Float64Array(32);
   readonly fi = new Int32Array(this.f64.buffer);
@@ -60,7 +73,7 @@ export class HartState {
   time: () => number;
 
   /** Decoded-instruction cache, one Int32Array(4096) per 4 KiB RAM page (2 words per parcel). */
-  readonly decoded: (Int32Array | undefined)[] = [];
+  readonly decoded: (Int32Array | undefined)[];
   /** 1 for RAM pages that have decoded instructions, so a store to them drops the decoded copy. */
   readonly codeMark: Uint8Array;
   /**
@@ -70,12 +83,14 @@ export class HartState {
   fenceIFlushesAll = true;
 
   // Software TLB: tags are vpn+1 (0 = empty), values RAM offsets of the 4 KiB page.
-  readonly tagR = new Int32Array(TLB_SIZE * TLB_SETS);
-  readonly tagW = new Int32Array(TLB_SIZE * TLB_SETS);
-  readonly tagX = new Int32Array(TLB_SIZE * TLB_SETS);
-  readonly paR = new Int32Array(TLB_SIZE * TLB_SETS);
-  readonly paW = new Int32Array(TLB_SIZE * TLB_SETS);
-  readonly paX = new Int32Array(TLB_SIZE * TLB_SETS);
+  readonly tagR: Int32Array;
+  readonly tagW: Int32Array;
+  readonly tagX: Int32Array;
+  readonly paR: Int32Array;
+  readonly paW: Int32Array;
+  readonly paX: Int32Array;
+  /** Exit record of translated code: pc (lo, hi) and the exit reason. */
+  readonly exitArea: Int32Array;
   /** Base index of the TLB set for data accesses (effective privilege, MPRV applied) and fetches. */
   dSet = 0;
   iSet = 0;
@@ -130,13 +145,29 @@ export class HartState {
    */
   busTouched = false;
 
+  /** Called when a RAM page's code is dropped (a store into it, FENCE.I, DMA): the translator listens. */
+  onCodeDropped: ((page: number) => void) | undefined = undefined;
+  /** Called by FENCE.I after the decoded pages are dropped (the translator re-checks its pages). */
+  onFenceI: (() => void) | undefined = undefined;
+
   constructor(opts: HartOptions) {
+    const st = opts.state ?? { buffer: new ArrayBuffer(STATE_BYTES), offset: 0 };
+    if (st.offset % 8 !== 0 || st.offset + STATE_BYTES > st.buffer.byteLength) throw new RangeError('hart state area out of range');
+    const v = (at: number, n: number) => new Int32Array(st.buffer, st.offset + at, n);
+    this.xl = v(ST_XL, 33); this.xh = v(ST_XH, 33);
+    const t = TLB_SIZE * TLB_SETS;
+    this.tagR = v(ST_TAGR, t); this.paR = v(ST_PAR, t); this.tagW = v(ST_TAGW, t);
+    this.paW = v(ST_PAW, t); this.tagX = v(ST_TAGX, t); this.paX = v(ST_PAX, t);
+    this.exitArea = v(ST_EXIT, 16);
+    this.xl.fill(0); this.xh.fill(0); this.tagR.fill(0); this.tagW.fill(0); this.tagX.fill(0);
     this.ram = opts.ram.bytes;
     this.ramBase = opts.ram.base;
     this.ramSize = opts.ram.bytes.byteLength;
     if (this.ramSize % 4096 !== 0) throw new RangeError('RAM size must be a multiple of 4096');
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ramSize);
     this.codeMark = new Uint8Array(this.ramSize / 4096);
+    // Allocated in full: a sparse array indexed by page number would be a dictionary in V8.
+    this.decoded = new Array<Int32Array | undefined>(this.ramSize / 4096).fill(undefined);
     this.bus = opts.bus ?? EMPTY_BUS;
     this.hartId = opts.hartId ?? 0;
     this.time = opts.time ?? (() => this.instret);
@@ -220,6 +251,23 @@ export class HartState {
       else if (this.codeMark[page >>> 12] === 0) { this.tagW[i] = vpn + 1; this.paW[i] = page; }
     }
     return pa;
+  }
+
+  /**
+   * For translated code whose load or store missed the TLB: translates (lo, hi) and fills the
+   * TLB as a slow-path access would, without taking a fault or touching a device. Returns 1 when
+   * the access now hits the TLB, else 0 (a fault, MMIO, a code page for a store, a page-crossing
+   * access: the interpreter then performs it).
+   */
+  tlbFill(lo: number, hi: number, acc: number, size: number): number {
+    if ((lo & 0xfff) > 4096 - size) return 0;
+    try {
+      this.dataPa(lo, hi, acc);
+    } catch (e) {
+      if (e !== TRAP) throw e;
+      return 0;
+    }
+    return (acc === ACC_R ? this.rOff(lo, hi, size) : this.wOff(lo, hi, size)) >= 0 ? 1 : 0;
   }
 
   /** Adds a small signed offset to (lo, hi); result lo returned, hi in this.th. */
@@ -317,6 +365,7 @@ export class HartState {
     if (this.codeMark[p] !== 0) {
       this.codeMark[p] = 0;
       this.decoded[p]?.fill(0);
+      this.onCodeDropped?.(p);
     }
   }
 
@@ -326,10 +375,20 @@ export class HartState {
     for (let o = from - (from & 0xfff); o < to; o += 4096) this.noteStore(o);
   }
 
-  /** FENCE.I (Zifencei): forget all decoded code. */
+  /**
+   * FENCE.I (Zifencei): forget all decoded code. Translated code is not dropped but put on
+   * probation (onFenceI): the translator compares each page with its copy before it runs it again.
+   */
   fenceI(): void {
     if (!this.fenceIFlushesAll) return;
-    for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.noteStore(p * 4096);
+    const dropped = this.onCodeDropped;
+    this.onCodeDropped = undefined;
+    try {
+      for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.noteStore(p * 4096);
+    } finally {
+      this.onCodeDropped = dropped;
+    }
+    this.onFenceI?.();
   }
 
   /** Marks a RAM page as holding decoded code; removes store-TLB entries that point at it. */

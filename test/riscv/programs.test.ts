@@ -15,9 +15,9 @@ describe('RISC-V test programs', () => {
   it('finds the committed programs', () => {
     expect(programs.length).toBeGreaterThan(0);
   });
-  for (const file of programs) {
-    it(file, () => {
-      const m = new TestMachine();
+  for (const engine of ['interp', 'wasm'] as const) for (const file of programs) {
+    it(`${file} (${engine})`, () => {
+      const m = new TestMachine(engine);
       const r = m.runElf(join(dir, file));
       const detail = r.status === 'fail' ? `test ${r.testNumber & 0x3ff}${r.testNumber & 0x400 ? ' (unexpected trap)' : ''}` : '';
       expect(`${r.status} ${detail}`.trim()).toBe('pass');

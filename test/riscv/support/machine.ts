@@ -9,7 +9,8 @@
  *   +12 read:  how many times the hart has been woken from WFI by +8
  */
 import { readFileSync } from 'node:fs';
-import { Hart } from '../../../src/riscv/hart.js';
+import { Hart, type CpuEngine } from '../../../src/riscv/hart.js';
+import { createWasmRam } from '../../../src/riscv/jit.js';
 import { loadTestProgram, type HtifResult } from '../../../src/riscv/htif.js';
 import type { Bus } from '../../../src/riscv/bus.js';
 
@@ -17,13 +18,15 @@ export const RAM_BASE = 0x8000_0000;
 export const TESTDEV = 0x1000_0000;
 
 export class TestMachine {
-  readonly ram = { base: RAM_BASE, bytes: new Uint8Array(4 << 20) };
+  readonly ram: { base: number; bytes: Uint8Array };
   readonly hart: Hart;
   deferredLines = 0;
   wakeups = 0;
 
-  constructor() {
+  /** `engine` 'wasm' puts RAM in a WebAssembly.Memory and runs hot code translated. */
+  constructor(readonly engine: CpuEngine = 'interp') {
     const self = this;
+    this.ram = engine === 'wasm' ? createWasmRam(RAM_BASE, 4 << 20) : { base: RAM_BASE, bytes: new Uint8Array(4 << 20) };
     const bus: Bus = {
       read(pa, size, out) {
         if (pa === TESTDEV + 12 && size === 4) { out[0] = self.wakeups; return true; }
@@ -41,7 +44,8 @@ export class TestMachine {
         return true;
       },
     };
-    this.hart = new Hart({ ram: this.ram, bus });
+    // Threshold 1: every entry point is translated at once, so the tests exercise the translator.
+    this.hart = new Hart({ ram: this.ram, bus, engine, hotThreshold: 1, batch: 1 });
   }
 
   /** Loads and runs an ELF test program until it reports through tohost. */

@@ -1,0 +1,155 @@
+/**
+ * The little of WebAssembly the block translator needs: a byte emitter for one function body
+ * (WebAssembly core spec 1.0, 5.4 "Instructions", LEB128 immediates per 5.2.2), a module wrapper
+ * that imports one memory and exports the function, and access to the `WebAssembly` global
+ * without DOM or Node type libraries (the core is environment-free: the global exists in Node,
+ * browsers and workers alike).
+ */
+
+/** The parts of the WebAssembly JS API used here. */
+export interface WasmApi {
+  Memory: new (d: { initial: number; maximum?: number }) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Table: new (d: { element: 'anyfunc'; initial: number }) => WasmTable;
+}
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+export interface WasmTable {
+  readonly length: number;
+  grow(n: number): number;
+  set(i: number, f: unknown): void;
+}
+
+/** The WebAssembly global, or undefined where the host has none (then only the interpreter runs). */
+export const wasmApi: WasmApi | undefined = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+// Opcodes (spec 5.4), named as in the text format.
+export const W = {
+  block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, brTable: 0x0e,
+  return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
+  localGet: 0x20, localSet: 0x21, localTee: 0x22,
+  i32Load: 0x28, i64Load: 0x29, i64Load8S: 0x30, i64Load8U: 0x31, i64Load16S: 0x32, i64Load16U: 0x33,
+  i64Load32S: 0x34, i64Load32U: 0x35, i32Store: 0x36, i64Store: 0x37, i64Store8: 0x3c, i64Store16: 0x3d,
+  i64Store32: 0x3e,
+  i32Const: 0x41, i64Const: 0x42,
+  i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtU: 0x49, i32GtU: 0x4b, i32LeU: 0x4d, i32GeU: 0x4f,
+  i64Eqz: 0x50, i64Eq: 0x51, i64Ne: 0x52, i64LtS: 0x53, i64LtU: 0x54, i64GeS: 0x59, i64GeU: 0x5a,
+  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32DivS: 0x6d, i32DivU: 0x6e, i32RemS: 0x6f, i32RemU: 0x70,
+  i32And: 0x71, i32Or: 0x72, i32Xor: 0x73, i32Shl: 0x74, i32ShrS: 0x75, i32ShrU: 0x76,
+  i64Add: 0x7c, i64Sub: 0x7d, i64Mul: 0x7e, i64DivS: 0x7f, i64DivU: 0x80, i64RemS: 0x81, i64RemU: 0x82,
+  i64And: 0x83, i64Or: 0x84, i64Xor: 0x85, i64Shl: 0x86, i64ShrS: 0x87, i64ShrU: 0x88,
+  i32WrapI64: 0xa7, i64ExtendI32S: 0xac, i64ExtendI32U: 0xad,
+} as const;
+
+export const T_I32 = 0x7f, T_I64 = 0x7e, T_VOID = 0x40;
+
+/** A growable byte buffer with LEB128 writers. */
+export class Bytes {
+  buf = new Uint8Array(1024);
+  len = 0;
+
+  byte(b: number): void {
+    if (this.len === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.len++] = b;
+  }
+  bytes(b: ArrayLike<number>): void {
+    for (let i = 0; i < b.length; i++) this.byte(b[i]!);
+  }
+  u32(v: number): void {
+    v >>>= 0;
+    do {
+      let b = v & 0x7f;
+      v >>>= 7;
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+  }
+  s32(v: number): void {
+    v |= 0;
+    for (;;) {
+      const b = v & 0x7f;
+      v >>= 7;
+      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+  /** Signed LEB128 of a 64-bit value given as (lo, hi) int32 halves. */
+  s64(lo: number, hi: number): void {
+    if ((lo >> 31) === hi) { this.s32(lo); return; } // fits in 32 bits: same encoding
+    let v = (BigInt(hi | 0) << 32n) | BigInt(lo >>> 0);
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+  /** Signed LEB128 of a bigint in the int64 range. */
+  sbig(v: bigint): void {
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { this.byte(b); return; }
+      this.byte(b | 0x80);
+    }
+  }
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len);
+  }
+}
+
+/**
+ * Wraps function bodies into a module: each of type (i32, i32) -> i32, memory imported as
+ * "m"."mem", function 0 imported as "m"."fill" (i32 x4 -> i32), body i is function i + 1 and
+ * exported as "f<i>". A body is without its size prefix: local declarations, then code, `end`.
+ */
+export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
+  const m = new Bytes();
+  m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, content: Uint8Array) => {
+    m.byte(id);
+    m.u32(content.length);
+    m.bytes(content);
+  };
+  const vec = (fill: (b: Bytes) => void) => { const b = new Bytes(); fill(b); return b.view(); };
+  section(1, Uint8Array.from([2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32]));
+  // import "m" "mem" memory, limits min 0 (no max: the memory object decides); "m" "fill" func type 1
+  section(2, Uint8Array.from([2, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00, 1, 0x6d, 4, 0x66, 0x69, 0x6c, 0x6c, 0x00, 1]));
+  section(3, vec((b) => { b.u32(bodies.length); for (let i = 0; i < bodies.length; i++) b.byte(0); }));
+  section(7, vec((b) => {
+    b.u32(bodies.length);
+    bodies.forEach((_, i) => {
+      const name = `f${i}`;
+      b.u32(name.length);
+      for (let k = 0; k < name.length; k++) b.byte(name.charCodeAt(k));
+      b.byte(0x00); // func
+      b.u32(i + 1);
+    });
+  }));
+  section(10, vec((b) => { b.u32(bodies.length); for (const body of bodies) { b.u32(body.length); b.bytes(body); } }));
+  return m.view().slice();
+}
+
+/**
+ * The dispatcher module: `call(slot, a, b)` does `call_indirect` through the imported table
+ * "m"."t". JavaScript then calls one exported function for every region (one call site, one
+ * JS-to-wasm wrapper), and the hop into the region's own module is a wasm-to-wasm call.
+ */
+export function dispatcherBytes(): Uint8Array {
+  const m = new Bytes();
+  m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+  const section = (id: number, content: number[]) => { m.byte(id); m.u32(content.length); m.bytes(content); };
+  section(1, [2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32]);
+  section(2, [1, 1, 0x6d, 1, 0x74, 0x01, 0x70, 0x00, 0x00]); // import "m" "t" table funcref min 0
+  section(3, [1, 1]);
+  section(7, [1, 4, 0x63, 0x61, 0x6c, 0x6c, 0x00, 0]); // export "call"
+  const body = [0, W.localGet, 1, W.localGet, 2, W.localGet, 0, 0x11, 0, 0, W.end]; // call_indirect type 0 table 0
+  section(10, [1, body.length, ...body]);
+  return m.view().slice();
+}

@@ -1,0 +1,297 @@
+/**
+ * The block translator against the interpreter (the oracle). Each test runs one program on two
+ * harts, one per engine, in the same random slices (`run(k)`), and compares the whole
+ * architectural state after every slice: pc, instret, privilege, x and f registers, every
+ * 64-bit CSR, mstatus, fflags. The harts translate every entry at once (hotThreshold 1), so
+ * almost everything runs as wasm; a slice limit that ends inside a block, a TLB miss, a trap or
+ * an instruction outside the translated subset hands over to the interpreter mid-region. Timer
+ * interrupts arrive between some slices and must be taken at the same instruction.
+ *
+ * The random programs need no toolchain: test/riscv/support/rvasm.ts encodes them.
+ */
+import { describe, expect, it } from 'vitest';
+import { Hart, type CpuEngine } from '../../src/riscv/hart.js';
+import { createWasmRam } from '../../src/riscv/jit.js';
+import { C_MTVEC, MS_FS } from '../../src/riscv/state.js';
+import { mulberry32 } from '../support/prng.js';
+import {
+  ADDI, B, C_ADD, C_ADDI, C_ALU, C_LI, C_MV, C_SLLI, CSRRS, CSRRW, ECALL, FENCE_I, I, J, JALR, MRET, put, R, S, U,
+} from './support/rvasm.js';
+
+const BASE = 0x8000_0000;
+const RAM = 4 << 20;
+const CODE = 0xf00; // the loop body starts here and crosses into the next page
+const HANDLER = 0x3000;
+const SCRATCH = 0x12000; // x29 points here; accesses reach 2 KiB either side
+const BAD = 0x1000_0000; // x28: nothing answers there (bare) / unmapped (Sv39)
+
+function makeHart(engine: CpuEngine): { hart: Hart; bytes: Uint8Array } {
+  const ram = engine === 'wasm' ? createWasmRam(BASE, RAM) : { base: BASE, bytes: new Uint8Array(RAM) };
+  return { hart: new Hart({ ram, engine, hotThreshold: 1, batch: 1 }), bytes: ram.bytes };
+}
+
+const POOL = Array.from({ length: 27 }, (_, i) => i + 1); // x1..x27; x28-x31 have jobs
+
+/** One random loop body of RV64IMAFDC and Zicsr instructions, as parcels. */
+function randomBody(rnd: () => number, length: number): Array<number | { c: number }> {
+  const int = (n: number) => Math.floor(rnd() * n);
+  const reg = () => POOL[int(POOL.length)]!;
+  const creg = () => 8 + int(8);
+  const out: Array<number | { c: number }> = [];
+  // x29 sits on a page boundary: one access in 8 lands within 8 bytes of it (straddling ones too)
+  const offset = () => (int(8) === 0 ? int(16) - 8 : int(4096) - 2048);
+  const one = (): number | { c: number } => {
+    const k = int(100);
+    if (k < 22) { // OP and OP-32, with M
+      const ops = [[0, 0], [0, 0x20], [1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [5, 0x20], [6, 0], [7, 0],
+        [0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1]];
+      const opsW = [[0, 0], [0, 0x20], [1, 0], [5, 0], [5, 0x20], [0, 1], [4, 1], [5, 1], [6, 1], [7, 1]];
+      if (int(3) === 0) { const [f3, f7] = opsW[int(opsW.length)]!; return R(f7!, reg(), reg(), f3!, reg(), 0x3b); }
+      const [f3, f7] = ops[int(ops.length)]!;
+      // Small divisors and the overflow case come up often enough with x0 and -1 around.
+      return R(f7!, int(6) === 0 ? 0 : reg(), reg(), f3!, reg(), 0x33);
+    }
+    if (k < 36) { // OP-IMM and OP-IMM-32
+      const f3 = [0, 2, 3, 4, 6, 7, 1, 5][int(8)]!;
+      const imm = f3 === 1 ? int(64) : f3 === 5 ? int(64) | (int(2) << 10) : int(4096) - 2048;
+      if (int(4) === 0) {
+        const f3w = [0, 1, 5][int(3)]!;
+        const immw = f3w === 0 ? int(4096) - 2048 : int(32) | (f3w === 5 && int(2) ? 0x400 : 0);
+        return I(immw, reg(), f3w, reg(), 0x1b);
+      }
+      return I(imm, reg(), f3, reg(), 0x13);
+    }
+    if (k < 40) return int(2) ? U(int(1 << 20), reg(), 0x37) : U(int(1 << 20), reg(), 0x17); // LUI, AUIPC
+    if (k < 55) { // loads, mostly from scratch (misaligned and page-crossing ones too), some faulting
+      const f3 = int(7);
+      return I(offset(), int(12) === 0 ? 28 : 29, f3, int(10) === 0 ? 0 : reg(), 0x03);
+    }
+    if (k < 66) return S(offset(), reg(), int(12) === 0 ? 28 : 29, int(4)); // stores
+    if (k < 80) { // compressed
+      const c = int(6);
+      if (c === 0) return { c: C_ADDI(reg(), int(64) - 32 || 1) };
+      if (c === 1) return { c: C_LI(reg(), int(64) - 32) };
+      if (c === 2) return { c: C_MV(reg(), reg()) };
+      if (c === 3) return { c: C_ADD(reg(), reg()) };
+      if (c === 4) return { c: C_SLLI(reg(), 1 + int(63)) };
+      return { c: C_ALU(int(4), creg(), creg()) };
+    }
+    if (k < 85) { // CSR reads: counters must agree to the instruction
+      const csr = [0xc02, 0xc00, 0xb02, 0xf14, 0x340, 0xc01][int(6)]!;
+      return CSRRS(reg(), csr, 0);
+    }
+    if (k < 90) { // F/D through the interpreter: moves and arithmetic
+      const f = () => int(32);
+      const c = int(4);
+      if (c === 0) return R(0x79, 0, reg(), 0, f(), 0x53); // fmv.d.x
+      if (c === 1) return R(0x71, 0, f(), 0, reg(), 0x53); // fmv.x.d
+      if (c === 2) return R(0x01, f(), f(), 0, f(), 0x53); // fadd.d rne
+      return R(0x09, f(), f(), 7, f(), 0x53); // fmul.d dyn
+    }
+    if (k < 93) return R([0, 1, 4, 8, 0x0c, 0x10, 0x1c][int(7)]! << 2, reg(), 29, 3, reg(), 0x2f); // AMO*.D
+    if (k < 95) return ECALL; // traps to the handler, which skips it
+    if (k < 96) return 0xffffffff; // illegal instruction
+    return ADDI(reg(), reg(), 0);
+  };
+  for (let n = 0; n < length; n++) {
+    if (int(8) === 0) { // forward branch over 1..3 instructions
+      const skip = Array.from({ length: 1 + int(3) }, one);
+      const bytes = skip.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
+      out.push(B(4 + bytes, reg(), reg(), [0, 1, 4, 5, 6, 7][int(6)]!), ...skip);
+    } else out.push(one());
+  }
+  return out;
+}
+
+interface Setup { sv39: boolean }
+
+/** Loads the same program and state into both harts. */
+function load(harts: Hart[], rams: Uint8Array[], rnd: () => number, setup: Setup): void {
+  const body = randomBody(rnd, 160);
+  const size = body.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
+  const regs = Array.from({ length: 32 }, () => [Math.floor(rnd() * 2 ** 32) | 0, Math.floor(rnd() * 2 ** 32) | 0]);
+  const scratch = Array.from({ length: 2048 }, () => Math.floor(rnd() * 2 ** 32) | 0);
+  harts.forEach((h, i) => {
+    const ram = rams[i]!;
+    const dv = new DataView(ram.buffer, ram.byteOffset, ram.byteLength);
+    let at = put(ram, CODE, body);
+    at = put(ram, at, [ADDI(30, 30, -1), B(-(size + 4), 0, 30, 1), J(0, 0)]);
+    // exceptions: skip the instruction; interrupts (mcause < 0): mask them all (mie = 0), resume
+    put(ram, HANDLER, [CSRRS(31, 0x342, 0), B(20, 0, 31, 4), CSRRS(31, 0x341, 0), ADDI(31, 31, 4), CSRRW(0, 0x341, 31), MRET,
+      CSRRW(0, 0x304, 0), MRET]);
+    scratch.forEach((v, k) => dv.setInt32(SCRATCH - 4096 + 4 * k, v, true));
+    for (let x = 1; x < 28; x++) { h.xl[x] = regs[x]![0]!; h.xh[x] = regs[x]![1]!; }
+    // a few small values so divisions by 1/-1 and the INT_MIN cases happen
+    h.xl[5] = -1; h.xh[5] = -1; h.xl[6] = 0; h.xh[6] = 0x80000000 | 0; h.xl[7] = 1; h.xh[7] = 0;
+    h.xl[28] = BAD; h.xh[28] = 0;
+    h.xl[29] = (BASE + SCRATCH) | 0; h.xh[29] = 0;
+    h.xl[30] = 1 << 30; h.xh[30] = 0;
+    h.c64[C_MTVEC] = (BASE + HANDLER) | 0; h.c64[C_MTVEC + 1] = 0;
+    h.mstatus |= MS_FS;
+    h.mcounteren = 7;
+    h.setPc(BASE + CODE);
+    if (setup.sv39) {
+      // root -> L1 -> L0 mapping the first 2 MiB of RAM 1:1, except the page at SCRATCH.
+      const root = 0x100000, l1 = 0x101000, l0 = 0x102000;
+      const pte = (pa: number, flags: number) => (((BASE + pa) / 4096) * 1024 + flags) | 0;
+      dv.setInt32(root + 2 * 8, pte(l1, 1), true);
+      dv.setInt32(l1, pte(l0, 1), true);
+      for (let p = 0; p < 512; p++) if (p * 4096 !== SCRATCH) dv.setInt32(l0 + 8 * p, pte(p * 4096, 0xcf), true);
+      h.satpMode = 8; h.satpPpn = (BASE + root) / 4096;
+      h.priv = 1; // S-mode; traps go to the M-mode handler (medeleg = 0)
+      h.updateModes();
+    }
+  });
+}
+
+function state(h: Hart) {
+  return {
+    pc: [h.pcLo, h.pcHi], instret: h.instret, priv: h.priv, mstatus: h.mstatus, fflags: h.fflags,
+    x: Array.from(h.xl.subarray(0, 32)).map((l, i) => [l, h.xh[i]]), f: Array.from(h.fi), csr: Array.from(h.c64),
+  };
+}
+
+function differential(seed: number, setup: Setup, total: number) {
+  const rnd = mulberry32(seed);
+  const a = makeHart('interp'), b = makeHart('wasm');
+  load([a.hart, b.hart], [a.bytes, b.bytes], rnd, setup);
+  let done = 0, slices = 0, interrupts = 0;
+  while (done < total) {
+    const k = 1 + Math.floor(rnd() * (rnd() < 0.3 ? 8 : 600));
+    if (rnd() < 0.1) { // a timer interrupt arrives between slices: taken at the same instruction on both
+      for (const h of [a.hart, b.hart]) { h.mie = 1 << 7; h.mstatus |= 1 << 3; h.setInterruptLine(7, true); }
+    }
+    const na = a.hart.run(k), nb = b.hart.run(k);
+    expect(nb, `slice ${slices} retired`).toBe(na);
+    const sa = state(a.hart), sb = state(b.hart);
+    if (JSON.stringify(sa) !== JSON.stringify(sb)) expect({ seed, slices, ...sb }).toEqual({ seed, slices, ...sa });
+    done += na; slices++;
+    if (a.hart.c64[16 + 1]! < 0) interrupts++; // mcause says the last trap was an interrupt
+  }
+  expect(Buffer.from(b.bytes.subarray(0, 0x20000)).equals(Buffer.from(a.bytes.subarray(0, 0x20000)))).toBe(true);
+  const st = b.hart.jit!.stats;
+  expect(st.compiled).toBeGreaterThan(0);
+  expect(interrupts).toBeGreaterThan(0); // the timer interrupts were taken
+  // Most of the work must have run translated, or this test would prove little.
+  expect(st.retired / done).toBeGreaterThan(0.3);
+  return st;
+}
+
+describe('translator against the interpreter', () => {
+  for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+    it(`random RV64GC loop, M-mode bare, seed ${seed}`, () => { differential(seed, { sv39: false }, 60_000); });
+    it(`random RV64GC loop, S-mode Sv39, seed ${seed}`, () => { differential(seed + 100, { sv39: true }, 60_000); });
+  }
+});
+
+describe('translated code and changing code', () => {
+  /** A loop that rewrites the ADDI it then runs (imm = iteration count), on both engines. */
+  function selfModifying(withFence: boolean, engine: CpuEngine) {
+    const { hart, bytes } = makeHart(engine);
+    // x10 = iteration, x11 = sum; 0x100: the patched slot; the code page is also written by SW.
+    const patched = 0x40;
+    const prog = [
+      ADDI(10, 0, 0), ADDI(11, 0, 0),
+      // loop (0x08): build "addi x12, x0, x10&0x7ff" and store it at `patched`
+      I(0x7ff, 10, 7, 13, 0x13), // andi x13, x10, 0x7ff
+      I(20, 13, 1, 13, 0x13), // slli x13, x13, 20
+      ADDI(14, 0, 0x613), // x14 = "addi x12, x0, 0"
+      R(0, 14, 13, 6, 13, 0x33), // or x13, x13, x14: "addi x12, x0, x10 & 0x7ff"
+    ];
+    prog.push(U((BASE >>> 12) & 0xfffff, 15, 0x37)); // lui x15, BASE>>12 (sign-extends: fix with slli/srli)
+    prog.push(I(32, 15, 1, 15, 0x13), I(32, 15, 5, 15, 0x13)); // zero-extend x15
+    prog.push(S(patched, 13, 15, 2)); // sw x13, patched(x15)
+    if (withFence) prog.push(FENCE_I);
+    while (prog.length * 4 < patched) prog.push(ADDI(0, 0, 0));
+    prog.push(ADDI(12, 0, 0)); // patched slot
+    prog.push(R(0, 12, 11, 0, 11, 0x33)); // add x11, x11, x12
+    prog.push(ADDI(10, 10, 1));
+    prog.push(I(200, 0, 0, 16, 0x13)); // li x16, 200
+    const here = prog.length * 4;
+    prog.push(B(0x08 - here, 16, 10, 4)); // blt x10, x16, loop
+    prog.push(J(0, 0));
+    put(bytes, 0, prog);
+    hart.setPc(BASE);
+    for (let i = 0; i < 200; i++) hart.run(97);
+    return { sum: (hart.xl[11]! >>> 0) + hart.xh[11]! * 2 ** 32, i: hart.xl[10]!, instret: hart.instret, hart };
+  }
+
+  for (const fence of [true, false]) {
+    it(`a store into a translated page drops its blocks (${fence ? 'with' : 'without'} FENCE.I)`, () => {
+      const interp = selfModifying(fence, 'interp');
+      const wasm = selfModifying(fence, 'wasm');
+      expect(interp.i).toBe(200);
+      expect(interp.sum).toBe((199 * 200) / 2);
+      expect({ sum: wasm.sum, i: wasm.i, instret: wasm.instret }).toEqual({ sum: interp.sum, i: interp.i, instret: interp.instret });
+      expect(wasm.hart.jit!.stats.dropped).toBeGreaterThan(0);
+    });
+  }
+
+  it('code written behind the hart (as by DMA) runs after FENCE.I, and unchanged pages survive it', () => {
+    const { hart, bytes } = makeHart('wasm');
+    // 0x0: x10 += 1 in a loop at 0x0..0x8 that calls 0x1000 (jalr) each time
+    put(bytes, 0, [U(BASE >>> 12, 5, 0x37), I(32, 5, 1, 5, 0x13), I(32, 5, 5, 5, 0x13), // x5 = BASE
+      ADDI(6, 5, 0x7ff), ADDI(6, 6, 0x7ff), ADDI(6, 6, 2), // x6 = BASE + 0x1000
+      JALR(1, 6, 0), J(-4, 0)]);
+    put(bytes, 0x1000, [ADDI(10, 10, 1), JALR(0, 1, 0)]);
+    hart.setPc(BASE);
+    hart.run(10_000);
+    expect(hart.xl[10]).toBeGreaterThan(1000);
+    const compiled = hart.jit!.stats.compiled;
+    // Rewrite the callee without the hart seeing a store (x10 += 2 now), then FENCE.I.
+    put(bytes, 0x1000, [ADDI(10, 10, 2)]);
+    hart.fenceI();
+    const before = hart.xl[10]!;
+    hart.run(300);
+    const after = hart.xl[10]!;
+    expect(after - before).toBeGreaterThan(100);
+    expect((after - before) % 2).toBe(0);
+    expect(hart.jit!.stats.rechecked).toBeGreaterThan(0); // the caller's page was kept
+    expect(hart.jit!.stats.compiled).toBeGreaterThan(compiled); // the callee's was translated again
+  });
+
+  it('one physical page mapped at two virtual addresses runs right at both (AUIPC sees each)', () => {
+    const run = (engine: CpuEngine) => {
+      const { hart, bytes } = makeHart(engine);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      // main at 0x0: call VA1 and VA2 of the same page, forever
+      put(bytes, 0, [JALR(1, 5, 0), JALR(1, 6, 0), J(-8, 0)]);
+      // the shared page: x12 += its own pc, x13 += 1, return
+      put(bytes, 0x1000, [U(0, 10, 0x17), R(0, 10, 12, 0, 12, 0x33), ADDI(13, 13, 1), JALR(0, 1, 0)]);
+      const root = 0x100000, l1 = 0x101000, l0 = 0x102000, l0b = 0x103000;
+      const pte = (pa: number, flags: number) => (((BASE + pa) / 4096) * 1024 + flags) | 0;
+      dv.setInt32(root + 2 * 8, pte(l1, 1), true);
+      dv.setInt32(l1, pte(l0, 1), true);
+      dv.setInt32(l1 + 8, pte(l0b, 1), true); // VA 0x80200000.. -> l0b
+      for (let p = 0; p < 512; p++) dv.setInt32(l0 + 8 * p, pte(p * 4096, 0xcf), true);
+      dv.setInt32(l0b, pte(0x1000, 0xcf), true); // VA 0x80200000 -> the page at 0x1000
+      hart.satpMode = 8; hart.satpPpn = (BASE + root) / 4096; hart.priv = 1; hart.updateModes();
+      hart.xl[5] = (BASE + 0x1000) | 0; hart.xl[6] = (BASE + 0x200000) | 0;
+      hart.setPc(BASE);
+      for (let i = 0; i < 100; i++) hart.run(61);
+      return { sum: [hart.xl[12], hart.xh[12]], calls: hart.xl[13], instret: hart.instret };
+    };
+    const a = run('interp'), b = run('wasm');
+    expect(a.calls).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+  });
+
+  it('the translation cache stays within maxRegions', () => {
+    const ram = createWasmRam(BASE, RAM);
+    const hart = new Hart({ ram, engine: 'wasm', hotThreshold: 1, batch: 1, maxRegions: 8 });
+    // 64 pages, each "addi x10, x10, 1; jal to the next page", the last one jumps back.
+    for (let p = 0; p < 64; p++) put(ram.bytes, p * 4096, [ADDI(10, 10, 1), J(p === 63 ? -63 * 4096 - 4 : 4096 - 4, 0)]);
+    hart.setPc(BASE);
+    for (let i = 0; i < 50; i++) {
+      hart.run(1000);
+      expect(hart.jit!.stats.regions).toBeLessThanOrEqual(8);
+    }
+    expect(hart.xl[10]).toBe(25_000);
+    expect(hart.jit!.stats.flushes).toBeGreaterThan(0);
+  });
+
+  it("the 'wasm' engine refuses RAM outside a WebAssembly.Memory", () => {
+    expect(() => new Hart({ ram: { base: BASE, bytes: new Uint8Array(1 << 16) }, engine: 'wasm' })).toThrow(/createWasmRam/);
+    expect(() => new Hart({ ram: { base: BASE, bytes: new Uint8Array(1 << 16) }, engine: 'jit' as CpuEngine })).toThrow(/unknown CPU engine/);
+  });
+});
