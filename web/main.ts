@@ -24,6 +24,7 @@ const params = new URLSearchParams(location.search);
 const lessonCmd = params.get('cmd');
 const memoryMiB = Number(params.get('mem') ?? 256);
 const maxImageMiB = Number(params.get('maximg') ?? 1024);
+const cpu = (params.get('cpu') ?? 'interp') as 'interp' | 'wasm';
 
 const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
 const fit = new FitAddon();
@@ -171,6 +172,7 @@ async function boot(): Promise<boolean> {
     next = await startVm({
       memoryMiB,
       maxImageMiB,
+      cpu,
       disks,
       shares: [{ tag: 'host', files: carried }],
       verbose: true,

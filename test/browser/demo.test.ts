@@ -223,6 +223,13 @@ describe.skipIf(missing !== undefined)('the demo page in chromium', () => {
     await lesson.close();
   }, 180_000);
 
+  it('boots and runs with the WebAssembly translator (?cpu=wasm)', async () => {
+    const p = await browser.newPage();
+    await p.goto(`${server.url}/?cpu=wasm&cmd=${encodeURIComponent('i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; echo loop-done-$i')}`);
+    await p.waitForFunction(() => /loop-done-3000/.test((window as any).storvmDemo?.state.console ?? ''), null, { timeout: 120_000, polling: 200 });
+    await p.close();
+  }, 180_000);
+
   it('stops cleanly', async () => {
     expect(await errors()).not.toContain(undefined);
     const exit = await page.evaluate(() => (window as any).storvmDemo.state.vm.stop());
