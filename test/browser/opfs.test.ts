@@ -156,6 +156,27 @@ describe.skipIf(missing !== undefined)('persistent disks in chromium', () => {
     await other.close();
   }, 300_000);
 
+  it('answers IOERR for writes past the storage quota, and keeps what was stored before', async () => {
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    await p.goto(server.url + '/');
+    await waitBooted(p);
+    await reboots(p, () => p.evaluate(() => (window as any).storvmDemo.attachDisk({ persist: { name: 'quota', size: 64 << 20 } })));
+    await run(p, 'printf BEFORE-THE-QUOTA | dd of=/dev/vda bs=512 seek=2 conv=notrunc,fsync 2>/dev/null; echo first-$((1+2))', /first-3/);
+    // Chromium lets a test set an origin's quota: 4 MiB more than it uses now.
+    const cdp = await ctx.newCDPSession(p);
+    const usage = await p.evaluate(async () => (await navigator.storage.estimate()).usage ?? 0);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: usage + (4 << 20) });
+    const out = await run(p, 'dd if=/dev/urandom of=/dev/vda bs=1M seek=8 count=16 conv=notrunc,fsync; echo rc=$?', /rc=\d/, 120_000);
+    expect(out).toMatch(/dd: \/dev\/vda: Input\/output error/);
+    expect(out).toMatch(/rc=1/);
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url });
+    await p.reload();
+    await waitBooted(p);
+    await run(p, 'dd if=/dev/vda bs=512 skip=2 count=1 2>/dev/null | head -c 16; echo', /BEFORE-THE-QUOTA/);
+    await ctx.close();
+  }, 300_000);
+
   it('never loses a completed FLUSH when the worker is killed at random moments', async () => {
     for (let round = 0; round < 3; round++) {
       const cmd = 'i=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | head -c 8); i=$((10#${i:-0})); while true; do i=$((i+1)); printf "%08d" $i | dd of=/dev/vda bs=512 seek=1 conv=notrunc,fsync 2>/dev/null; echo "synced $i"; done';
