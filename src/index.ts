@@ -11,6 +11,9 @@ export * from './backends/block/index.js';
 
 // virtio-9p and filesystem backends
 export * from './devices/p9/index.js';
+
+// virtio-fs: a FUSE server over the same filesystem backends
+export * from './devices/fs/index.js';
 export {
   FsBackend,
   makeDev,

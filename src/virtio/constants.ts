@@ -92,3 +92,4 @@ export const MMIO_WINDOW = 0x1000;
 /** Device IDs (VIRTIO 1.2, 5). */
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_9P = 9;
+export const DEVICE_ID_FS = 26;
