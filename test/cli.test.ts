@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/node/cli.js';
 import { parseMachineArgs, parseShare } from '../src/node/options.js';
+import { guestCommand, virtiofsMount } from '../src/node/launch.js';
 
 async function cli(...argv: string[]) {
   let out = '';
@@ -61,6 +62,25 @@ describe('option parsing', () => {
     expect(parseMachineArgs(['--cpu', 'interp', '--', 'true'], true).cpu).toBe('interp');
     expect(parseMachineArgs(['--cpu', 'wasm', '--', 'true'], true).cpu).toBe('wasm');
     expect(a.command).toEqual(['ls', '-l']);
+  });
+
+  it('reads virtio-fs shares: :virtiofs with or without :ro and a cache mode, tags of at most 36 characters', () => {
+    expect(parseShare(`${dir}:virtiofs`, 0)).toEqual({ dir, tag: 'host', readOnly: false, virtiofs: 'auto' });
+    expect(parseShare(`${dir}:t:ro:virtiofs`, 1)).toEqual({ dir, tag: 't', readOnly: true, virtiofs: 'auto' });
+    expect(parseShare(`${dir}:t:virtiofs=none:ro`, 1)).toEqual({ dir, tag: 't', readOnly: true, virtiofs: 'none' });
+    expect(parseShare(`${dir}:virtiofs=always`, 2)).toEqual({ dir, tag: 'share2', readOnly: false, virtiofs: 'always' });
+    expect(parseShare(`${dir}:ro`, 0)).toEqual({ dir, tag: 'host', readOnly: true });
+    expect(() => parseShare(`${dir}:virtiofs=sometimes`, 0)).toThrow(/virtiofs cache 'sometimes': use none, auto or always/);
+    expect(() => parseShare(`${dir}:${'t'.repeat(37)}:virtiofs`, 0)).toThrow(/at most 36/);
+    expect(parseShare(`${dir}:${'t'.repeat(37)}`, 0).tag).toHaveLength(37); // 9p tags may be longer
+  });
+
+  it('mounts virtio-fs shares from the guest command, and starts the shell after them for boot', () => {
+    expect(virtiofsMount('t', '/mnt/t', true)).toBe('mkdir -p /mnt/t&&mount -t virtiofs -o ro t /mnt/t||exit 125');
+    expect(guestCommand([], ['ls', '-l'])).toBe('ls -l');
+    expect(guestCommand([], [])).toBe('');
+    expect(guestCommand(['M1', 'M2'], ['ls'])).toBe('M1; M2; ls');
+    expect(guestCommand(['M'], [])).toBe('M; stty onlcr echo 2>/dev/null; setsid cttyhack sh');
   });
 
   it('refuses bad tags and duplicate tags', () => {

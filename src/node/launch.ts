@@ -1,9 +1,12 @@
 /**
  * Builds a Machine from command-line arguments: the default guest (or the given kernel and
- * initramfs), disks as /dev/vda, /dev/vdb… and 9p shares mounted by the guest's init.
+ * initramfs), disks as /dev/vda, /dev/vdb… and shares: 9p ones mounted by the guest's init
+ * (storvm.share=), virtio-fs ones by a prefix of the guest command, since the committed init
+ * knows only 9p.
  */
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
+import { VirtioFs } from '../devices/fs/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
 import { VirtioBlk } from '../devices/blk/device.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
@@ -33,6 +36,25 @@ async function readMaybeGzip(path: string | URL, what: string): Promise<Uint8Arr
 /** Where share n is mounted in the guest: the first at /mnt/host, the others at /mnt/TAG. */
 export function mountPoint(index: number, tag: string): string {
   return index === 0 ? '/mnt/host' : `/mnt/${tag}`;
+}
+
+/**
+ * The guest shell line that mounts a virtio-fs share, or stops with status 125 if it can't (mount
+ * says why). Short, since it travels base64-encoded in the 1024-byte kernel command line.
+ */
+export function virtiofsMount(tag: string, dir: string, readOnly: boolean): string {
+  return `mkdir -p ${dir}&&mount -t virtiofs ${readOnly ? '-o ro ' : ''}${tag} ${dir}||exit 125`;
+}
+
+/**
+ * What init runs: the virtio-fs mounts, then the command; with no command (storvm boot) the
+ * mounts and then the console shell init would have started, with the terminal as init leaves it
+ * for a shell.
+ */
+export function guestCommand(mounts: string[], command: string[]): string {
+  if (mounts.length === 0) return command.join(' ');
+  const tail = command.length > 0 ? command.join(' ') : 'stty onlcr echo 2>/dev/null; setsid cttyhack sh';
+  return [...mounts, tail].join('; ');
 }
 
 export interface Launched {
@@ -68,14 +90,22 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
       devices.push(new VirtioBlk(img.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: blkTracer(name, now, traceBlk, blkTally) } : {}) }));
     }
     const shareArgs: string[] = [];
+    const mounts: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly }), { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+      const fs = new HostFs(s.dir, { readOnly: s.readOnly });
+      if (s.virtiofs !== undefined) {
+        devices.push(new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs }));
+        mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
+        continue;
+      }
+      devices.push(new Virtio9p(fs, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
     const initrd = await readMaybeGzip(args.initrd ?? new URL('initramfs.cpio.gz', GUEST_IMAGES), 'initrd');
     const parts = ['console=ttyS0', args.verbose ? 'loglevel=7' : 'quiet loglevel=1', ...shareArgs];
-    if (args.command.length > 0) parts.push(`storvm.cmd=${Buffer.from(args.command.join(' ')).toString('base64')}`);
+    const command = guestCommand(mounts, args.command);
+    if (command !== '') parts.push(`storvm.cmd=${Buffer.from(command).toString('base64')}`);
     if (args.append) parts.push(args.append);
     const bootargs = parts.join(' ');
     if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);

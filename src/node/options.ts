@@ -19,7 +19,12 @@ export interface ShareSpec {
   dir: string;
   tag: string;
   readOnly: boolean;
+  /** Set for a virtio-fs share (absent for 9p): the cache mode its FUSE server runs with. */
+  virtiofs?: 'none' | 'auto' | 'always';
 }
+
+/** Longest virtio-fs tag (the config field is 36 bytes). */
+const VIRTIOFS_TAG_MAX = 36;
 
 export interface MachineArgs {
   memoryMiB: number;
@@ -69,11 +74,26 @@ export function parseDisk(spec: string): DiskSpec {
   return { path: checkFile(path, 'disk'), readOnly };
 }
 
-/** `DIR[:TAG][:ro]` */
+/** `DIR[:TAG][:ro][:virtiofs[=none|auto|always]]` (`:ro` and `:virtiofs` in either order). */
 export function parseShare(spec: string, index: number): ShareSpec {
   let rest = spec;
-  const readOnly = rest.endsWith(':ro');
-  if (readOnly) rest = rest.slice(0, -3);
+  let readOnly = false;
+  let virtiofs: ShareSpec['virtiofs'];
+  for (let k = 0; k < 2; k++) {
+    if (!readOnly && rest.endsWith(':ro')) {
+      readOnly = true;
+      rest = rest.slice(0, -3);
+    }
+    const m = /:virtiofs(?:=([a-z]*))?$/.exec(rest);
+    if (virtiofs === undefined && m !== null) {
+      const cache = m[1] ?? 'auto';
+      if (cache !== 'none' && cache !== 'auto' && cache !== 'always') {
+        throw new UsageError(`share ${spec}: virtiofs cache '${cache}': use none, auto or always`);
+      }
+      virtiofs = cache;
+      rest = rest.slice(0, m.index);
+    }
+  }
   let tag = index === 0 ? 'host' : `share${index}`;
   const colon = rest.lastIndexOf(':');
   if (colon > 0) {
@@ -90,7 +110,9 @@ export function parseShare(spec: string, index: number): ShareSpec {
     throw new UsageError(`share ${rest}: no such directory`);
   }
   if (!st.isDirectory()) throw new UsageError(`share ${rest}: not a directory`);
-  return { dir, tag, readOnly };
+  if (virtiofs === undefined) return { dir, tag, readOnly };
+  if (tag.length > VIRTIOFS_TAG_MAX) throw new UsageError(`share tag '${tag}': a virtio-fs tag has at most ${VIRTIOFS_TAG_MAX} characters`);
+  return { dir, tag, readOnly, virtiofs };
 }
 
 /** Parses the options of `run` / `boot`. */
