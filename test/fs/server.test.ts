@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { VirtioFs } from '../../src/devices/fs/device.js';
-import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, INIT } from '../../src/devices/fs/fuse.js';
+import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, INIT } from '../../src/devices/fs/fuse.js';
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../../src/backends/fs/backend.js';
 import * as E from '../../src/backends/fs/errno.js';
 import { MMIO } from '../../src/virtio/constants.js';
@@ -49,6 +49,8 @@ describe('VirtioFs device', () => {
       expect(flags & f).toBe(f);
     }
     expect(flags & INIT.WRITEBACK_CACHE).toBe(0);
+    const none = await new FuseClient(new VirtioFs(cases[0]!.make(), { cache: 'none' })).init();
+    expect(none.getUint32(12, true) & INIT.DO_READDIRPLUS).toBe(0); // zero timeouts waste READDIRPLUS
     expect(flags & INIT.POSIX_LOCKS).toBe(0);
     expect(d.getUint32(20, true)).toBe(1 << 20); // max_write
     expect(d.getUint16(28, true)).toBe(256); // max_pages
@@ -100,11 +102,13 @@ for (const bc of cases) {
       expect(await c.errno(FUSE.LOOKUP, ROOT, new Args().str('missing').done())).toBe(E.ENOENT);
     });
 
-    it('open flags follow the cache mode: DIRECT_IO for none, KEEP_CACHE for always', async () => {
+    it('open flags follow the cache mode: DIRECT_IO for none, KEEP_CACHE for always, NOFLUSH for all', async () => {
       for (const [cache, flag] of [['none', FOPEN_DIRECT_IO], ['auto', 0], ['always', FOPEN_KEEP_CACHE]] as const) {
         const { c } = await setup({ cache });
-        const { openFlags, entry } = await c.create(ROOT, 'x');
-        expect(openFlags).toBe(flag);
+        const { openFlags, entry, fh } = await c.create(ROOT, 'x');
+        expect(openFlags).toBe(flag | FOPEN_NOFLUSH);
+        await c.release(entry.nodeid, fh);
+        expect((await c.open(entry.nodeid, 0)).openFlags).toBe(flag | FOPEN_NOFLUSH);
         expect(entry.entryValid).toBe({ none: 0, auto: 1, always: 86400 }[cache]);
       }
     });

@@ -159,5 +159,13 @@ describe('storvm bench options and plan', () => {
     for (const w of WORKLOADS) expect(s).toContain(` ${w.id} `);
     const only = guestScript({ sizeMiB: 2, files: 3, ops: 64, tarEntries: 9, markers: { '9p-none': 'A', '9p-loose': 'B', 'blk-ext4': 'C' }, variants: ['tmpfs'] });
     expect(only).not.toContain('# blk-raw:');
+    expect(s).toContain('mount -t virtiofs vfs-none /mnt/vfs');
+    expect(s).toContain('mount -t virtiofs vfs-always /mnt/vfs');
+  });
+
+  it('says why virtio-fs does not apply where it cannot run (QEMU without virtiofsd)', () => {
+    const s = guestScript({ sizeMiB: 1, files: 1, ops: 64, tarEntries: 1, markers: { '9p-none': 'A', '9p-loose': 'B', 'blk-ext4': 'C' }, noVirtiofs: 'no virtiofsd here' });
+    expect(s).not.toContain('mount -t virtiofs');
+    expect(s).toContain('say na vfs-auto $w "no virtiofsd here"');
   });
 });

@@ -84,6 +84,8 @@ export const INIT = {
 export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_CACHE_DIR = 1 << 3;
+/** Don't send FLUSH at close (the kernel still writes its writeback cache back first). */
+export const FOPEN_NOFLUSH = 1 << 5;
 
 /** fuse_setattr_in.valid bits. */
 export const FATTR = {

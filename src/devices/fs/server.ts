@@ -70,6 +70,7 @@ import {
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
+  FOPEN_NOFLUSH,
   FUSE,
   FUSE_FSYNC_FDATASYNC,
   FUSE_GETATTR_FH,
@@ -490,15 +491,10 @@ export class FuseServer {
       w.zeros(56);
       return this.send(q);
     }
-    let want =
-      INIT.ASYNC_READ |
-      INIT.ATOMIC_O_TRUNC |
-      INIT.BIG_WRITES |
-      INIT.DO_READDIRPLUS |
-      INIT.READDIRPLUS_AUTO |
-      INIT.PARALLEL_DIROPS |
-      INIT.ASYNC_DIO |
-      INIT.MAX_PAGES;
+    let want = INIT.ASYNC_READ | INIT.ATOMIC_O_TRUNC | INIT.BIG_WRITES | INIT.PARALLEL_DIROPS | INIT.ASYNC_DIO | INIT.MAX_PAGES;
+    // READDIRPLUS answers lookups with each listing; with zero timeouts (cache=none) the kernel
+    // would throw them away and ask again, so only the caching modes offer it (as virtiofsd does).
+    if (this.cache !== 'none') want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO;
     if (this.cache === 'auto') want |= INIT.AUTO_INVAL_DATA;
     if (this.cache === 'always') want |= INIT.WRITEBACK_CACHE | INIT.CACHE_SYMLINKS;
     this.flags = (want & flags) >>> 0;
@@ -800,13 +796,19 @@ export class FuseServer {
     return acc | extra;
   }
 
+  /**
+   * open_flags of a regular file: DIRECT_IO for cache=none, KEEP_CACHE for always; and NOFLUSH
+   * always, since every WRITE reached the backend before it was answered, so a FLUSH at close
+   * (two per `: > f` in a shell) would only cost a round trip.
+   */
+  private fileOpenFlags(): number {
+    return FOPEN_NOFLUSH | (this.cache === 'none' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0);
+  }
+
   private openOut(q: Req, fh: bigint, dir: boolean): number {
     const w = this.begin(q);
     w.u64(fh);
-    let of = 0;
-    if (!dir) of = this.cache === 'none' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
-    else if (this.cache === 'always') of = FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE;
-    w.u32(of);
+    w.u32(dir ? (this.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0) : this.fileOpenFlags());
     w.u32(0);
     return this.send(q);
   }
@@ -874,7 +876,7 @@ export class FuseServer {
         const w = this.begin(q);
         this.putEntry(w, id, st);
         w.u64(fh);
-        w.u32(this.cache === 'none' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0);
+        w.u32(this.fileOpenFlags());
         w.u32(0);
         const n = this.send(q);
         if (n === OUT_HEADER_SIZE) {

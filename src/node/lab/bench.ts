@@ -1,7 +1,8 @@
 /**
  * `storvm bench`: boots one guest with a raw disk (/dev/vda), an ext4 disk (/dev/vdb), the bench
- * 9p share (tag "bench") and a read-only control share (tag "lab": the script, labio, the
- * tarball), runs every workload of plan.ts on every variant, samples the stores when the guest
+ * 9p share (tag "bench"), three virtio-fs devices over the same host folder (tags vfs-none,
+ * vfs-auto, vfs-always: one per FUSE cache mode) and a read-only control share (tag "lab": the
+ * script, labio, the tarball), runs every workload of plan.ts on every variant, samples the stores when the guest
  * asks (elasticity, visibility), and reports.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,12 +11,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { MemoryDisk } from '../../backends/block/memory-disk.js';
 import { VirtioBlk } from '../../devices/blk/device.js';
+import { VirtioFs } from '../../devices/fs/device.js';
 import { Virtio9p } from '../../devices/p9/device.js';
 import { Machine } from '../../machine/machine.js';
 import { HostFs } from '../host-fs.js';
 import { nodeHost } from '../host.js';
 import { UsageError } from '../options.js';
-import { VARIANTS } from './plan.js';
+import { VARIANTS, VIRTIOFS_VARIANTS } from './plan.js';
 import { type BenchReport, formatTable, toCsv, toJson } from './report.js';
 import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab } from './session.js';
 import { unpackSparse } from './sparse-image.js';
@@ -33,7 +35,7 @@ export interface BenchArgs {
   variants?: string[];
 }
 
-export const BENCH_USAGE = `  bench [options]             measure 9p against virtio-blk inside one guest (see docs/lab.md)
+export const BENCH_USAGE = `  bench [options]             measure 9p, virtio-fs and virtio-blk inside one guest (see docs/lab.md)
     --size MiB                  sequential data per run (default 16, at most 256)
     --files N                   small files to create, stat and unlink (default 200)
     --json FILE, --csv FILE     also write the results there
@@ -123,6 +125,7 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
       new VirtioBlk(raw, { serial: 'storvm-lab-raw', ...(blkTrace ? { trace: blkTracer('vda', now, writeOut, tally) } : {}) }),
       new VirtioBlk(ext4, { serial: 'storvm-lab-ext4', ...(blkTrace ? { trace: blkTracer('vdb', now, writeOut, tally) } : {}) }),
       new Virtio9p(new HostFs(shareDir), { tag: 'bench', ...(p9Trace ? { trace: p9Tracer(now, writeOut, tally) } : {}) }),
+      ...VIRTIOFS_VARIANTS.map((v) => new VirtioFs(new HostFs(shareDir), { tag: v.id, cache: v.fuseCache! })),
       new Virtio9p(new HostFs(labDir, { readOnly: true }), { tag: 'lab' }),
     ];
     const kernel = gunzipSync(readFileSync(LAB_IMAGES.kernelGz));
@@ -159,9 +162,11 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
           ext4: ext4.allocatedBytes,
           share: duBytes(shareDir),
           vis: {
-            '9p-none': fileContains(join(shareDir, 'visible-none.txt'), markers['9p-none']),
-            '9p-loose': fileContains(join(shareDir, 'visible-loose.txt'), markers['9p-loose']),
-            'blk-ext4': diskContains(ext4, Buffer.from(markers['blk-ext4'])),
+            '9p-none': fileContains(join(shareDir, 'visible-none.txt'), markers['9p-none']!),
+            '9p-loose': fileContains(join(shareDir, 'visible-loose.txt'), markers['9p-loose']!),
+            'blk-ext4': diskContains(ext4, Buffer.from(markers['blk-ext4']!)),
+            'vfs-auto': fileContains(join(shareDir, 'visible-vfs-auto.txt'), markers['vfs-auto']!),
+            'vfs-always': fileContains(join(shareDir, 'visible-vfs-always.txt'), markers['vfs-always']!),
           },
         });
         machine?.input(new TextEncoder().encode('\n'));

@@ -14,10 +14,12 @@
 
 export interface Variant {
   id: string;
-  kind: 'tmpfs' | 'blk-raw' | 'blk-ext4' | '9p';
+  kind: 'tmpfs' | 'blk-raw' | 'blk-ext4' | '9p' | 'virtiofs';
   /** For 9p. */
   msize?: number;
   cache?: 'none' | 'loose' | 'mmap';
+  /** For virtio-fs: the FUSE server's cache mode (virtiofsd's cache=); the device's tag is the id. */
+  fuseCache?: 'none' | 'auto' | 'always';
   what: string;
 }
 
@@ -30,7 +32,13 @@ export const VARIANTS: readonly Variant[] = [
   { id: '9p-512k-none', kind: '9p', msize: 512000, cache: 'none', what: '9p share, msize 512000, cache=none' },
   { id: '9p-512k-loose', kind: '9p', msize: 512000, cache: 'loose', what: '9p share, msize 512000, cache=loose' },
   { id: '9p-512k-mmap', kind: '9p', msize: 512000, cache: 'mmap', what: '9p share, msize 512000, cache=mmap (shared writable mmap)' },
+  { id: 'vfs-none', kind: 'virtiofs', fuseCache: 'none', what: 'virtio-fs share, cache=none (no guest caching, DIRECT_IO)' },
+  { id: 'vfs-auto', kind: 'virtiofs', fuseCache: 'auto', what: 'virtio-fs share, cache=auto (1 s timeouts, page cache dropped when a file changed)' },
+  { id: 'vfs-always', kind: 'virtiofs', fuseCache: 'always', what: 'virtio-fs share, cache=always (long timeouts, kept page cache, writeback cache)' },
 ];
+
+/** The virtio-fs variants (one device each: the cache mode belongs to the FUSE server). */
+export const VIRTIOFS_VARIANTS = VARIANTS.filter((v) => v.kind === 'virtiofs');
 
 export interface Workload {
   id: string;
@@ -58,13 +66,22 @@ export interface PlanOptions {
   /** Entries in the source tarball. */
   tarEntries: number;
   /** Marker strings for the visibility checks, by store. */
-  markers: { '9p-none': string; '9p-loose': string; 'blk-ext4': string };
+  markers: Record<string, string>;
   /** Run only these variants (tests); default all. */
   variants?: readonly string[];
+  /**
+   * Why the virtio-fs variants don't apply on this machine (QEMU without virtiofsd); they then
+   * report `na` with this reason and the virtio-fs visibility checks are left out.
+   */
+  noVirtiofs?: string;
 }
 
 /** The probes the script takes, in order, with the store states they sample. */
 export const PROBES = ['base', 'written', 'deleted', 'trimmed', 'vis-9p-none-written', 'vis-9p-none-unmounted', 'vis-9p-loose-written', 'vis-9p-loose-unmounted', 'vis-blk-ext4-written', 'vis-blk-ext4-unmounted'] as const;
+
+/** The visibility stores: the 9p and ext4 ones always, the virtio-fs ones where virtio-fs runs. */
+export const VIS_STORES = ['9p-none', '9p-loose', 'blk-ext4'] as const;
+export const VIS_VIRTIOFS_STORES = ['vfs-auto', 'vfs-always'] as const;
 
 /** The guest script (busybox ash). */
 export function guestScript(o: PlanOptions): string {
@@ -95,7 +112,7 @@ export function guestScript(o: PlanOptions): string {
     'say clock $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource) $((0x${hz:-0})) ${o1% *} ${o2% *} ${o3% *}',
     'cp /mnt/lab/src.tar /tmp/src.tar',
     "yes storvm-lab-pattern | head -c 1048576 > /tmp/pat",
-    'mkdir -p /mnt/ext4 /mnt/9p /tmp/bench',
+    'mkdir -p /mnt/ext4 /mnt/9p /mnt/vfs /tmp/bench',
     'mount -t ext4 -o noinit_itable /dev/vdb /mnt/ext4 || say error "cannot mount the ext4 disk"',
     '',
     '# Elasticity: host bytes used by each store after writing, deleting and trimming the same data.',
@@ -124,7 +141,13 @@ export function guestScript(o: PlanOptions): string {
     `echo ${o.markers['blk-ext4']} > /mnt/ext4/visible.txt`,
     'probe vis-blk-ext4-written; umount /mnt/ext4; probe vis-blk-ext4-unmounted',
     'mount -t ext4 -o noinit_itable /dev/vdb /mnt/ext4 && rm -f /mnt/ext4/visible.txt',
-    `${mount9p(512000, 'none')} && rm -f /mnt/9p/visible-none.txt /mnt/9p/visible-loose.txt; umount /mnt/9p`,
+    ...(o.noVirtiofs === undefined
+      ? VIS_VIRTIOFS_STORES.flatMap((st) => [
+          `mount -t virtiofs ${st} /mnt/vfs && echo ${o.markers[st]} > /mnt/vfs/visible-${st}.txt`,
+          `probe vis-${st}-written; umount /mnt/vfs; probe vis-${st}-unmounted`,
+        ])
+      : []),
+    `${mount9p(512000, 'none')} && rm -f /mnt/9p/visible-*.txt; umount /mnt/9p`,
     'sync',
     '',
     '# fileloads VARIANT DIR: every workload in DIR',
@@ -159,6 +182,9 @@ export function guestScript(o: PlanOptions): string {
         `selftimed blk-raw mmap-write ${bytes} $L mmap /dev/vda ${bytes}`,
         'for w in create stat unlink untar; do say na blk-raw $w "a raw disk has no files"; done',
       );
+    } else if (v.kind === 'virtiofs') {
+      if (o.noVirtiofs !== undefined) lines.push(`for w in ${fileWork}; do say na ${v.id} $w "${o.noVirtiofs}"; done`);
+      else lines.push(`if mount -t virtiofs ${v.id} /mnt/vfs 2>$ERR; then fileloads ${v.id} /mnt/vfs; umount /mnt/vfs; else failall ${v.id} "mount failed: $(firstline)"; fi`);
     } else {
       lines.push(`if ${mount9p(v.msize!, v.cache!)} 2>$ERR; then fileloads ${v.id} /mnt/9p; umount /mnt/9p; else failall ${v.id} "mount failed: $(firstline)"; fi`);
     }

@@ -11,13 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PROBES, VARIANTS, type Variant, WORKLOADS, guestScript } from './plan.js';
+import { PROBES, VARIANTS, type Variant, VIS_STORES, VIS_VIRTIOFS_STORES, WORKLOADS, guestScript } from './plan.js';
 import { type BenchReport, type Cell, rateOf, type StoreBytes } from './report.js';
 import { tarDirectory } from './tar.js';
 import { ERRNO } from './trace.js';
 import { storvmVersion } from '../version.js';
 
-export type Markers = { '9p-none': string; '9p-loose': string; 'blk-ext4': string };
+/** Marker strings by visibility store ('9p-none', '9p-loose', 'blk-ext4', and 'vfs-auto', 'vfs-always' where virtio-fs runs). */
+export type Markers = Record<string, string>;
 
 /** What one lab run uses: the sizes, the guest and the control share's contents. */
 export interface LabSetup {
@@ -35,6 +36,8 @@ export interface LabSetup {
   rawBytes: number;
   /** The kernel command line: console, the control share "lab" mounted at /mnt/lab, storvm.cmd. */
   bootargs: string;
+  /** Why virtio-fs does not run here (see PlanOptions.noVirtiofs); undefined where it does. */
+  noVirtiofs?: string;
 }
 
 const root = new URL('../../../', import.meta.url);
@@ -50,7 +53,7 @@ export const LAB_IMAGES = {
  * Fills `labDir` (the read-only control share, tag "lab") with the guest script, labio and the
  * tarball of storvm's own sources, and returns what the run uses.
  */
-export function prepareLab(o: { sizeMiB: number; files: number; variants?: string[] }, labDir: string): LabSetup {
+export function prepareLab(o: { sizeMiB: number; files: number; variants?: string[]; noVirtiofs?: string }, labDir: string): LabSetup {
   const S = o.sizeMiB;
   const ops = Math.max(64, Math.min(4096, S * 64));
   const srcDir = new URL('../../', import.meta.url).pathname; // src/ (or dist/ when built)
@@ -60,9 +63,18 @@ export function prepareLab(o: { sizeMiB: number; files: number; variants?: strin
   const labioSrc = existsSync(labio) ? labio : new URL('../../../src/node/lab/guest/labio', import.meta.url).pathname;
   copyFileSync(labioSrc, join(labDir, 'labio'));
   const tag = randomBytes(6).toString('hex');
-  const markers: Markers = { '9p-none': `storvm-vis-9p-none-${tag}`, '9p-loose': `storvm-vis-9p-loose-${tag}`, 'blk-ext4': `storvm-vis-blk-ext4-${tag}` };
+  const markers: Markers = {};
+  for (const st of [...VIS_STORES, ...(o.noVirtiofs === undefined ? VIS_VIRTIOFS_STORES : [])]) markers[st] = `storvm-vis-${st}-${tag}`;
   const variants = VARIANTS.filter((v) => o.variants === undefined || o.variants.includes(v.id));
-  const script = guestScript({ sizeMiB: S, files: o.files, ops, tarEntries: tar.entries, markers, ...(o.variants !== undefined ? { variants: o.variants } : {}) });
+  const script = guestScript({
+    sizeMiB: S,
+    files: o.files,
+    ops,
+    tarEntries: tar.entries,
+    markers,
+    ...(o.variants !== undefined ? { variants: o.variants } : {}),
+    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
+  });
   writeFileSync(join(labDir, 'run.sh'), script);
   const bootargs = ['console=ttyS0', 'quiet loglevel=1', 'storvm.share=lab:/mnt/lab:ro', `storvm.cmd=${Buffer.from('/bin/sh /mnt/lab/run.sh').toString('base64')}`].join(' ');
   return {
@@ -76,6 +88,7 @@ export function prepareLab(o: { sizeMiB: number; files: number; variants?: strin
     memoryMiB: Math.min(2048, 256 + 2 * S),
     rawBytes: (S + 1) * 1048576,
     bootargs,
+    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
   };
 }
 
@@ -126,7 +139,10 @@ export class LabCollector {
   private pending = '';
   private readonly decoder = new TextDecoder();
 
+  private readonly visStores: readonly string[];
+
   constructor(setup: LabSetup, private readonly hooks: LabHooks) {
+    this.visStores = [...VIS_STORES, ...(setup.noVirtiofs === undefined ? VIS_VIRTIOFS_STORES : [])];
     this.report = {
       date: new Date().toISOString(),
       storvm: storvmVersion(),
@@ -201,8 +217,11 @@ export class LabCollector {
           c.status = kind === 'fail' ? 'failed' : 'n/a';
           c.message = rest.join(' ').replace(/errno (\d+)/g, (m, n: string) => `${m} (${ERRNO[Number(n)] ?? '?'})`);
           const v = VARIANTS.find((x) => x.id === a);
-          if (b === 'mmap-write' && v?.cache === 'none' && /mmap: errno 22/.test(c.message)) {
+          if (b === 'mmap-write' && v?.kind === '9p' && v.cache === 'none' && /mmap: errno 22/.test(c.message)) {
             c.message += ' (Linux 9p without a writeback cache allows only read-only shared mappings)';
+          }
+          if (b === 'mmap-write' && v?.kind === 'virtiofs' && v.fuseCache === 'none' && /mmap: errno 19/.test(c.message)) {
+            c.message += ' (cache=none opens files DIRECT_IO, which Linux FUSE does not map shared)';
           }
         }
         break;
@@ -239,7 +258,7 @@ export class LabCollector {
         report.elasticity[store] = b;
       }
     } else report.errors.push('the elasticity probes did not all arrive');
-    for (const store of ['9p-none', '9p-loose', 'blk-ext4'] as const) {
+    for (const store of this.visStores) {
       const w = s(`vis-${store}-written`);
       const u = s(`vis-${store}-unmounted`);
       if (w === undefined || u === undefined) report.errors.push(`the visibility probes for ${store} did not arrive`);
