@@ -8,10 +8,30 @@ import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, INIT } from '../../sr
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../../src/backends/fs/backend.js';
 import * as E from '../../src/backends/fs/errno.js';
 import { MMIO } from '../../src/virtio/constants.js';
-import { cases } from '../p9/backends.js';
+import { MemFs } from '../../src/backends/fs/mem-fs.js';
+import { Gate, gated } from '../p9/async-fs.js';
+import { type BackendCase, cases as syncCases } from '../p9/backends.js';
 import { Args, FUSE, FuseClient } from '../support/fuse.js';
 
 const ROOT = 1n;
+
+/** MemFs behind Promises that settle after random delays, so every asynchronous path runs. */
+const asyncCase: BackendCase = {
+  name: 'MemFs answering later',
+  make: () => {
+    const g = new Gate();
+    g.auto = true;
+    return gated(new MemFs(), g);
+  },
+  makeReadOnly: () => {
+    const g = new Gate();
+    g.auto = true;
+    return gated(new MemFs({ tree: { f: 'hello', d: {} }, readOnly: true }), g);
+  },
+  hostPaths: false,
+  cleanup: () => {},
+};
+const cases = [...syncCases, asyncCase];
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
