@@ -5,7 +5,7 @@ import * as node from '../src/node/index.js';
 
 describe('public API', () => {
   it('exports the foundation, devices and backends from the package root', () => {
-    for (const name of ['FlatRam', 'GuestMemoryError', 'MmioTransport', 'QueueDevice', 'SplitQueue', 'VirtioBlk', 'MemoryDisk', 'OverlayDisk', 'Qcow2Disk', 'loadGzipImage', 'Virtio9p', 'MemFs', 'FsBackend', 'Machine', 'Hart', 'WasmMemoryRam', 'HostCallTransport', 'legacyVringLayout', 'VirtioWasmHost']) {
+    for (const name of ['FlatRam', 'GuestMemoryError', 'MmioTransport', 'QueueDevice', 'SplitQueue', 'VirtioBlk', 'MemoryDisk', 'OverlayDisk', 'Qcow2Disk', 'loadGzipImage', 'Virtio9p', 'VirtioFs', 'FuseServer', 'MemFs', 'FsBackend', 'Machine', 'Hart', 'WasmMemoryRam', 'HostCallTransport', 'legacyVringLayout', 'VirtioWasmHost']) {
       expect(typeof (root as Record<string, unknown>)[name], name).toBe('function');
     }
   });
