@@ -86,6 +86,6 @@ describe('storvm bench (boots Linux)', () => {
   it('rejects bad options before booting', async () => {
     const r = await storvm('bench', '--trace', 'scsi');
     expect(r.code).toBe(2);
-    expect(r.err).toBe("storvm: --trace scsi: give 9p or blk\n");
+    expect(r.err).toBe("storvm: --trace scsi: give 9p, fuse or blk\n");
   });
 });

@@ -13,7 +13,9 @@ import { parseBenchArgs } from '../../src/node/lab/bench.js';
 import { guestScript, VARIANTS, WORKLOADS } from '../../src/node/lab/plan.js';
 import { packSparse, unpackSparse, unpackSparseToFile } from '../../src/node/lab/sparse-image.js';
 import { tarDirectory } from '../../src/node/lab/tar.js';
-import { describeReply, describeRequest, formatBlk, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';
+import { describeReply, describeRequest, formatBlk, fuseTracer, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';
+import { FuseServer } from '../../src/devices/fs/server.js';
+import { Args, FUSE } from '../support/fuse.js';
 import { UsageError } from '../../src/node/options.js';
 import { DeferredDisk, pattern, read, S_OK, segments, T_DISCARD, header, write } from '../../src/testing/index.js';
 import { TestDriver } from '../../src/testing/index.js';
@@ -86,6 +88,40 @@ describe('P9Server trace hook and 9P decoding', () => {
   });
 });
 
+describe('FuseServer trace hook and FUSE decoding', () => {
+  it('hands the hook each request and reply, decoded into one line with its latency and data bytes', () => {
+    const lines: string[] = [];
+    const tally = new TraceTally();
+    let t = 0;
+    const server = new FuseServer(new MemFs({ tree: { f: 'hello' } }), { trace: fuseTracer('vfs', () => (t += 0.25), (s) => lines.push(s), tally) });
+    const send = (op: number, nodeid: bigint, body: Uint8Array) => {
+      const m = new Uint8Array(40 + body.length);
+      const dv = new DataView(m.buffer);
+      dv.setUint32(0, m.length, true);
+      dv.setUint32(4, op, true);
+      dv.setBigUint64(16, nodeid, true);
+      m.set(body, 40);
+      const out = new BytesOut(new Uint8Array(8192));
+      server.handle(new BytesIn(m), out);
+      return new DataView(out.buf.buffer);
+    };
+    send(FUSE.INIT, 0n, new Args().u32(7).u32(41).u32(65536).u32(0).zeros(48).done());
+    const node = send(FUSE.LOOKUP, 1n, new Args().str('f').done()).getBigUint64(16, true);
+    send(FUSE.LOOKUP, 1n, new Args().str('nope').done());
+    const fh = send(FUSE.OPEN, node, new Args().u32(0).u32(0).done()).getBigUint64(16, true);
+    send(FUSE.READ, node, new Args().u64(fh).u64(0).u32(100).u32(0).u64(0).u32(0).u32(0).done());
+    send(FUSE.FORGET, node, new Args().u64(1).done());
+    expect(lines).toHaveLength(6);
+    expect(lines[0]).toBe('fuse vfs INIT node=0 len=104  ->  OK len=80  0.250 ms\n');
+    expect(lines[1]).toBe('fuse vfs LOOKUP node=1 len=42 "f"  ->  OK len=144  0.250 ms\n');
+    expect(lines[2]).toBe('fuse vfs LOOKUP node=1 len=45 "nope"  ->  ENOENT (2)  0.250 ms\n');
+    expect(lines[4]).toBe(`fuse vfs READ node=${node} len=80 fh=${fh} offset=0 size=100  ->  OK len=21  0.250 ms\n`);
+    expect(lines[5]).toBe(`fuse vfs FORGET node=${node} len=48 nlookup=1  ->  (no reply)  0.250 ms\n`);
+    expect(tally.count).toBe(6);
+    expect(tally.bytes).toBe(5);
+  });
+});
+
 describe('sparse images and tar', () => {
   it('packs only non-zero blocks and unpacks into a sparse MemoryDisk with the same bytes', () => {
     const img = new Uint8Array(4 * MiB);
@@ -143,6 +179,7 @@ describe('sparse images and tar', () => {
 describe('storvm bench options and plan', () => {
   it('parses its options and rejects bad ones with a UsageError', () => {
     expect(parseBenchArgs([])).toEqual({ sizeMiB: 16, files: 200 });
+    expect(parseBenchArgs(['--trace', 'fuse']).trace).toBe('fuse');
     expect(parseBenchArgs(['--size', '2', '--files', '7', '--json', 'a', '--csv', 'b', '--trace', '9p', '--variants', 'tmpfs,blk-raw'])).toEqual({
       sizeMiB: 2, files: 7, json: 'a', csv: 'b', trace: '9p', variants: ['tmpfs', 'blk-raw'],
     });

@@ -60,7 +60,7 @@ import {
   FsError,
 } from '../../backends/fs/errno.js';
 import type { P9Input as FuseInput, P9Output as FuseOutput } from '../p9/io.js';
-import { scatter, splitAfter } from '../p9/io.js';
+import { RecordingOutput, scatter, splitAfter } from '../p9/io.js';
 import {
   ATTR_OUT_SIZE,
   direntSize,
@@ -109,7 +109,17 @@ export interface FuseServerOptions {
   maxNodes?: number;
   /** Most open handles at a time; more opens answer EMFILE. Default 65,536. */
   maxHandles?: number;
+  /**
+   * Called as each request starts with its first bytes (header and arguments, at most 256; for
+   * WRITE the header and write_in only); the function it returns gets the reply's first bytes
+   * (at most 64, empty when there was no reply). For tracing tools; an untraced server pays one
+   * check per request.
+   */
+  trace?: FuseTraceHook;
 }
+
+/** See {@link FuseServerOptions.trace}. */
+export type FuseTraceHook = (request: Uint8Array) => (reply: Uint8Array) => void;
 
 /** Largest extended attribute value (Linux XATTR_SIZE_MAX). */
 export const FUSE_XATTR_SIZE_MAX = 65536;
@@ -178,6 +188,7 @@ export class FuseServer {
   private readonly r = new FuseReader(this.inBuf);
   private readonly w = new FuseWriter(new Uint8Array(MAX_BUILT_REPLY));
   private readonly timeout: number;
+  private readonly trace: FuseTraceHook | undefined;
 
   constructor(
     readonly fs: FsBackend,
@@ -193,6 +204,7 @@ export class FuseServer {
     this.maxNodes = opts.maxNodes ?? 1 << 20;
     this.maxHandles = opts.maxHandles ?? 65536;
     this.timeout = TIMEOUTS[this.cache];
+    this.trace = opts.trace;
   }
 
   /** Node ids the guest holds (the root included once it was looked up through INIT). */
@@ -225,6 +237,18 @@ export class FuseServer {
    * Answers the reply's length, now or later (0 for FORGET and for a request too short to answer).
    */
   handle(input: FuseInput, out: FuseOutput): Reply {
+    if (this.trace === undefined) return this.serve(input, out);
+    const rout = new RecordingOutput(out);
+    let end: ((reply: Uint8Array) => void) | undefined;
+    const r = this.serve(input, rout, (head) => (end = this.trace!(head)));
+    const report = (n: number): number => {
+      end?.(n > 0 ? rout.head(Math.min(n, 64)) : new Uint8Array(0));
+      return n;
+    };
+    return r instanceof Promise ? r.then(report) : report(r);
+  }
+
+  private serve(input: FuseInput, out: FuseOutput, started?: (head: Uint8Array) => void): Reply {
     const total = input.remaining;
     const buf = this.inBuf;
     if (total < IN_HEADER_SIZE) return 0;
@@ -239,10 +263,18 @@ export class FuseServer {
       gid: hv.getUint32(28, true),
       out,
     };
-    if (len !== total) return this.error(req, EINVAL);
-    if (opcode === FUSE.WRITE) return this.write(input, req, len);
-    if (len > MAX_REQUEST) return this.error(req, E2BIG);
+    if (len !== total || (opcode !== FUSE.WRITE && len > MAX_REQUEST)) {
+      started?.(buf.slice(0, IN_HEADER_SIZE));
+      return this.error(req, len !== total ? EINVAL : E2BIG);
+    }
+    if (opcode === FUSE.WRITE) {
+      const head = Math.min(len, IN_HEADER_SIZE + WRITE_IN_SIZE);
+      if (input.read(buf.subarray(IN_HEADER_SIZE, head)) !== head - IN_HEADER_SIZE) return this.error(req, EINVAL);
+      started?.(buf.slice(0, head));
+      return this.write(input, req, len);
+    }
     if (input.read(buf.subarray(IN_HEADER_SIZE, len)) !== len - IN_HEADER_SIZE) return this.error(req, EINVAL);
+    started?.(buf.slice(0, Math.min(len, 256)));
     this.r.reset(len, IN_HEADER_SIZE);
     if (!this.initialized && opcode !== FUSE.INIT) {
       if (opcode === FUSE.FORGET || opcode === FUSE.BATCH_FORGET || opcode === FUSE.INTERRUPT) return 0;
@@ -977,11 +1009,9 @@ export class FuseServer {
     return OUT_HEADER_SIZE + done;
   }
 
+  /** WRITE, with the header and write_in already in inBuf; the payload is still in `input`. */
   private write(input: FuseInput, q: Req, len: number): Reply {
-    const buf = this.inBuf;
-    if (len < IN_HEADER_SIZE + WRITE_IN_SIZE || input.read(buf.subarray(IN_HEADER_SIZE, IN_HEADER_SIZE + WRITE_IN_SIZE)) !== WRITE_IN_SIZE) {
-      return this.error(q, EINVAL);
-    }
+    if (len < IN_HEADER_SIZE + WRITE_IN_SIZE) return this.error(q, EINVAL);
     if (!this.initialized) return this.error(q, EIO);
     const r = this.r;
     r.reset(IN_HEADER_SIZE + WRITE_IN_SIZE, IN_HEADER_SIZE);

@@ -21,7 +21,7 @@ import { VARIANTS, VIRTIOFS_VARIANTS } from './plan.js';
 import { type BenchReport, formatTable, toCsv, toJson } from './report.js';
 import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab } from './session.js';
 import { unpackSparse } from './sparse-image.js';
-import { blkTracer, p9Tracer, TraceTally } from './trace.js';
+import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './trace.js';
 
 type Stream = { write(chunk: string | Uint8Array): unknown };
 
@@ -30,7 +30,7 @@ export interface BenchArgs {
   files: number;
   json?: string;
   csv?: string;
-  trace?: '9p' | 'blk';
+  trace?: '9p' | 'fuse' | 'blk';
   /** Only these variants (for tests; --variants a,b). */
   variants?: string[];
 }
@@ -39,7 +39,7 @@ export const BENCH_USAGE = `  bench [options]             measure 9p, virtio-fs 
     --size MiB                  sequential data per run (default 16, at most 256)
     --files N                   small files to create, stat and unlink (default 200)
     --json FILE, --csv FILE     also write the results there
-    --trace 9p|blk              print every 9P message or block request with its device time
+    --trace 9p|fuse|blk         print every 9P message, FUSE request or block request with its device time
     --variants A,B…             run only these columns (${VARIANTS.map((v) => v.id).join(', ')})`;
 
 export function parseBenchArgs(argv: string[]): BenchArgs {
@@ -71,7 +71,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         break;
       case '--trace': {
         const t = value(i++, o);
-        if (t !== '9p' && t !== 'blk') throw new UsageError(`--trace ${t}: give 9p or blk`);
+        if (t !== '9p' && t !== 'fuse' && t !== 'blk') throw new UsageError(`--trace ${t}: give 9p, fuse or blk`);
         a.trace = t;
         break;
       }
@@ -121,11 +121,14 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
     const writeOut = (s: string) => out.write(s);
     const blkTrace = args.trace === 'blk';
     const p9Trace = args.trace === '9p';
+    const fuseTrace = args.trace === 'fuse';
     const devices = [
       new VirtioBlk(raw, { serial: 'storvm-lab-raw', ...(blkTrace ? { trace: blkTracer('vda', now, writeOut, tally) } : {}) }),
       new VirtioBlk(ext4, { serial: 'storvm-lab-ext4', ...(blkTrace ? { trace: blkTracer('vdb', now, writeOut, tally) } : {}) }),
       new Virtio9p(new HostFs(shareDir), { tag: 'bench', ...(p9Trace ? { trace: p9Tracer(now, writeOut, tally) } : {}) }),
-      ...VIRTIOFS_VARIANTS.map((v) => new VirtioFs(new HostFs(shareDir), { tag: v.id, cache: v.fuseCache! })),
+      ...VIRTIOFS_VARIANTS.map(
+        (v) => new VirtioFs(new HostFs(shareDir), { tag: v.id, cache: v.fuseCache!, ...(fuseTrace ? { trace: fuseTracer(v.id, now, writeOut, tally) } : {}) }),
+      ),
       new Virtio9p(new HostFs(labDir, { readOnly: true }), { tag: 'lab' }),
     ];
     const kernel = gunzipSync(readFileSync(LAB_IMAGES.kernelGz));
@@ -141,7 +144,7 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
       err.write(errIsTTY ? `\r\x1b[K${line}` : `${line}\n`);
     };
     const endTrace = () => {
-      if (args.trace !== undefined && current !== '') writeOut(tally.line(current, args.trace === '9p' ? 'messages' : 'requests'));
+      if (args.trace !== undefined && current !== '') writeOut(tally.line(current, args.trace === 'blk' ? 'requests' : 'messages'));
       tally.reset();
     };
     let machine: Machine | undefined = undefined;

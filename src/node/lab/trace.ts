@@ -1,11 +1,13 @@
 /**
- * `storvm bench --trace 9p|blk`: one line per 9P message or block request, decoded, with the time
+ * `storvm bench --trace 9p|fuse|blk`: one line per 9P message, FUSE request or block request, decoded, with the time
  * the device took to answer it (host milliseconds from the request reaching the device to its
  * reply being written; the guest's own time in its driver and in the queue is not included).
  */
 import type { BlkTraceHook } from '../../devices/blk/device.js';
 import { Decoder, P9 } from '../../devices/p9/wire.js';
 import type { P9TraceHook } from '../../devices/p9/server.js';
+import { FUSE } from '../../devices/fs/fuse.js';
+import type { FuseTraceHook } from '../../devices/fs/server.js';
 
 const BLK_TYPES: Record<number, string> = { 0: 'READ', 1: 'WRITE', 4: 'FLUSH', 8: 'GET_ID', 11: 'DISCARD', 13: 'WRITE_ZEROES' };
 const BLK_STATUS: Record<number, string> = { 0: 'OK', 1: 'IOERR', 2: 'UNSUPP' };
@@ -135,6 +137,59 @@ export function p9Tracer(now: () => number, write: (s: string) => void, tally: T
       const ms = now() - t0;
       tally.add(dataBytes(req, reply), ms);
       write(`9p  ${describeRequest(req)}  ->  ${describeReply(reply)}  ${ms.toFixed(3)} ms\n`);
+    };
+  };
+}
+
+const FUSE_NAMES: Record<number, string> = {};
+for (const [k, v] of Object.entries(FUSE)) FUSE_NAMES[v] = k;
+/** Opcodes whose first argument after a fixed struct of this many bytes is a name. */
+const FUSE_NAME_AT: Record<number, number> = {
+  [FUSE.LOOKUP]: 0, [FUSE.UNLINK]: 0, [FUSE.RMDIR]: 0, [FUSE.SYMLINK]: 0, [FUSE.MKDIR]: 8, [FUSE.MKNOD]: 16,
+  [FUSE.CREATE]: 16, [FUSE.RENAME]: 8, [FUSE.RENAME2]: 16, [FUSE.LINK]: 8, [FUSE.GETXATTR]: 8, [FUSE.SETXATTR]: 8, [FUSE.REMOVEXATTR]: 0,
+};
+
+/** Decodes a FUSE request's opcode, node id and key fields (its first bytes, as the server trace gives them). */
+export function describeFuseRequest(b: Uint8Array): string {
+  if (b.length < 40) return `(short request, ${b.length} bytes)`;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const op = dv.getUint32(4, true);
+  let f = `${FUSE_NAMES[op] ?? `op${op}`} node=${dv.getBigUint64(16, true)} len=${dv.getUint32(0, true)}`;
+  const at = FUSE_NAME_AT[op];
+  if (at !== undefined && b.length > 40 + at) {
+    const rest = b.subarray(40 + at);
+    const nul = rest.indexOf(0);
+    f += ` ${str(new TextDecoder().decode(rest.subarray(0, nul < 0 ? rest.length : nul)))}`;
+  }
+  if ((op === FUSE.READ || op === FUSE.WRITE || op === FUSE.READDIR || op === FUSE.READDIRPLUS) && b.length >= 60) {
+    f += ` fh=${dv.getBigUint64(40, true)} offset=${dv.getBigUint64(48, true)} size=${dv.getUint32(56, true)}`;
+  }
+  if (op === FUSE.FORGET && b.length >= 48) f += ` nlookup=${dv.getBigUint64(40, true)}`;
+  if (op === FUSE.BATCH_FORGET && b.length >= 44) f += ` count=${dv.getUint32(40, true)}`;
+  return f;
+}
+
+/** A reply's outcome: OK with its length, or the errno. */
+export function describeFuseReply(b: Uint8Array): string {
+  if (b.length < 16) return '(no reply)';
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const err = -dv.getInt32(4, true);
+  return err === 0 ? `OK len=${dv.getUint32(0, true)}` : `${ERRNO[err] ?? 'errno'} (${err})`;
+}
+
+/** A FUSE trace hook writing lines to `write`, and counting into `tally` (data = READ/WRITE bytes). */
+export function fuseTracer(label: string, now: () => number, write: (s: string) => void, tally: TraceTally): FuseTraceHook {
+  return (req) => {
+    const t0 = now();
+    return (reply) => {
+      const ms = now() - t0;
+      const dv = new DataView(req.buffer, req.byteOffset, req.byteLength);
+      const op = req.length >= 8 ? dv.getUint32(4, true) : 0;
+      let data = 0;
+      if (op === FUSE.WRITE && req.length >= 60) data = dv.getUint32(56, true);
+      else if (op === FUSE.READ && reply.length >= 16) data = new DataView(reply.buffer, reply.byteOffset).getUint32(0, true) - 16;
+      tally.add(Math.max(0, data), ms);
+      write(`fuse ${label} ${describeFuseRequest(req)}  ->  ${describeFuseReply(reply)}  ${ms.toFixed(3)} ms\n`);
     };
   };
 }
