@@ -72,7 +72,7 @@ describe('storvm bench (boots Linux)', () => {
     expect(readFileSync(csv, 'utf8').trim().split('\n')).toHaveLength(1 + VARIANTS.length * WORKLOADS.length);
     expect(r.err).toMatch(/storvm bench \[ *\d+\/101\] \d+s vfs-always untar/);
     expect(r.err).toContain('storvm bench: mmap-write on 9p-512k-none failed');
-  });
+  }, 240_000); // eleven columns in one boot: about a minute on a quiet 2-core host
 
   it('--trace blk prints each block request with its device time', async () => {
     const r = await storvm('bench', '--size', '1', '--files', '2', '--trace', 'blk', '--variants', 'blk-raw');
