@@ -3,6 +3,7 @@
  * `mount -t virtiofs TAG DIR` and files cross both ways, from the CLI over HostFs and from the
  * API over MemFs.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +49,19 @@ describe('virtio-fs in a Linux guest', () => {
     expect(readFileSync(join(share, 'from-guest.txt'), 'utf8')).toBe('written in the guest\n');
     expect(new Uint8Array(readFileSync(join(share, 'copy.bin')))).toEqual(big);
     expect(readlinkSync(join(share, 'sub', 'l'))).toBe('../x');
+  }, 120_000); // a 1 MiB cp and md5sum in the emulated guest: about 20 s on a busy host
+
+  it('storvm boot --share DIR:virtiofs mounts the share before the console shell starts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-vfs-boot-'));
+    writeFileSync(join(dir, 'note.txt'), 'seen-from-boot\n');
+    const out = execFileSync(process.execPath, ['bin/storvm.mjs', 'boot', '--mem', '64', '--share', `${dir}:virtiofs`], {
+      cwd: new URL('../../', import.meta.url),
+      input: 'cat /mnt/host/note.txt\necho made-in-shell > /mnt/host/back.txt\nexit\n',
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(out).toContain('\nseen-from-boot\r\n');
+    expect(readFileSync(join(dir, 'back.txt'), 'utf8')).toBe('made-in-shell\n');
   });
 
   it('new VirtioFs(new MemFs(), { tag }) from the package root mounts in the guest', async () => {
