@@ -303,6 +303,20 @@ for (const bc of cases) {
   });
 }
 
+describe('FUSE over a backend that answers later although it says it is synchronous', () => {
+  it('READ still fills the reply, through several descriptors', async () => {
+    const g = new Gate();
+    g.auto = true;
+    const inner = gated(new MemFs({ tree: { f: 'x'.repeat(10_000) } }), g);
+    const fs = new Proxy(inner, { get: (t, p, r) => (p === 'asynchronous' ? false : Reflect.get(t, p, r)) });
+    const c = new FuseClient(new VirtioFs(fs));
+    await c.init();
+    const f = await c.lookup(ROOT, 'f');
+    const { fh } = await c.open(f.nodeid, 0);
+    expect(dec(await c.read(f.nodeid, fh, 0, 10_000, { piece: 1000 }))).toBe('x'.repeat(10_000));
+  });
+});
+
 function readEntryOf(d: DataView) {
   return { nodeid: d.getBigUint64(0, true), attr: { mode: d.getUint32(40 + 60, true), nlink: d.getUint32(40 + 64, true) } };
 }
