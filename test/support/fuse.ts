@@ -8,7 +8,7 @@ import { FlatRam } from '../../src/memory/flat-ram.js';
 import { DESC_F_NEXT, DESC_F_WRITE } from '../../src/virtio/constants.js';
 import type { VirtioDevice } from '../../src/virtio/device.js';
 import { ATTR_SIZE, FUSE, IN_HEADER_SIZE, OUT_HEADER_SIZE } from '../../src/devices/fs/fuse.js';
-import { type DriverQueue, RAM_BASE, TestDriver } from './driver.js';
+import { type DriverQueue, RAM_BASE, TestDriver } from '../../src/testing/driver.js';
 
 export { FUSE };
 
@@ -120,18 +120,20 @@ export class FuseClient {
   private unique = 1n;
   private readonly req: number;
   private readonly reply: number;
+  private readonly ram: FlatRam;
 
   constructor(
     readonly device: VirtioDevice,
     ramBytes = 24 << 20,
   ) {
-    this.drv = new TestDriver(device, new FlatRam(RAM_BASE, ramBytes)).init({ queueSizes: device.queueMaxSizes.map(() => 128) });
+    this.ram = new FlatRam(RAM_BASE, ramBytes);
+    this.drv = new TestDriver(device, this.ram).init({ queueSizes: device.queueMaxSizes.map(() => 128) });
     this.req = this.drv.allocator.alloc(REQ_BYTES, 4096);
     this.reply = this.drv.allocator.alloc(REPLY_BYTES, 4096);
   }
 
   get mem(): FlatRam {
-    return this.drv.mem;
+    return this.ram;
   }
 
   /** A request's bytes: the in-header (len set to the total unless given) and the arguments. */
