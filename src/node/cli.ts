@@ -35,7 +35,7 @@ options of run and boot:
   --deterministic             guest time follows retired instructions, so a run replays exactly
   --cpu interp|wasm           how guest code runs: interpreted (default) or hot code translated to WebAssembly
   --verbose                   show kernel messages
-  --trace 9p|blk[,…]          print every 9P message or block request, decoded, with its device time
+  --trace 9p|fuse|blk[,…]     print every 9P message, FUSE request or block request, decoded, with its device time
   --trace-file FILE           write the trace there instead of to standard error
 
   -h, --help                  this text

@@ -12,7 +12,7 @@ import { VirtioBlk } from '../devices/blk/device.js';
 import { Machine, type MachineOptions } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { HostFs } from './host-fs.js';
-import { blkTracer, p9Tracer, TraceTally } from './lab/trace.js';
+import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './lab/trace.js';
 import { nodeHost } from './host.js';
 import { openDiskImage, type OpenedImage } from './image-disk.js';
 import { UsageError, type MachineArgs } from './options.js';
@@ -70,8 +70,10 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
   const now = () => performance.now();
   const blkTally = new TraceTally();
   const p9Tally = new TraceTally();
+  const fuseTally = new TraceTally();
   const traceBlk = trace !== undefined && args.trace.includes('blk') ? trace : undefined;
   const trace9p = trace !== undefined && args.trace.includes('9p') ? trace : undefined;
+  const traceFuse = trace !== undefined && args.trace.includes('fuse') ? trace : undefined;
   const opened: OpenedImage[] = [];
   const closeAll = async () => {
     await Promise.all(opened.map((o) => o.close()));
@@ -94,7 +96,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     for (const [i, s] of args.shares.entries()) {
       const fs = new HostFs(s.dir, { readOnly: s.readOnly });
       if (s.virtiofs !== undefined) {
-        devices.push(new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs }));
+        devices.push(new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
         mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
         continue;
       }
@@ -120,6 +122,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const traceSummary = (): string[] => [
       ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
       ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
+      ...(traceFuse ? [fuseTally.line('fuse', 'requests')] : []),
     ];
     return { machine, close: closeAll, traceSummary };
   } catch (e) {

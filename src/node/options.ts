@@ -45,7 +45,7 @@ export interface MachineArgs {
   traceFile?: string;
 }
 
-export type TraceKind = '9p' | 'blk';
+export type TraceKind = '9p' | 'fuse' | 'blk';
 
 const TAG_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
@@ -157,7 +157,7 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
       case '--trace': {
         const v = value(i++, a);
         for (const k of v.split(',')) {
-          if (k !== '9p' && k !== 'blk') throw new UsageError(`--trace ${v}: give 9p, blk or 9p,blk`);
+          if (k !== '9p' && k !== 'fuse' && k !== 'blk') throw new UsageError(`--trace ${v}: give 9p, fuse, blk or a list like 9p,blk`);
           if (!args.trace.includes(k)) args.trace.push(k);
         }
         break;
@@ -179,7 +179,7 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         throw new UsageError(a.startsWith('-') ? `unknown option '${a}'` : `unexpected argument '${a}' (put the guest command after --)`);
     }
   }
-  if (args.traceFile !== undefined && args.trace.length === 0) throw new UsageError('--trace-file needs --trace 9p|blk');
+  if (args.traceFile !== undefined && args.trace.length === 0) throw new UsageError('--trace-file needs --trace 9p|fuse|blk');
   if (args.disks.length + args.shares.length > 8) throw new UsageError('at most 8 disks and shares in all');
   const tags = new Set(args.shares.map((s) => s.tag));
   if (tags.size !== args.shares.length) throw new UsageError('two shares have the same tag');

@@ -42,13 +42,19 @@ describe('virtio-fs in a Linux guest', () => {
       'cat /mnt/r/r.txt; (echo no > /mnt/r/w) 2>/dev/null || echo refused',
       'mount | grep -c virtiofs',
     ].join('; ');
-    const r = await storvm('run', '--mem', '64', '--share', `${share}:virtiofs`, '--share', `${ro}:r:ro:virtiofs=none`, '--', script);
+    const traceFile = join(dir, 'fuse.trace');
+    const r = await storvm('run', '--mem', '64', '--share', `${share}:virtiofs`, '--share', `${ro}:r:ro:virtiofs=none`, '--trace', 'fuse', '--trace-file', traceFile, '--', script);
     expect(r.err).toBe('');
     expect(r.out).toBe('written on the host\n1\nbig.bin copy.bin from-guest.txt from-host.txt sub \nread only\nrefused\n2\n');
     expect(r.code).toBe(0);
     expect(readFileSync(join(share, 'from-guest.txt'), 'utf8')).toBe('written in the guest\n');
     expect(new Uint8Array(readFileSync(join(share, 'copy.bin')))).toEqual(big);
     expect(readlinkSync(join(share, 'sub', 'l'))).toBe('../x');
+    // --trace fuse: one line per request of either share, and the summary.
+    const trace = readFileSync(traceFile, 'utf8');
+    expect(trace).toMatch(/^fuse host LOOKUP node=1 len=\d+ "from-host.txt"  ->  OK len=144  \d+\.\d{3} ms$/m);
+    expect(trace).toMatch(/^fuse r LOOKUP node=1 len=\d+ "w"  ->  ENOENT \(2\)/m); // the ro mount refuses the create itself
+    expect(trace).toMatch(/^# fuse: \d+ requests, [1-9][\d.]* MiB of data/m);
   }, 120_000); // a 1 MiB cp and md5sum in the emulated guest: about 20 s on a busy host
 
   it('storvm boot --share DIR:virtiofs mounts the share before the console shell starts', () => {
