@@ -49,13 +49,15 @@ describe('storvm CLI: bad input is one line and a non-zero exit, before anything
 
 describe('option parsing', () => {
   it('reads disks, shares with tags and read-only flags, and the command', () => {
-    const a = parseMachineArgs(['--mem', '64', '--disk', `${file}:ro`, '--share', dir, '--share', `${dir}:data:ro`, '--deterministic', '--', 'ls', '-l'], true);
+    const a = parseMachineArgs(['--mem', '64', '--disk', `${file}:ro`, '--share', dir, '--share', `${dir}:data:ro`, '--share', `${dir}:pt:passthrough:ro`, '--deterministic', '--', 'ls', '-l'], true);
     expect(a.memoryMiB).toBe(64);
     expect(a.disks).toEqual([{ path: file, readOnly: true }]);
     expect(a.shares).toEqual([
-      { dir, tag: 'host', readOnly: false },
-      { dir, tag: 'data', readOnly: true },
+      { dir, tag: 'host', readOnly: false, mode: 'mapped' },
+      { dir, tag: 'data', readOnly: true, mode: 'mapped' },
+      { dir, tag: 'pt', readOnly: true, mode: 'passthrough' },
     ]);
+    expect(parseShare(`${dir}:ro:passthrough`, 0)).toEqual({ dir, tag: 'host', readOnly: true, mode: 'passthrough' });
     expect(a.deterministic).toBe(true);
     expect(a.cpu).toBeUndefined();
     expect(parseMachineArgs(['--cpu', 'interp', '--', 'true'], true).cpu).toBe('interp');

@@ -26,7 +26,10 @@ options of run and boot:
   --mem MiB                   guest RAM (default 256)
   --disk FILE[:ro]            attach a raw, .gz or qcow2 image as /dev/vda, /dev/vdb, … (repeatable;
                               .gz and qcow2 get an in-memory copy-on-write layer unless :ro)
-  --share DIR[:TAG][:ro]      share a host directory over 9p: the first at /mnt/host, others at /mnt/TAG
+  --share DIR[:TAG][:ro][:passthrough]
+                              share a host directory over 9p: the first at /mnt/host, others at /mnt/TAG;
+                              guest owners, modes, node types and xattrs are kept in DIR/.storvm
+                              (:passthrough: use the host's own, regular files only)
   --kernel FILE, --initrd FILE   boot these instead of guest-images/
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly

@@ -69,7 +69,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     }
     const shareArgs: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly }), { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode }), { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');

@@ -19,6 +19,8 @@ export interface ShareSpec {
   dir: string;
   tag: string;
   readOnly: boolean;
+  /** How guest metadata is kept: in a store beside the files (mapped), or as the host's own. */
+  mode: 'mapped' | 'passthrough';
 }
 
 export interface MachineArgs {
@@ -69,11 +71,20 @@ export function parseDisk(spec: string): DiskSpec {
   return { path: checkFile(path, 'disk'), readOnly };
 }
 
-/** `DIR[:TAG][:ro]` */
+/** `DIR[:TAG][:ro][:passthrough]` (the last two in either order) */
 export function parseShare(spec: string, index: number): ShareSpec {
   let rest = spec;
-  const readOnly = rest.endsWith(':ro');
-  if (readOnly) rest = rest.slice(0, -3);
+  let readOnly = false;
+  let mode: ShareSpec['mode'] = 'mapped';
+  for (;;) {
+    if (!readOnly && rest.endsWith(':ro')) {
+      readOnly = true;
+      rest = rest.slice(0, -3);
+    } else if (mode === 'mapped' && rest.endsWith(':passthrough')) {
+      mode = 'passthrough';
+      rest = rest.slice(0, -12);
+    } else break;
+  }
   let tag = index === 0 ? 'host' : `share${index}`;
   const colon = rest.lastIndexOf(':');
   if (colon > 0) {
@@ -90,7 +101,7 @@ export function parseShare(spec: string, index: number): ShareSpec {
     throw new UsageError(`share ${rest}: no such directory`);
   }
   if (!st.isDirectory()) throw new UsageError(`share ${rest}: not a directory`);
-  return { dir, tag, readOnly };
+  return { dir, tag, readOnly, mode };
 }
 
 /** Parses the options of `run` / `boot`. */
