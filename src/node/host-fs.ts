@@ -58,6 +58,7 @@ import {
   S_IFREG,
   S_IFSOCK,
   makeDev,
+  nextVersion,
 } from '../backends/fs/backend.js';
 import * as E from '../backends/fs/errno.js';
 import { FsError, fsError } from '../backends/fs/errno.js';
@@ -94,7 +95,8 @@ export class HostNode implements FsNode {
   refs = 0;
   /** The name went away (unlinked or replaced); only open files still reach the inode. */
   gone = false;
-  version = 0;
+  /** The qid version: from the host's mtime and size, bumped by our own changes; never 0. */
+  version = 1;
   /** An open fd of this directory (-1: none), cached for walking. */
   fd = -1;
   constructor(
@@ -192,6 +194,11 @@ function hostFlags(flags: number): number {
   if (flags & O_TRUNC) f |= C.O_TRUNC;
   if (flags & O_APPEND) f |= C.O_APPEND;
   return f | C.O_NOFOLLOW | (C.O_NONBLOCK ?? 0);
+}
+
+/** A qid version from a host stat, as QEMU makes one (mtime ^ size << 8), never 0. */
+function versionOf(st: fs.BigIntStats): number {
+  return Number((st.mtimeNs ^ (st.size << 8n)) & 0xffffffffn) || 1;
 }
 
 /** A host stat in Linux's units. */
@@ -498,7 +505,9 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
       known.mode = mode;
       return known;
     }
-    return new HostNode(dir, name, st.ino, mode);
+    const n = new HostNode(dir, name, st.ino, mode);
+    n.version = versionOf(st);
+    return n;
   }
 
   override retain(node: HostNode): void {
@@ -619,7 +628,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     } catch (err) {
       return fail(err);
     }
-    node.version = (node.version + 1) >>> 0;
+    node.version = nextVersion(node.version);
     return undefined;
   }
 
@@ -688,7 +697,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
         fs.unlinkSync(p);
         return made;
       }
-      dir.version = (dir.version + 1) >>> 0;
+      dir.version = nextVersion(dir.version);
       return new HostFile(this.child(dir, name, st), fd, flags);
     } catch (err) {
       if (fd >= 0) fs.closeSync(fd);
@@ -718,7 +727,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     if (this.ro) return e(E.EROFS);
     try {
       const n = fs.writeSync(file.fd, src, 0, src.length, offset);
-      file.node.version = (file.node.version + 1) >>> 0;
+      file.node.version = nextVersion(file.node.version);
       return n;
     } catch (err) {
       return fail(err);
@@ -793,7 +802,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
         else fs.unlinkSync(p);
         return r;
       }
-      dir.version = (dir.version + 1) >>> 0;
+      dir.version = nextVersion(dir.version);
       return this.child(dir, name, st);
     } catch (err) {
       return fail(err);
@@ -880,7 +889,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     } catch (err) {
       return fail(err);
     }
-    dir.version = (dir.version + 1) >>> 0;
+    dir.version = nextVersion(dir.version);
     return undefined;
   }
 
@@ -920,8 +929,8 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
       moved.name = newName;
       (newDir.children ??= new Map()).set(newName, moved);
     }
-    oldDir.version = (oldDir.version + 1) >>> 0;
-    newDir.version = (newDir.version + 1) >>> 0;
+    oldDir.version = nextVersion(oldDir.version);
+    newDir.version = nextVersion(newDir.version);
     return undefined;
   }
 
@@ -953,7 +962,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
       if (gone.fd >= 0) this.closeFd(gone);
       dir.children!.delete(name);
     }
-    dir.version = (dir.version + 1) >>> 0;
+    dir.version = nextVersion(dir.version);
     return undefined;
   }
 

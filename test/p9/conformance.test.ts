@@ -335,6 +335,17 @@ for (const { bc, packed } of runs) {
       expect([st.atimeNsec, st.mtimeNsec]).toEqual([123456789, 987654321]);
     });
 
+    it('never gives a regular file qid version 0 (Linux would then bypass cache=loose)', async () => {
+      const c = await mounted();
+      await c.walk(0, 1, []);
+      const made = await c.lcreate(1, 'fresh', O_RDWR);
+      await c.walk(0, 2, ['fresh']);
+      const walked = (await c.walk(0, 3, ['fresh']))[0]!;
+      const opened = (await c.lopen(2, 0)).qid;
+      const st = await c.getattr(3);
+      for (const q of [made, walked, opened, st.qid]) expect(q.version).not.toBe(0);
+    });
+
     it('follows a path deeper than 64 KiB', async () => {
       const c = await mounted();
       await c.walk(0, 1, []);
