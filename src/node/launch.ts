@@ -51,7 +51,9 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
   const traceBlk = trace !== undefined && args.trace.includes('blk') ? trace : undefined;
   const trace9p = trace !== undefined && args.trace.includes('9p') ? trace : undefined;
   const opened: OpenedImage[] = [];
+  const shares: HostFs[] = [];
   const closeAll = async () => {
+    for (const s of shares.splice(0)) s.dispose();
     await Promise.all(opened.map((o) => o.close()));
   };
   try {
@@ -69,7 +71,9 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     }
     const shareArgs: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      devices.push(new Virtio9p(new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode }), { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+      const share = new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode });
+      shares.push(share);
+      devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
