@@ -151,7 +151,7 @@ async function main(): Promise<void> {
     onConsole: (b) => {
       const s = td.decode(b, { stream: true });
       text += s;
-      process.stderr.write(s.replace(/^ {2}.*\n/gm, ''));
+      process.stderr.write(s);
     },
   });
   const r = await machine.run();
