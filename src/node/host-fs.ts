@@ -480,7 +480,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     if (st.isDirectory() || Number(st.nlink) <= 1) {
       const rec = this.record(node, facts(st));
       if (rec !== undefined) this.orphan(st.ino, rec);
-      void this.store.drop(st.ino);
+      this.dropRecord(st.ino);
     }
   }
 
@@ -708,7 +708,29 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
   /** Stores the record of a node the guest just made (mapped mode). */
   private record0(st: fs.BigIntStats, mode: number, creds: FsCreds, rdev: number): FsError | undefined {
     if (this.store === undefined) return undefined;
-    return this.put(st.ino, newRecord(facts(st), mode, creds, rdev, systemNow()));
+    const f = facts(st);
+    const rec = newRecord(f, mode, creds, rdev, systemNow());
+    const shown = mappedStat(f, undefined);
+    if (shown.mode === rec.mode && shown.uid === rec.uid && shown.gid === rec.gid && shown.rdev === rec.rdev) {
+      // The host shows the guest's view already (storvm as root, say): no record, and none left
+      // over from an earlier inode with this number.
+      if (this.record(undefined, f) !== undefined) this.dropRecord(st.ino);
+      return undefined;
+    }
+    return this.put(st.ino, rec);
+  }
+
+  /** Removes an inode's record; a store left empty goes too, so a share ends as it began. */
+  private dropRecord(ino: bigint): void {
+    void this.store!.drop(ino);
+    if (this.storeFd < 0 && this.useFds) return;
+    try {
+      fs.rmdirSync(this.useFds ? `/proc/self/fd/${this.rootFd}/${META_DIR}` : this.dir + path.sep + META_DIR);
+    } catch {
+      return; // not empty (or not ours): kept
+    }
+    if (this.storeFd >= 0) fs.closeSync(this.storeFd);
+    this.storeFd = -1;
   }
 
   override read(file: HostFile, offset: number, dst: Uint8Array): FsReply<number> {
