@@ -50,13 +50,15 @@ describe('storvm CLI: bad input is one line and a non-zero exit, before anything
 
 describe('option parsing', () => {
   it('reads disks, shares with tags and read-only flags, and the command', () => {
-    const a = parseMachineArgs(['--mem', '64', '--disk', `${file}:ro`, '--share', dir, '--share', `${dir}:data:ro`, '--deterministic', '--', 'ls', '-l'], true);
+    const a = parseMachineArgs(['--mem', '64', '--disk', `${file}:ro`, '--share', dir, '--share', `${dir}:data:ro`, '--share', `${dir}:pt:passthrough:ro`, '--deterministic', '--', 'ls', '-l'], true);
     expect(a.memoryMiB).toBe(64);
     expect(a.disks).toEqual([{ path: file, readOnly: true }]);
     expect(a.shares).toEqual([
-      { dir, tag: 'host', readOnly: false },
-      { dir, tag: 'data', readOnly: true },
+      { dir, tag: 'host', readOnly: false, mode: 'mapped' },
+      { dir, tag: 'data', readOnly: true, mode: 'mapped' },
+      { dir, tag: 'pt', readOnly: true, mode: 'passthrough' },
     ]);
+    expect(parseShare(`${dir}:ro:passthrough`, 0)).toEqual({ dir, tag: 'host', readOnly: true, mode: 'passthrough' });
     expect(a.deterministic).toBe(true);
     expect(a.cpu).toBeUndefined();
     expect(parseMachineArgs(['--cpu', 'interp', '--', 'true'], true).cpu).toBe('interp');
@@ -65,11 +67,12 @@ describe('option parsing', () => {
   });
 
   it('reads virtio-fs shares: :virtiofs with or without :ro and a cache mode, tags of at most 36 characters', () => {
-    expect(parseShare(`${dir}:virtiofs`, 0)).toEqual({ dir, tag: 'host', readOnly: false, virtiofs: 'auto' });
-    expect(parseShare(`${dir}:t:ro:virtiofs`, 1)).toEqual({ dir, tag: 't', readOnly: true, virtiofs: 'auto' });
-    expect(parseShare(`${dir}:t:virtiofs=none:ro`, 1)).toEqual({ dir, tag: 't', readOnly: true, virtiofs: 'none' });
-    expect(parseShare(`${dir}:virtiofs=always`, 2)).toEqual({ dir, tag: 'share2', readOnly: false, virtiofs: 'always' });
-    expect(parseShare(`${dir}:ro`, 0)).toEqual({ dir, tag: 'host', readOnly: true });
+    expect(parseShare(`${dir}:virtiofs`, 0)).toEqual({ dir, tag: 'host', readOnly: false, mode: 'mapped', virtiofs: 'auto' });
+    expect(parseShare(`${dir}:t:ro:virtiofs`, 1)).toEqual({ dir, tag: 't', readOnly: true, mode: 'mapped', virtiofs: 'auto' });
+    expect(parseShare(`${dir}:t:virtiofs=none:ro`, 1)).toEqual({ dir, tag: 't', readOnly: true, mode: 'mapped', virtiofs: 'none' });
+    expect(parseShare(`${dir}:virtiofs=always`, 2)).toEqual({ dir, tag: 'share2', readOnly: false, mode: 'mapped', virtiofs: 'always' });
+    expect(parseShare(`${dir}:t:passthrough:virtiofs:ro`, 1)).toEqual({ dir, tag: 't', readOnly: true, mode: 'passthrough', virtiofs: 'auto' });
+    expect(parseShare(`${dir}:ro`, 0)).toEqual({ dir, tag: 'host', readOnly: true, mode: 'mapped' });
     expect(() => parseShare(`${dir}:virtiofs=sometimes`, 0)).toThrow(/virtiofs cache 'sometimes': use none, auto or always/);
     expect(() => parseShare(`${dir}:${'t'.repeat(37)}:virtiofs`, 0)).toThrow(/at most 36/);
     expect(parseShare(`${dir}:${'t'.repeat(37)}`, 0).tag).toHaveLength(37); // 9p tags may be longer

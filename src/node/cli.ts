@@ -26,10 +26,12 @@ options of run and boot:
   --mem MiB                   guest RAM (default 256)
   --disk FILE[:ro]            attach a raw, .gz or qcow2 image as /dev/vda, /dev/vdb, … (repeatable;
                               .gz and qcow2 get an in-memory copy-on-write layer unless :ro)
-  --share DIR[:TAG][:ro][:virtiofs]
+  --share DIR[:TAG][:ro][:passthrough][:virtiofs]
                               share a host directory over 9p (or virtio-fs with :virtiofs, cache
                               mode :virtiofs=none|auto|always, default auto): the first at
-                              /mnt/host, others at /mnt/TAG
+                              /mnt/host, others at /mnt/TAG; guest owners, modes, node types and
+                              xattrs are kept in DIR/.storvm (:passthrough: use the host's own,
+                              regular files only)
   --kernel FILE, --initrd FILE   boot these instead of guest-images/
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly

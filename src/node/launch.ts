@@ -75,7 +75,9 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
   const trace9p = trace !== undefined && args.trace.includes('9p') ? trace : undefined;
   const traceFuse = trace !== undefined && args.trace.includes('fuse') ? trace : undefined;
   const opened: OpenedImage[] = [];
+  const shares: HostFs[] = [];
   const closeAll = async () => {
+    for (const s of shares.splice(0)) s.dispose();
     await Promise.all(opened.map((o) => o.close()));
   };
   try {
@@ -94,13 +96,14 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const shareArgs: string[] = [];
     const mounts: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      const fs = new HostFs(s.dir, { readOnly: s.readOnly });
+      const share = new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode });
+      shares.push(share);
       if (s.virtiofs !== undefined) {
-        devices.push(new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
+        devices.push(new VirtioFs(share, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
         mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
         continue;
       }
-      devices.push(new Virtio9p(fs, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+      devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');

@@ -21,6 +21,8 @@ export interface ShareSpec {
   readOnly: boolean;
   /** Set for a virtio-fs share (absent for 9p): the cache mode its FUSE server runs with. */
   virtiofs?: 'none' | 'auto' | 'always';
+  /** How guest metadata is kept: in a store beside the files (mapped), or as the host's own. */
+  mode: 'mapped' | 'passthrough';
 }
 
 /** Longest virtio-fs tag (the config field is 36 bytes). */
@@ -74,25 +76,28 @@ export function parseDisk(spec: string): DiskSpec {
   return { path: checkFile(path, 'disk'), readOnly };
 }
 
-/** `DIR[:TAG][:ro][:virtiofs[=none|auto|always]]` (`:ro` and `:virtiofs` in either order). */
+/** `DIR[:TAG][:ro][:passthrough][:virtiofs[=none|auto|always]]` (the suffixes in any order). */
 export function parseShare(spec: string, index: number): ShareSpec {
   let rest = spec;
   let readOnly = false;
+  let mode: ShareSpec['mode'] = 'mapped';
   let virtiofs: ShareSpec['virtiofs'];
-  for (let k = 0; k < 2; k++) {
+  for (;;) {
+    const m = /:virtiofs(?:=([a-z]*))?$/.exec(rest);
     if (!readOnly && rest.endsWith(':ro')) {
       readOnly = true;
       rest = rest.slice(0, -3);
-    }
-    const m = /:virtiofs(?:=([a-z]*))?$/.exec(rest);
-    if (virtiofs === undefined && m !== null) {
+    } else if (mode === 'mapped' && rest.endsWith(':passthrough')) {
+      mode = 'passthrough';
+      rest = rest.slice(0, -12);
+    } else if (virtiofs === undefined && m !== null) {
       const cache = m[1] ?? 'auto';
       if (cache !== 'none' && cache !== 'auto' && cache !== 'always') {
         throw new UsageError(`share ${spec}: virtiofs cache '${cache}': use none, auto or always`);
       }
       virtiofs = cache;
       rest = rest.slice(0, m.index);
-    }
+    } else break;
   }
   let tag = index === 0 ? 'host' : `share${index}`;
   const colon = rest.lastIndexOf(':');
@@ -110,9 +115,9 @@ export function parseShare(spec: string, index: number): ShareSpec {
     throw new UsageError(`share ${rest}: no such directory`);
   }
   if (!st.isDirectory()) throw new UsageError(`share ${rest}: not a directory`);
-  if (virtiofs === undefined) return { dir, tag, readOnly };
+  if (virtiofs === undefined) return { dir, tag, readOnly, mode };
   if (tag.length > VIRTIOFS_TAG_MAX) throw new UsageError(`share tag '${tag}': a virtio-fs tag has at most ${VIRTIOFS_TAG_MAX} characters`);
-  return { dir, tag, readOnly, virtiofs };
+  return { dir, tag, readOnly, mode, virtiofs };
 }
 
 /** Parses the options of `run` / `boot`. */

@@ -57,6 +57,9 @@ export interface Getattr {
   atime: number;
   mtime: number;
   ctime: number;
+  atimeNsec: number;
+  mtimeNsec: number;
+  ctimeNsec: number;
 }
 
 export interface Dirent {
@@ -375,19 +378,29 @@ export class P9Session {
     d.u64(); // blksize
     const blocks = d.u64();
     const atime = d.u64();
-    d.u64();
+    const atimeNsec = d.u64();
     const mtime = d.u64();
-    d.u64();
+    const mtimeNsec = d.u64();
     const ctime = d.u64();
-    d.u64();
+    const ctimeNsec = d.u64();
     for (let i = 0; i < 4; i++) d.u64();
     if (d.bad || d.remaining !== 0) throw new Error('bad Rgetattr length');
-    return { valid, qid: q, mode, uid, gid, nlink, rdev, size, blocks, atime, mtime, ctime };
+    return { valid, qid: q, mode, uid, gid, nlink, rdev, size, blocks, atime, mtime, ctime, atimeNsec, mtimeNsec, ctimeNsec };
   }
 
   async setattr(
     fid: number,
-    a: { valid: number; mode?: number; uid?: number; gid?: number; size?: number; atime?: number; mtime?: number },
+    a: {
+      valid: number;
+      mode?: number;
+      uid?: number;
+      gid?: number;
+      size?: number;
+      atime?: number;
+      mtime?: number;
+      atimeNsec?: number;
+      mtimeNsec?: number;
+    },
   ): Promise<void> {
     await this.rpc(P9.Tsetattr, (e) => {
       e.u32(fid);
@@ -397,9 +410,9 @@ export class P9Session {
       e.u32(a.gid ?? 0);
       e.u64(a.size ?? 0);
       e.u64(a.atime ?? 0);
-      e.u64(0);
+      e.u64(a.atimeNsec ?? 0);
       e.u64(a.mtime ?? 0);
-      e.u64(0);
+      e.u64(a.mtimeNsec ?? 0);
     });
   }
 

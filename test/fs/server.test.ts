@@ -28,7 +28,6 @@ const asyncCase: BackendCase = {
     g.auto = true;
     return gated(new MemFs({ tree: { f: 'hello', d: {} }, readOnly: true }), g);
   },
-  hostPaths: false,
   cleanup: () => {},
 };
 const cases = [...syncCases, asyncCase];

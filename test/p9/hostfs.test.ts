@@ -6,9 +6,10 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { EACCES, EEXIST, EINVAL, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EROFS, fsError } from '../../src/backends/fs/errno.js';
+import { EACCES, EEXIST, EINVAL, EIO, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EROFS, fsError } from '../../src/backends/fs/errno.js';
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../../src/backends/fs/backend.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
-import { HostFs, hostErrno } from '../../src/node/host-fs.js';
+import { HostFs, META_DIR, hostErrno } from '../../src/node/host-fs.js';
 import { P9Client, errnoOf } from '../../src/testing/index.js';
 import { tempDirs } from './backends.js';
 
@@ -136,9 +137,15 @@ describe('HostFs confinement', () => {
     // Asked directly, the backend refuses too.
     const node = h.lookup(h.rootNode, 'pipe');
     expect(h.open(node as never, 0)).toBe(fsError(EACCES));
-    // And the guest can't make one.
+    // The guest's own FIFO is a plain empty host file (mapped), or refused (passthrough).
     await c.walk(0, 2, []);
-    expect(await errnoOf(c.mknod(2, 'fifo2', 0o10644))).not.toBe(0);
+    await c.mknod(2, 'fifo2', 0o10644);
+    expect(fs.lstatSync(path.join(share, 'fifo2')).isFile()).toBe(true);
+    await c.walk(0, 3, ['fifo2']);
+    expect(await errnoOf(c.lopen(3, 0))).toBe(EACCES);
+    const p = await client(new HostFs(share, { mode: 'passthrough' }));
+    await p.walk(0, 2, []);
+    expect(await errnoOf(p.mknod(2, 'fifo3', 0o10644))).toBe(EPERM);
   });
 
   it('44: a read-only share answers EROFS and leaves the host untouched', async () => {
@@ -177,5 +184,228 @@ describe('HostFs confinement', () => {
     fs.rmSync(path.join(share, 'file'));
     await c.walk(0, 2, []);
     expect(await errnoOf(c.walk(0, 3, ['file']))).toBe(ENOENT);
+  });
+});
+
+/** The record files of a share's metadata store. */
+function records(share: string): string[] {
+  const d = path.join(share, META_DIR);
+  return fs.existsSync(d) ? fs.readdirSync(d).sort() : [];
+}
+
+describe('HostFs mapped metadata', () => {
+  it('keeps mode, owner, node type and rdev in the store; the host sees plain files it owns', async () => {
+    const { share, fs: h } = setup();
+    const c = await client(h);
+    await c.attach(1, 65534);
+    await c.walk(1, 2, []);
+    await c.mknod(2, 'fifo', S_IFIFO | 0o640);
+    await c.mknod(2, 'sock', S_IFSOCK | 0o600);
+    await c.mknod(2, 'chr', S_IFCHR | 0o620, 4, 1);
+    await c.mknod(2, 'blk', S_IFBLK | 0o660, 8, 3);
+    await c.symlink(2, 'ln', '/etc/passwd');
+    await c.lcreate(2, 'suid', O_RDWR, 0o6755, 65533);
+    const want: Record<string, number> = {
+      fifo: S_IFIFO | 0o640,
+      sock: S_IFSOCK | 0o600,
+      chr: S_IFCHR | 0o620,
+      blk: S_IFBLK | 0o660,
+      ln: S_IFLNK | 0o777,
+      suid: S_IFREG | 0o6755,
+    };
+    let fid = 10;
+    for (const [name, mode] of Object.entries(want)) {
+      await c.walk(0, fid, [name]);
+      const st = await c.getattr(fid);
+      expect(st.mode).toBe(mode);
+      expect(st.uid).toBe(65534);
+      if (name === 'chr') expect(st.rdev).toBe((4 << 8) | 1);
+      if (name === 'blk') expect(st.rdev).toBe((8 << 8) | 3);
+      fid++;
+      // On the host: a regular file (or the symlink), no setuid bit, owned by this process.
+      const hs = fs.lstatSync(path.join(share, name));
+      expect(name === 'ln' ? hs.isSymbolicLink() : hs.isFile()).toBe(true);
+      expect(hs.mode & 0o7000).toBe(0);
+      expect(hs.uid).toBe(process.getuid!());
+    }
+    expect((await c.getattr(15)).gid).toBe(65533);
+    // The listing shows the guest's types and never the store.
+    await c.walk(0, 20, []);
+    await c.lopen(20, 0);
+    const ents = await c.readdirAll(20);
+    expect(ents.map((d) => d.name)).not.toContain(META_DIR);
+    expect(ents.find((d) => d.name === 'fifo')?.type).toBe(1); // DT_FIFO
+    expect(await errnoOf(c.walk(0, 21, [META_DIR]))).toBe(ENOENT);
+    await c.walk(0, 21, []);
+    expect(await errnoOf(c.mkdir(21, META_DIR))).toBe(EPERM);
+    expect(await errnoOf(c.renameat(21, 'fifo', 21, META_DIR))).toBe(EPERM);
+    // A new HostFs over the same directory reads the same metadata back.
+    const again = await client(new HostFs(share));
+    await again.walk(0, 1, ['chr']);
+    expect((await again.getattr(1)).mode).toBe(S_IFCHR | 0o620);
+  });
+
+  it('keeps metadata with the inode through hard links, renames and unlinks', async () => {
+    const { share, fs: h } = setup();
+    const c = await client(h);
+    await c.walk(0, 1, []);
+    await c.lcreate(1, 'f', O_RDWR, 0o600);
+    await c.walk(0, 2, ['f']);
+    await c.walk(0, 3, []);
+    await c.link(3, 2, 'g');
+    await c.setattr(2, { valid: 0x1 | 0x2, mode: 0o741, uid: 1234 });
+    await c.walk(0, 4, ['g']);
+    expect((await c.getattr(4)).mode).toBe(S_IFREG | 0o741);
+    expect((await c.getattr(4)).uid).toBe(1234);
+    await c.renameat(3, 'g', 3, 'h');
+    await c.walk(0, 5, ['h']);
+    expect((await c.getattr(5)).mode).toBe(S_IFREG | 0o741);
+    const n = records(share).length;
+    await c.unlinkat(3, 'f');
+    expect(records(share).length).toBe(n); // 'h' still links the inode
+    expect((await c.getattr(5)).uid).toBe(1234);
+    await c.unlinkat(3, 'h');
+    expect(records(share).length).toBe(n - 1);
+    // An open fid on the unlinked inode still answers the guest's metadata.
+    expect((await c.getattr(1)).mode).toBe(S_IFREG | 0o741);
+  });
+
+  it('writes a record only where the host shows something else, and removes an emptied store', async () => {
+    const { share, fs: h } = setup();
+    const c = await client(h);
+    await c.walk(0, 1, []);
+    await c.mknod(1, 'fifo', S_IFIFO | 0o644);
+    expect(records(share)).toHaveLength(1);
+    await c.walk(0, 2, []);
+    await c.lcreate(2, 'plain', O_RDWR, 0o640, process.getgid!());
+    // Made by the same uid and gid that storvm runs as, with host-expressible bits: no record.
+    if (process.getuid!() === 0) expect(records(share)).toHaveLength(1);
+    await c.unlinkat(1, 'fifo');
+    await c.unlinkat(1, 'plain');
+    expect(fs.existsSync(path.join(share, META_DIR))).toBe(false);
+    expect(fs.readdirSync(share).sort()).toEqual(['a', 'file']);
+  });
+
+  it('55: a corrupt, forged or missing store degrades to the host attributes, never outside the share', async () => {
+    const { share, outside, fs: h } = setup();
+    const c = await client(h);
+    await c.walk(0, 1, []);
+    await c.mknod(1, 'fifo', S_IFIFO | 0o600);
+    await c.lcreate(1, 'file2', O_RDWR, 0o4640); // setuid: never on the host, so a record holds it
+    const store = path.join(share, META_DIR);
+    const ino = (name: string) => String(fs.lstatSync(path.join(share, name)).ino);
+    const hostMode = (name: string) => fs.lstatSync(path.join(share, name)).mode;
+    const look = async (name: string): Promise<number> => {
+      const v = await client(new HostFs(share));
+      await v.walk(0, 1, [name]);
+      return (await v.getattr(1)).mode;
+    };
+    // Garbage, a truncated record, a wrong field: the host's own attributes.
+    fs.writeFileSync(path.join(store, ino('fifo')), '\xff\xfe{not json');
+    expect(await look('fifo')).toBe(hostMode('fifo'));
+    const good = fs.readFileSync(path.join(store, ino('file2')), 'utf8');
+    fs.writeFileSync(path.join(store, ino('file2')), good.slice(0, good.length / 2));
+    expect(await look('file2')).toBe(hostMode('file2'));
+    fs.writeFileSync(path.join(store, ino('file2')), good.replace('"m":', '"m":-1,"old":'));
+    expect(await look('file2')).toBe(hostMode('file2'));
+    // A forged type can't turn a file into a directory or symlink, nor a directory into a file.
+    const forge = (mode: number) => good.replace(/"m":\d+/, `"m":${mode}`).replace(/"b":"[^"]*"/, '"b":"0"');
+    fs.writeFileSync(path.join(store, ino('file2')), forge(S_IFDIR | 0o755));
+    expect((await look('file2')) & S_IFMT).toBe(S_IFREG);
+    fs.writeFileSync(path.join(store, ino('file2')), forge(S_IFLNK | 0o777));
+    expect((await look('file2')) & S_IFMT).toBe(S_IFREG);
+    fs.writeFileSync(path.join(store, ino('a')), forge(S_IFREG | 0o644));
+    expect((await look('a')) & S_IFMT).toBe(S_IFDIR);
+    const v = await client(new HostFs(share));
+    await v.walk(0, 1, ['file2']);
+    expect(await errnoOf(v.walk(1, 2, ['secret']))).toBe(ENOTDIR);
+    // A record that is a symlink to a file outside is not read (nor written through).
+    fs.writeFileSync(path.join(outside, 'record'), forge(S_IFCHR | 0o666));
+    fs.rmSync(path.join(store, ino('file2')));
+    fs.symlinkSync(path.join(outside, 'record'), path.join(store, ino('file2')));
+    expect((await look('file2')) & S_IFMT).toBe(S_IFREG);
+    // The store itself swapped for a symlink to the outside: defaults, and changes fail cleanly.
+    fs.renameSync(store, path.join(share, 'old-store'));
+    fs.symlinkSync(outside, store);
+    const w = await client(new HostFs(share));
+    await w.walk(0, 1, ['fifo']);
+    expect((await w.getattr(1)).mode).toBe(hostMode('fifo'));
+    expect(await errnoOf(w.setattr(1, { valid: 0x1, mode: 0o777 }))).toBe(EIO);
+    await w.walk(0, 2, []);
+    expect(await errnoOf(w.mknod(2, 'fifo9', S_IFIFO | 0o600))).toBe(EIO);
+    expect(fs.existsSync(path.join(share, 'fifo9'))).toBe(false);
+    expect(fs.readdirSync(outside).sort()).toEqual(['record', 'secret']);
+    // No store at all: every file shows what the host holds.
+    fs.rmSync(store);
+    fs.rmSync(path.join(share, 'old-store'), { recursive: true });
+    expect(await look('fifo')).toBe(hostMode('fifo'));
+  });
+
+  it('survives a kill in the middle of a record update: the old record holds, the temporary goes', async () => {
+    const { share, fs: h } = setup();
+    const c = await client(h);
+    await c.walk(0, 1, []);
+    await c.mknod(1, 'fifo', S_IFIFO | 0o640);
+    const store = path.join(share, META_DIR);
+    const ino = String(fs.lstatSync(path.join(share, 'fifo')).ino);
+    const old = fs.readFileSync(path.join(store, ino), 'utf8');
+    // What a storvm killed while writing the next version leaves: a partial temporary.
+    const tmp = path.join(store, 'tmp.99999.0');
+    fs.writeFileSync(tmp, old.replace('416', '511').slice(0, 20));
+    const v = await client(new HostFs(share));
+    expect(fs.existsSync(tmp)).toBe(false);
+    await v.walk(0, 1, ['fifo']);
+    expect((await v.getattr(1)).mode).toBe(S_IFIFO | 0o640);
+    // And a finished update replaces the record whole.
+    await v.setattr(1, { valid: 0x1, mode: 0o600 });
+    expect(fs.readdirSync(store)).toEqual([ino]);
+    expect((await v.getattr(1)).mode).toBe(S_IFIFO | 0o600);
+  });
+
+  it('33-36: a PATH_MAX-long path works, walked by directory fds even when few stay open', async () => {
+    const { share } = setup();
+    const h = new HostFs(share, { dirFds: 8 });
+    const c = await client(h);
+    // 4095 bytes below the share (PATH_MAX less its NUL): 16 names of NAME_MAX bytes, joined by '/'.
+    const names = [...Array.from({ length: 15 }, (_, i) => String(i).padEnd(255, 'x'))];
+    names.push('leaf'.padEnd(255, 'y'));
+    expect(names.join('/').length).toBe(4095);
+    await c.walk(0, 1, []);
+    for (const n of names.slice(0, -1)) {
+      await c.mkdir(1, n);
+      await c.walk(1, 1, [n]);
+    }
+    await c.lcreate(1, names.at(-1)!, O_RDWR);
+    await c.write(1, 0, 'at the end');
+    // Walk back from the root with a fresh fid; every directory fd was evicted meanwhile.
+    await c.walk(0, 2, []);
+    for (const n of names.slice(0, -1)) await c.walk(2, 2, [n]);
+    await c.walk(2, 3, [names.at(-1)!]);
+    await c.lopen(3, 0);
+    expect(td.decode(await c.read(3, 0, 100))).toBe('at the end');
+    await c.renameat(2, names.at(-1)!, 0, 'moved');
+    expect(fs.readFileSync(path.join(share, 'moved'), 'utf8')).toBe('at the end');
+    // '..' from the deepest directory still stops at the root.
+    await c.walk(2, 4, new Array(16).fill('..'));
+    expect((await c.getattr(4)).qid.path).toBe((await c.getattr(0)).qid.path);
+  });
+});
+
+describe('HostFs passthrough', () => {
+  it("keeps the host's metadata: exact create modes (no second umask), ctime-only setattr, no store", async () => {
+    const { share } = setup();
+    const c = await client(new HostFs(share, { mode: 'passthrough' }));
+    await c.walk(0, 1, []);
+    await c.lcreate(1, 'f', O_RDWR, 0o757);
+    expect(fs.statSync(path.join(share, 'f')).mode & 0o7777).toBe(0o757);
+    await c.walk(0, 2, []);
+    await c.mkdir(2, 'd', 0o777);
+    expect(fs.statSync(path.join(share, 'd')).mode & 0o7777).toBe(0o777);
+    await c.walk(0, 3, ['f']);
+    const before = fs.statSync(path.join(share, 'f'), { bigint: true }).ctimeNs;
+    await new Promise((r) => setTimeout(r, 20));
+    await c.setattr(3, { valid: 0x40 });
+    expect(fs.statSync(path.join(share, 'f'), { bigint: true }).ctimeNs).toBeGreaterThan(before);
+    expect(fs.existsSync(path.join(share, META_DIR))).toBe(false);
   });
 });

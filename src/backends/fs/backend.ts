@@ -51,7 +51,12 @@ export interface FsNode {
   readonly ino: bigint;
   /** Mode bits; at least the file type (S_IFMT) is current. */
   readonly mode: number;
-  /** Changes when the content changes (the qid version); 0 when the backend doesn't track it. */
+  /**
+   * Changes when the content changes (the qid version). Never 0 for a regular file: Linux reads
+   * a qid version of 0 as "a synthetic file system" and then does direct I/O on the file even
+   * with cache=loose or mmap, page-sized Treads instead of readahead at msize
+   * (v9fs_fid_add_modes in fs/9p/fid.h).
+   */
   readonly version: number;
 }
 
@@ -122,6 +127,11 @@ export interface FsStatFs {
   ffree: number;
   fsid: bigint;
   namelen: number;
+}
+
+/** The next qid version after `v`: 32 bits, skipping 0 (see FsNode.version). */
+export function nextVersion(v: number): number {
+  return (v + 1) >>> 0 || 1;
 }
 
 /** Encodes a device number the way Linux's new_encode_dev does. */

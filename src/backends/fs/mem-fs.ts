@@ -28,6 +28,7 @@ import {
   S_IFREG,
   XATTR_CREATE,
   XATTR_REPLACE,
+  nextVersion,
 } from './backend.js';
 import {
   EBADF,
@@ -136,7 +137,7 @@ export class MemNode implements FsNode {
   atime: FsTime;
   mtime: FsTime;
   ctime: FsTime;
-  version = 0;
+  version = 1;
   /** File contents: the first `size` bytes of `data`. */
   data: Uint8Array = EMPTY;
   size = 0;
@@ -304,7 +305,7 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     const t = this.now();
     if (m) node.mtime = t;
     node.ctime = t;
-    node.version = (node.version + 1) >>> 0;
+    node.version = nextVersion(node.version);
   }
 
   override root(): MemNode {
