@@ -213,3 +213,15 @@ export abstract class QueueDevice implements VirtioDevice {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
+
+/**
+ * A little-endian read of `size` bytes at `offset` of a device's config space held as bytes; 0
+ * for a read that falls outside it (VIRTIO 1.2, 4.2.2.2: the driver reads config with accesses
+ * of 1, 2 or 4 bytes).
+ */
+export function readConfigBytes(config: Uint8Array, offset: number, size: number): number {
+  if (!Number.isInteger(offset) || offset < 0 || size < 1 || offset + size > config.length) return 0;
+  let v = 0;
+  for (let i = size - 1; i >= 0; i--) v = v * 256 + config[offset + i]!;
+  return v >>> 0;
+}

@@ -9,7 +9,7 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { DEVICE_ID_FS } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, QueueDevice } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceContext, QueueDevice, readConfigBytes } from '../../virtio/device.js';
 import { type FuseOutput, FuseServer, type FuseServerOptions } from './server.js';
 
 /** Bytes of the tag field (VIRTIO 1.2, 5.11.4). */
@@ -83,10 +83,7 @@ export class VirtioFs extends QueueDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || size < 1 || offset + size > this.config.length) return 0;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
-    return v >>> 0;
+    return readConfigBytes(this.config, offset, size);
   }
 
   protected override onReset(): void {

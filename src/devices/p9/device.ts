@@ -9,7 +9,7 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_9P } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
 import { type P9Output, P9Server, type P9ServerOptions } from './server.js';
 
 /** VIRTIO_9P_MOUNT_TAG: the config space holds the mount tag. */
@@ -83,10 +83,7 @@ export class Virtio9p extends QueueDevice {
   }
 
   readConfig(offset: number, size: number): number {
-    if (offset < 0 || size < 1 || offset + size > this.config.length) return 0;
-    let v = 0;
-    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.config[offset + i]!;
-    return v >>> 0;
+    return readConfigBytes(this.config, offset, size);
   }
 
   protected override onReset(): void {
