@@ -363,7 +363,12 @@ function renderDisks(): void {
       size.className = 'size';
       size.textContent = `${mib(d.size)} ${d.format}${d.readOnly ? ' ro' : ''}`;
       if (d.note) size.title = d.note;
-      li.append(name, size, button('download', 'download', 'the disk as the guest sees it now', () => void downloadDisk(i)));
+      li.append(
+        name,
+        size,
+        button('download', 'download', 'the disk as the guest sees it now, raw', () => void downloadDisk(i, 'raw')),
+        button('qcow2', 'download-qcow2', 'the same as a qcow2 image (zeros take no space)', () => void downloadDisk(i, 'qcow2')),
+      );
       if (d.persistent && !d.readOnly) li.append(button('forget changes', 'forget', 'drop what the guest wrote (kept in this browser) and reboot', () => void forgetChanges(i)));
       li.append(button('×', 'detach', 'detach and reboot (a persistent disk stays stored)', () => void detachDisk(i)));
       if (d.note) {
@@ -383,14 +388,14 @@ function renderDisks(): void {
   }
 }
 
-async function downloadDisk(i: number): Promise<void> {
+async function downloadDisk(i: number, format: 'raw' | 'qcow2'): Promise<void> {
   const d = vm?.disks[i];
   if (!d) return;
   try {
     statusEl.textContent = `exporting ${d.device}…`;
-    const blob = await d.exportBlob();
-    const base = (d.name.split('/').pop() ?? 'disk').replace(/\.(gz|qcow2)$/, '');
-    saveBlob(blob, `${base.endsWith('.img') ? base : base + '.img'}`);
+    const blob = await d.exportBlob(undefined, format);
+    const base = (d.name.split('/').pop() ?? 'disk').replace(/\.(gz|qcow2)$/, '').replace(/\.img$/, '');
+    saveBlob(blob, `${base}.${format === 'qcow2' ? 'qcow2' : 'img'}`);
     statusEl.textContent = `exported ${d.device} (${mib(blob.size)})`;
   } catch (e) {
     showError(`export of ${d.device} failed: ${(e as Error).message}`);

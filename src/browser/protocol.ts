@@ -63,7 +63,7 @@ export type PageMessage =
   | { type: 'share-list'; id: number; share: number }
   | { type: 'share-read'; id: number; share: number; path: string }
   | { type: 'share-remove'; id: number; share: number; path: string }
-  | { type: 'disk-export'; id: number; disk: number; chunkBytes: number };
+  | { type: 'disk-export'; id: number; disk: number; chunkBytes: number; format?: 'raw' | 'qcow2' };
 
 /** What the worker says it is doing while it loads images. */
 export interface ProgressInfo {
@@ -110,4 +110,5 @@ export type WorkerMessage =
   | { type: 'disk-error'; disk: number; message: string }
   | { type: 'reply'; id: number; value: unknown }
   | { type: 'reply-error'; id: number; error: WireError }
+  /** A piece of a disk export at `offset` of the output; `size` is the disk's size (-1 for qcow2, whose length is known only at the end). */
   | { type: 'disk-chunk'; id: number; bytes: Uint8Array; offset: number; size: number };

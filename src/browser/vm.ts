@@ -114,10 +114,13 @@ export interface VmDisk {
   readonly persistent: boolean;
   /** Why the disk is not what was asked, e.g. read-only because another tab writes it. */
   readonly note?: string;
-  /** The disk as the guest sees it now (overlay merged with its base), as a stream of chunks. */
-  export(chunkBytes?: number): ReadableStream<Uint8Array>;
+  /**
+   * The disk as the guest sees it now (overlay merged with its base), as a stream of chunks: raw,
+   * or a qcow2 image in which clusters of zeros take no space.
+   */
+  export(chunkBytes?: number, format?: 'raw' | 'qcow2'): ReadableStream<Uint8Array>;
   /** The same, gathered into a Blob part by part (never one ArrayBuffer), e.g. for a download. */
-  exportBlob(chunkBytes?: number): Promise<Blob>;
+  exportBlob(chunkBytes?: number, format?: 'raw' | 'qcow2'): Promise<Blob>;
 }
 
 export interface Vm {
@@ -311,10 +314,10 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
             remove: (path) => call<boolean>((id) => ({ type: 'share-remove', id, share: i, path })).then(() => undefined),
           }));
           const disks: VmDisk[] = m.disks.map((d, i) => {
-            const exportStream = (chunkBytes = 1 << 20): ReadableStream<Uint8Array> =>
+            const exportStream = (chunkBytes = 1 << 20, format: 'raw' | 'qcow2' = 'raw'): ReadableStream<Uint8Array> =>
               new ReadableStream<Uint8Array>({
                 start: (controller) => {
-                  call<boolean>((id) => ({ type: 'disk-export', id, disk: i, chunkBytes }), (bytes) => controller.enqueue(bytes)).then(
+                  call<boolean>((id) => ({ type: 'disk-export', id, disk: i, chunkBytes, format }), (bytes) => controller.enqueue(bytes)).then(
                     () => controller.close(),
                     (e: Error) => controller.error(e),
                   );
@@ -324,9 +327,9 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
               ...d,
               device: `/dev/vd${String.fromCharCode(97 + i)}`,
               export: exportStream,
-              exportBlob: async (chunkBytes?: number) => {
+              exportBlob: async (chunkBytes?: number, format?: 'raw' | 'qcow2') => {
                 const parts: Blob[] = [];
-                const reader = exportStream(chunkBytes).getReader();
+                const reader = exportStream(chunkBytes, format).getReader();
                 for (;;) {
                   const r = await reader.read();
                   if (r.done) break;

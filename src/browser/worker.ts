@@ -15,6 +15,7 @@ import { ImageError, ShareError, toWire, VmError } from './errors.js';
 import { browserHost } from './host.js';
 import { type LoadedDisk, loadDisk, loadInitrd, loadKernel } from './images.js';
 import { OverlayDisk } from '../backends/block/overlay-disk.js';
+import { qcow2Image } from '../backends/block/qcow2-writer.js';
 import { HttpDisk, opfsChunkCache } from './http-disk.js';
 import { openOpfsDisk, type OpenedOpfsDisk } from './opfs.js';
 import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
@@ -197,10 +198,18 @@ function share(i: number): MemFs {
   return fs;
 }
 
-/** Streams a disk's current contents (its overlay over its base) to the page in chunks. */
-async function exportDisk(id: number, i: number, chunkBytes: number): Promise<void> {
+/** Streams a disk's current contents (its overlay over its base) to the page in chunks, raw or as qcow2. */
+async function exportDisk(id: number, i: number, chunkBytes: number, format: 'raw' | 'qcow2' = 'raw'): Promise<void> {
   const d: BlockBackend | undefined = disks[i]?.disk;
   if (d === undefined) throw new VmError(`there is no disk ${i}`);
+  if (format === 'qcow2') {
+    let at = 0;
+    for await (const bytes of qcow2Image(d)) {
+      post({ type: 'disk-chunk', id, bytes, offset: at, size: -1 }, [bytes.buffer as ArrayBuffer]);
+      at += bytes.length;
+    }
+    return;
+  }
   const chunk = Math.max(4096, Math.min(16 << 20, chunkBytes - (chunkBytes % 512)));
   for (let at = 0; at < d.size; at += chunk) {
     const bytes = new Uint8Array(Math.min(chunk, d.size - at));
@@ -231,7 +240,7 @@ async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } 
         value = true;
         break;
       case 'disk-export':
-        await exportDisk(m.id, m.disk, m.chunkBytes);
+        await exportDisk(m.id, m.disk, m.chunkBytes, m.format);
         value = true;
         break;
     }

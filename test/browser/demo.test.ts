@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
+import { Qcow2Disk } from '../../src/backends/block/qcow2.js';
 import { buildDemo, chromiumMissing, launchChromium, serve, type StaticServer, typeAndWait } from './harness.js';
 
 const missing = chromiumMissing();
@@ -193,6 +195,15 @@ describe.skipIf(missing !== undefined)('the demo page in chromium', () => {
     const expected = markedDisk('MARKER-FROM-FILE');
     expected.set(new TextEncoder().encode('GUEST-WROTE-THIS'), 5 * 512);
     expect(md5(img)).toBe(md5(expected));
+    // The same disk as qcow2, read back through storvm's own qcow2 reader.
+    const [qdl] = await Promise.all([page.waitForEvent('download'), page.locator('#disks li').nth(1).locator('button.download-qcow2').click()]);
+    const qpath = join(scratch, 'exported.qcow2');
+    await qdl.saveAs(qpath);
+    expect(qdl.suggestedFilename()).toBe('local.qcow2');
+    const q = await Qcow2Disk.open(new MemoryDisk(new Uint8Array(readFileSync(qpath)), { readOnly: true }));
+    const viaQcow2 = new Uint8Array(q.size);
+    await q.read(0, viaQcow2);
+    expect(md5(viaQcow2)).toBe(md5(expected));
     // The local file itself is untouched: the guest's write went to the overlay.
     expect(md5(readFileSync(local))).toBe(md5(markedDisk('MARKER-FROM-FILE')));
   }, 180_000);
