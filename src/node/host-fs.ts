@@ -421,7 +421,22 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
   /** The store's directory, made on the first write; undefined if it is missing or not a real directory. */
   private storeDir(create: boolean): string | undefined {
     if (this.useFds) {
-      if (this.storeFd >= 0) return `/proc/self/fd/${this.storeFd}`;
+      if (this.storeFd >= 0) {
+        // Another HostFs over the same folder (the lab shares one folder over 9p and virtio-fs)
+        // removes the store when it empties it: a directory fd left pointing at a removed
+        // directory is dropped and the store looked up (or made) again.
+        try {
+          if (fs.fstatSync(this.storeFd).nlink > 0) return `/proc/self/fd/${this.storeFd}`;
+        } catch {
+          // a closed or unusable fd: reopen below
+        }
+        try {
+          fs.closeSync(this.storeFd);
+        } catch {
+          // already closed
+        }
+        this.storeFd = -1;
+      }
       const p = `/proc/self/fd/${this.rootFd}/${META_DIR}`;
       try {
         if (create && !this.ro) {

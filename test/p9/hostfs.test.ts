@@ -391,6 +391,27 @@ describe('HostFs mapped metadata', () => {
   });
 });
 
+describe('HostFs mapped metadata, two shares of one folder', () => {
+  it('keeps writing records after the other one removed the emptied store (the lab shares one folder over 9p and virtio-fs)', async () => {
+    const { share } = setup();
+    const a = await client(new HostFs(share));
+    const b = await client(new HostFs(share));
+    for (const c of [a, b]) {
+      await c.attach(1, 0);
+      await c.walk(1, 2, []);
+    }
+    await a.lcreate(2, 'first', O_RDWR, 0o4755); // a record, and A holds the store open
+    expect(records(share)).toHaveLength(1);
+    await b.unlinkat(2, 'first'); // B drops the last record and removes the store
+    expect(fs.existsSync(path.join(share, META_DIR))).toBe(false);
+    await a.walk(1, 3, []); // Tlcreate turned fid 2 into the file
+    await a.lcreate(3, 'second', O_RDWR, 0o4755);
+    await a.walk(1, 9, ['second']);
+    expect((await a.getattr(9)).mode).toBe(S_IFREG | 0o4755);
+    expect(records(share)).toHaveLength(1);
+  });
+});
+
 describe('HostFs passthrough', () => {
   it("keeps the host's metadata: exact create modes (no second umask), ctime-only setattr, no store", async () => {
     const { share } = setup();
