@@ -10,7 +10,8 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { DEVICE_ID_FS } from '../../virtio/constants.js';
 import { COMMON_FEATURES, type DeviceContext, QueueDevice, readConfigBytes } from '../../virtio/device.js';
-import { type FuseOutput, FuseServer, type FuseServerOptions } from './server.js';
+import { GuardedOutput } from '../p9/io.js';
+import { FuseServer, type FuseServerOptions } from './server.js';
 
 /** Bytes of the tag field (VIRTIO 1.2, 5.11.4). */
 export const FS_TAG_BYTES = 36;
@@ -24,29 +25,6 @@ export interface VirtioFsOptions extends FuseServerOptions {
   requestQueues?: number;
   /** QueueNumMax of each queue (a power of two, 128..32768); default 1024. */
   queueSize?: number;
-}
-
-/** A guest writer that stops writing once the request's session ended (device reset). */
-class GuardedOut implements FuseOutput {
-  constructor(
-    private readonly inner: FuseOutput,
-    private readonly device: VirtioFs,
-    private readonly ctx: DeviceContext,
-    private readonly queue: { epoch: number },
-    private readonly epoch: number,
-  ) {}
-  live(): boolean {
-    return this.device.context === this.ctx && this.queue.epoch === this.epoch;
-  }
-  get remaining(): number {
-    return this.inner.remaining;
-  }
-  write(src: Uint8Array): number {
-    return this.live() ? this.inner.write(src) : 0;
-  }
-  views(n: number): Uint8Array[] {
-    return this.live() ? this.inner.views(n) : [];
-  }
 }
 
 export class VirtioFs extends QueueDevice {
@@ -93,12 +71,8 @@ export class VirtioFs extends QueueDevice {
 
   protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     const ctx = this.ctx as DeviceContext;
-    const out = new GuardedOut(chain.writer(mem), this, ctx, ctx.queues[queue]!, chain.epoch);
+    const q = ctx.queues[queue]!;
+    const out = new GuardedOutput(chain.writer(mem), () => this.ctx === ctx && q.epoch === chain.epoch);
     return this.server.handle(chain.reader(mem), out);
-  }
-
-  /** The live driver session, if any. */
-  get context(): DeviceContext | undefined {
-    return this.ctx;
   }
 }

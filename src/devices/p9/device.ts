@@ -10,7 +10,8 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_9P } from '../../virtio/constants.js';
 import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
-import { type P9Output, P9Server, type P9ServerOptions } from './server.js';
+import { GuardedOutput } from './io.js';
+import { P9Server, type P9ServerOptions } from './server.js';
 
 /** VIRTIO_9P_MOUNT_TAG: the config space holds the mount tag. */
 export const F_9P_MOUNT_TAG = 0;
@@ -26,29 +27,6 @@ export interface Virtio9pOptions extends P9ServerOptions {
   queueSize?: number;
   /** Offer packed virtqueues (VIRTIO_F_RING_PACKED); default true. Linux uses them when offered. */
   packed?: boolean;
-}
-
-/** A guest writer that stops writing once the request's session ended (device reset). */
-class GuardedOut implements P9Output {
-  constructor(
-    private readonly inner: P9Output,
-    private readonly device: Virtio9p,
-    private readonly ctx: DeviceContext,
-    private readonly queue: { epoch: number },
-    private readonly epoch: number,
-  ) {}
-  live(): boolean {
-    return this.device.context === this.ctx && this.queue.epoch === this.epoch;
-  }
-  get remaining(): number {
-    return this.inner.remaining;
-  }
-  write(src: Uint8Array): number {
-    return this.live() ? this.inner.write(src) : 0;
-  }
-  views(n: number): Uint8Array[] {
-    return this.live() ? this.inner.views(n) : [];
-  }
 }
 
 export class Virtio9p extends QueueDevice {
@@ -93,12 +71,8 @@ export class Virtio9p extends QueueDevice {
 
   protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     const ctx = this.ctx as DeviceContext;
-    const out = new GuardedOut(chain.writer(mem), this, ctx, ctx.queues[queue]!, chain.epoch);
+    const q = ctx.queues[queue]!;
+    const out = new GuardedOutput(chain.writer(mem), () => this.ctx === ctx && q.epoch === chain.epoch);
     return this.server.handle(chain.reader(mem), out);
-  }
-
-  /** The live driver session, if any. */
-  get context(): DeviceContext | undefined {
-    return this.ctx;
   }
 }

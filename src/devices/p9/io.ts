@@ -22,6 +22,27 @@ export interface P9Output {
   live?(): boolean;
 }
 
+/**
+ * A reply writer that stops writing once `live()` says the request's session ended (a device
+ * reset): an async backend that answers late never writes into memory the driver took back. The
+ * 9P and FUSE devices wrap each chain's writer in one.
+ */
+export class GuardedOutput implements P9Output {
+  constructor(
+    private readonly inner: P9Output,
+    readonly live: () => boolean,
+  ) {}
+  get remaining(): number {
+    return this.inner.remaining;
+  }
+  write(src: Uint8Array): number {
+    return this.live() ? this.inner.write(src) : 0;
+  }
+  views(n: number): Uint8Array[] {
+    return this.live() ? this.inner.views(n) : [];
+  }
+}
+
 /** Request bytes a trace keeps. */
 const TRACE_REQUEST_BYTES = 256;
 /** Reply bytes a trace keeps. */
