@@ -3,6 +3,7 @@
  * opcodes, flags, struct sizes, and a bounded little-endian reader and writer. Every read stays
  * inside its message; a field that runs past the end sets `bad` instead of throwing.
  */
+import { BoundedReader, BoundedWriter } from '../bounded.js';
 
 /** Protocol version storvm speaks: 7.31 is the last minor whose structs this server needs. */
 export const FUSE_KERNEL_VERSION = 7;
@@ -138,34 +139,11 @@ const utf8 = new TextDecoder();
 const utf8Enc = new TextEncoder();
 
 /** Reads fields of one request; past the end it answers zeros and sets `bad`. */
-export class FuseReader {
-  pos = 0;
-  end = 0;
-  bad = false;
-  private dv: DataView;
-  constructor(public buf: Uint8Array) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  }
+export class FuseReader extends BoundedReader {
   reset(end: number, pos: number): void {
     this.end = end;
     this.pos = pos;
     this.bad = false;
-  }
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-  private take(n: number): number {
-    const at = this.pos;
-    if (this.bad || at + n > this.end) {
-      this.bad = true;
-      return -1;
-    }
-    this.pos = at + n;
-    return at;
-  }
-  u32(): number {
-    const at = this.take(4);
-    return at < 0 ? 0 : this.dv.getUint32(at, true);
   }
   /** A u64 as a number; values above 2^53 come back as Infinity so range checks catch them. */
   u64(): number {
@@ -177,8 +155,7 @@ export class FuseReader {
   }
   /** A u64 exactly, for node ids and file handles. */
   id(): bigint {
-    const at = this.take(8);
-    return at < 0 ? 0n : this.dv.getBigUint64(at, true);
+    return this.u64big();
   }
   skip(n: number): void {
     this.take(n);
@@ -203,21 +180,13 @@ export class FuseReader {
     return String.fromCharCode.apply(null, b.subarray(start, i) as unknown as number[]);
   }
   lastBytes = 0;
-  /** The next n bytes as a view of the message. */
-  bytes(n: number): Uint8Array {
-    const at = this.take(n);
-    return at < 0 ? new Uint8Array(0) : this.buf.subarray(at, at + n);
-  }
 }
 
 /** Builds one reply; writes past the limit set `overflow` and change nothing. */
-export class FuseWriter {
-  pos = 0;
-  limit = 0;
-  overflow = false;
-  private readonly dv: DataView;
-  constructor(readonly buf: Uint8Array) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+export class FuseWriter extends BoundedWriter {
+  constructor(buf: Uint8Array) {
+    super(buf);
+    this.limit = 0;
   }
   /** Starts a reply for request `unique` with room for `limit` bytes in all. */
   begin(unique: bigint, limit: number): void {
@@ -229,23 +198,6 @@ export class FuseWriter {
       this.dv.setBigUint64(8, unique, true);
     }
   }
-  private room(n: number): number {
-    const at = this.pos;
-    if (this.overflow || at + n > this.limit) {
-      this.overflow = true;
-      return -1;
-    }
-    this.pos = at + n;
-    return at;
-  }
-  u16(v: number): void {
-    const at = this.room(2);
-    if (at >= 0) this.dv.setUint16(at, v, true);
-  }
-  u32(v: number): void {
-    const at = this.room(4);
-    if (at >= 0) this.dv.setUint32(at, v >>> 0, true);
-  }
   u64(v: number | bigint): void {
     const at = this.room(8);
     if (at < 0) return;
@@ -255,14 +207,6 @@ export class FuseWriter {
       this.dv.setUint32(at, n % 2 ** 32, true);
       this.dv.setUint32(at + 4, Math.floor(n / 2 ** 32), true);
     }
-  }
-  zeros(n: number): void {
-    const at = this.room(n);
-    if (at >= 0) this.buf.fill(0, at, at + n);
-  }
-  bytes(src: Uint8Array): void {
-    const at = this.room(src.length);
-    if (at >= 0) this.buf.set(src, at);
   }
   /** A string's UTF-8 bytes (no NUL); answers their count, or -1 when they did not fit. */
   str(s: string): number {
@@ -283,12 +227,6 @@ export class FuseWriter {
   align8(): void {
     const pad = (8 - (this.pos & 7)) & 7;
     if (pad > 0) this.zeros(pad);
-  }
-  /** Writes the header's length; answers the reply's size, or -1 when it overflowed. */
-  finish(): number {
-    if (this.overflow) return -1;
-    this.dv.setUint32(0, this.pos, true);
-    return this.pos;
   }
 }
 

@@ -6,6 +6,7 @@
  * Layouts follow Linux's net/9p/client.c and include/net/9p/9p.h: all integers little-endian,
  * strings as u16 length + UTF-8 bytes, a qid as type[1] version[4] path[8].
  */
+import { BoundedReader, BoundedWriter } from '../bounded.js';
 
 /** Message types (include/net/9p/9p.h, enum p9_msg_t). */
 export enum P9 {
@@ -116,15 +117,9 @@ const utf8Decoder = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
 /** A bounded little-endian reader over one message. */
-export class Decoder {
-  private dv: DataView;
-  pos = 0;
-  end = 0;
-  /** Set when a field ran past the end; every read after that yields 0 or ''. */
-  bad = false;
-
-  constructor(public buf: Uint8Array) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+export class Decoder extends BoundedReader {
+  constructor(buf: Uint8Array) {
+    super(buf);
     this.end = buf.length;
   }
 
@@ -139,40 +134,10 @@ export class Decoder {
     this.bad = false;
   }
 
-  private take(n: number): number {
-    const at = this.pos;
-    if (this.bad || at + n > this.end) {
-      this.bad = true;
-      return -1;
-    }
-    this.pos = at + n;
-    return at;
-  }
-
-  get remaining(): number {
-    return this.end - this.pos;
-  }
-
-  u8(): number {
-    const at = this.take(1);
-    return at < 0 ? 0 : this.buf[at]!;
-  }
-  u16(): number {
-    const at = this.take(2);
-    return at < 0 ? 0 : this.dv.getUint16(at, true);
-  }
-  u32(): number {
-    const at = this.take(4);
-    return at < 0 ? 0 : this.dv.getUint32(at, true);
-  }
   /** A u64 as a number: exact below 2^53, and above it still larger than any safe offset. */
   u64(): number {
     const at = this.take(8);
     return at < 0 ? 0 : this.dv.getUint32(at, true) + this.dv.getUint32(at + 4, true) * 2 ** 32;
-  }
-  u64big(): bigint {
-    const at = this.take(8);
-    return at < 0 ? 0n : this.dv.getBigUint64(at, true);
   }
   /** A string: u16 length, then that many bytes, which must lie inside the message. */
   str(): string {
@@ -192,11 +157,6 @@ export class Decoder {
     }
     return utf8Decoder.decode(b.subarray(at, at + len));
   }
-  /** Raw bytes, zero-copy. */
-  bytes(n: number): Uint8Array {
-    const at = this.take(n);
-    return at < 0 ? new Uint8Array(0) : this.buf.subarray(at, at + n);
-  }
 }
 
 /** A qid: what the server says identifies a file. */
@@ -207,19 +167,7 @@ export interface Qid {
 }
 
 /** A bounded little-endian writer of one reply into a reusable buffer. */
-export class Encoder {
-  private dv: DataView;
-  pos = 0;
-  /** No byte goes at or past this (the negotiated msize, or less). */
-  limit = 0;
-  /** Set when a field didn't fit; the reply must not be sent. */
-  overflow = false;
-
-  constructor(public buf: Uint8Array) {
-    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.limit = buf.length;
-  }
-
+export class Encoder extends BoundedWriter {
   /** Starts a reply of `type` for `tag`, leaving room for the size. */
   begin(type: number, tag: number, limit: number): void {
     this.pos = 0;
@@ -230,36 +178,6 @@ export class Encoder {
     this.u16(tag);
   }
 
-  /** Writes the size field; answers the reply length, or -1 when it overflowed. */
-  finish(): number {
-    if (this.overflow) return -1;
-    this.dv.setUint32(0, this.pos, true);
-    return this.pos;
-  }
-
-  /** Reserves n bytes and answers where they start, or -1. */
-  room(n: number): number {
-    const at = this.pos;
-    if (this.overflow || at + n > this.limit) {
-      this.overflow = true;
-      return -1;
-    }
-    this.pos = at + n;
-    return at;
-  }
-
-  u8(v: number): void {
-    const at = this.room(1);
-    if (at >= 0) this.buf[at] = v;
-  }
-  u16(v: number): void {
-    const at = this.room(2);
-    if (at >= 0) this.dv.setUint16(at, v, true);
-  }
-  u32(v: number): void {
-    const at = this.room(4);
-    if (at >= 0) this.dv.setUint32(at, v >>> 0, true);
-  }
   /** A u64 from a non-negative number (below 2^64). */
   u64(v: number): void {
     const at = this.room(8);
@@ -309,10 +227,6 @@ export class Encoder {
     this.buf[at] = type;
     this.dv.setUint32(at + 1, version >>> 0, true);
     this.dv.setBigUint64(at + 5, BigInt.asUintN(64, path), true);
-  }
-  bytes(b: Uint8Array): void {
-    const at = this.room(b.length);
-    if (at >= 0) this.buf.set(b, at);
   }
   /** Patches a u32 written earlier at `at`. */
   patchU32(at: number, v: number): void {
