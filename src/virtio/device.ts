@@ -203,6 +203,16 @@ export abstract class QueueDevice implements VirtioDevice {
     return this.ctx !== undefined && this.ctx.queues[queue]?.epoch === chain.epoch;
   }
 
+  /**
+   * {@link isLive} as a function to call later: true while the session and the queue epoch the
+   * chain was popped under still stand. Reply writers of async servers keep one per request.
+   */
+  protected liveness(queue: number, chain: DescriptorChain): () => boolean {
+    const ctx = this.ctx;
+    const q = ctx?.queues[queue];
+    return () => ctx !== undefined && this.ctx === ctx && q!.epoch === chain.epoch;
+  }
+
   /** Requests currently in flight. */
   get pending(): number {
     return this.inFlight;

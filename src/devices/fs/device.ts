@@ -9,7 +9,7 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { DEVICE_ID_FS } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, QueueDevice, readConfigBytes } from '../../virtio/device.js';
+import { COMMON_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
 import { GuardedOutput } from '../p9/io.js';
 import { FuseServer, type FuseServerOptions } from './server.js';
 
@@ -70,9 +70,6 @@ export class VirtioFs extends QueueDevice {
   }
 
   protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
-    const ctx = this.ctx as DeviceContext;
-    const q = ctx.queues[queue]!;
-    const out = new GuardedOutput(chain.writer(mem), () => this.ctx === ctx && q.epoch === chain.epoch);
-    return this.server.handle(chain.reader(mem), out);
+    return this.server.handle(chain.reader(mem), new GuardedOutput(chain.writer(mem), this.liveness(queue, chain)));
   }
 }
