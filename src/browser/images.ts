@@ -17,7 +17,7 @@ import { OverlayDisk } from '../backends/block/overlay-disk.js';
 import { Qcow2Disk } from '../backends/block/qcow2.js';
 import { BlobDisk } from './blob-disk.js';
 import { ImageError } from './errors.js';
-import type { ProgressInfo, WireDisk, WireImageSource } from './protocol.js';
+import { describe, type ProgressInfo, type WireDisk, type WireImageSource } from './protocol.js';
 
 export type Progress = (info: ProgressInfo) => void;
 
@@ -186,12 +186,6 @@ export async function loadInitrd(source: WireImageSource, maxBytes: number, ramB
   return raw;
 }
 
-/** A name for an image in messages. */
-export function describe(source: WireImageSource, fallback: string): string {
-  if (typeof source === 'string') return source;
-  if (typeof File !== 'undefined' && source instanceof File) return source.name;
-  return fallback;
-}
 
 /** First bytes of a source without consuming it (Blob and bytes only; other sources are read whole first). */
 async function head(source: Blob | Uint8Array, name: string): Promise<Uint8Array> {

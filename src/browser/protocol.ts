@@ -1,7 +1,8 @@
 /**
  * Every message that crosses the boundary between the page (`startVm`, src/browser/vm.ts) and the
  * machine's dedicated Worker (src/browser/worker.ts). This file is the whole protocol: nothing else
- * is posted either way. Messages are structured-cloned; byte payloads are transferred.
+ * is posted either way. Messages are structured-cloned; byte payloads are transferred. (It also
+ * holds `describe`, which both sides use to name an image source.)
  *
  * Page → worker: `start` once, then `input`, `share-put`, `share-list`, `share-read`,
  * `disk-export`, `stop`. Requests that want an answer carry an `id`; the worker answers with
@@ -17,6 +18,13 @@ export type ImageSource = string | URL | Blob | Uint8Array | ArrayBuffer | Reada
 
 /** The form of an image after the page has made it cloneable: URL objects become strings. */
 export type WireImageSource = string | Blob | Uint8Array | ArrayBuffer | ReadableStream<Uint8Array>;
+
+/** A name for an image in messages and errors: its URL, its file name, or `fallback`. */
+export function describe(source: WireImageSource, fallback: string): string {
+  if (typeof source === 'string') return source;
+  if (typeof File !== 'undefined' && source instanceof File) return source.name;
+  return fallback;
+}
 
 export interface WireDisk {
   /** The image; absent for a blank persistent disk. */

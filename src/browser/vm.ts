@@ -11,7 +11,7 @@
  * ```
  */
 import { fromWire, ImageError, VmError } from './errors.js';
-import type { ImageSource, PageMessage, ProgressInfo, ShareEntry, StartMessage, WireError, WireImageSource, WorkerMessage } from './protocol.js';
+import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
   /** The image. May be left out for a blank persistent disk (`persist` with a `size`). */
@@ -154,13 +154,6 @@ function toWireSource(s: ImageSource): WireImageSource {
   return s instanceof URL ? s.href : s;
 }
 
-function sourceName(s: ImageSource, fallback: string): string {
-  if (typeof s === 'string') return s;
-  if (s instanceof URL) return s.href;
-  if (typeof File !== 'undefined' && s instanceof File) return s.name;
-  return fallback;
-}
-
 function shareFiles(files: ShareFiles | undefined): Array<{ path: string; data: Uint8Array | Blob }> {
   if (files === undefined) return [];
   const list = Array.isArray(files) ? files : Object.entries(files).map(([path, data]) => ({ path, data }));
@@ -207,7 +200,7 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     }
     return {
       ...(lazy ? { lazy } : o.source !== undefined ? { source: toWireSource(o.source) } : {}),
-      name: o.name ?? (o.source !== undefined ? sourceName(o.source, `disk ${i}`) : persist!.name),
+      name: o.name ?? (o.source !== undefined ? describe(toWireSource(o.source), `disk ${i}`) : persist!.name),
       readOnly: o.readOnly ?? false,
       ...(persist ? { persist } : {}),
       ...(o.format ? { format: o.format } : {}),
