@@ -26,6 +26,17 @@ export class Clint implements MmioDevice {
     private readonly lines: TimerLines,
   ) {}
 
+  /** Snapshot state (mtime is the machine's clock, saved with the machine). */
+  saveState(): { msip: number; mtimecmp: number } {
+    return { msip: this.msip, mtimecmp: this.mtimecmp };
+  }
+
+  loadState(s: { msip: number; mtimecmp: number }): void {
+    this.msip = s.msip & 1;
+    this.mtimecmp = s.mtimecmp;
+    this.lines.software(this.msip === 1);
+  }
+
   /** Re-evaluates MTIP against the current time; the machine calls it between slices. */
   update(): void {
     this.lines.timer(this.now() >= this.mtimecmp);

@@ -27,10 +27,15 @@ import {
 import { MmioBus } from './bus.js';
 import { Clint, CLINT_SIZE } from './clint.js';
 import { BootImageError, parseImageHeader, planBoot } from './loader.js';
-import { Plic, PLIC_SIZE } from './plic.js';
+import { Plic, PLIC_SIZE, PLIC_STATE_SIZES, type PlicSnapshot } from './plic.js';
 import { Sbi } from './sbi.js';
 import { Finisher, FINISHER_SIZE } from './test-device.js';
-import { Uart16550, UART_SIZE } from './uart.js';
+import { Uart16550, UART_SIZE, type UartSnapshot } from './uart.js';
+import { decodeRam, encodeRam, ramImageStats } from './ram-image.js';
+import { jsonSection, parseJsonSection, readSnapshot, SNAPSHOT_VERSION, SnapshotError, StateReader, writeSnapshot } from './snapshot-format.js';
+import type { HartSnapshot } from '../riscv/state.js';
+import type { TransportSnapshot } from '../virtio/mmio.js';
+import { DeviceStateMismatch } from '../virtio/device.js';
 
 /** What the machine needs from its environment (Node, a browser worker, a test). */
 export interface MachineHost {
@@ -79,6 +84,28 @@ export interface RunResult {
   instructions: number;
 }
 
+const RESTORING = Symbol('restoring');
+
+/** What Machine.restore needs besides the snapshot: the same kind of devices, and the host. */
+export interface RestoreOptions {
+  /** The devices, in the slots and of the kinds they were saved with, over the same disks and shares. */
+  devices?: VirtioDevice[];
+  host: MachineHost;
+  onConsole?(bytes: Uint8Array): void;
+  sliceInstructions?: number;
+  /** The CPU engine to resume with (default: the one saved with; either gives the same results). */
+  cpu?: CpuEngine;
+  /** Guest time follows instructions (default: as saved). */
+  deterministic?: boolean;
+}
+
+export interface SaveOptions {
+  /** Extra facts for `storvm snapshot info` (kept in the META section, not used by restore). */
+  meta?: Record<string, unknown>;
+  /** Deflate level of the RAM pages, 1 (fast, default) to 9 (small). */
+  level?: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+}
+
 /** Deterministic mode counts this many instructions per second of guest time. */
 const DETERMINISTIC_IPS = 50_000_000;
 
@@ -98,7 +125,10 @@ export class Machine {
   private readonly host: MachineHost;
   private readonly deterministic: boolean;
   private readonly slice: number;
-  private readonly startMs: number;
+  private startMs: number;
+  private running = false;
+  /** save() calls waiting for the next slice boundary. */
+  private readonly pauseRequests: Array<() => Promise<void>> = [];
   /** Deterministic mode: ticks added when WFI skips ahead to the next deadline. */
   private skippedTicks = 0;
   /** SBI supervisor timer deadline, in mtime ticks. */
@@ -108,7 +138,10 @@ export class Machine {
   private consoleBuf: number[] = [];
   private readonly onConsole: (bytes: Uint8Array) => void;
 
-  constructor(opts: MachineOptions) {
+  constructor(opts: MachineOptions);
+  /** @internal Machine.restore builds the machine without loading a kernel. */
+  constructor(opts: MachineOptions, restoring: typeof RESTORING);
+  constructor(opts: MachineOptions, restoring?: typeof RESTORING) {
     const memoryMiB = opts.memoryMiB ?? 128;
     if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) {
       throw new RangeError(`memory must be 16..2048 MiB, got ${memoryMiB}`);
@@ -169,6 +202,10 @@ export class Machine {
       this.bus.map(VIRTIO_BASE + slot * VIRTIO_STRIDE, VIRTIO_STRIDE, t, `virtio${slot}`);
     });
 
+    if (restoring) {
+      this.dtb = new Uint8Array(0);
+      return;
+    }
     // Lay out kernel, initramfs and device tree; the DTB size depends only on what it names.
     const header = parseImageHeader(opts.kernel);
     const initrd = opts.initrd ?? new Uint8Array(0);
@@ -231,9 +268,165 @@ export class Machine {
     this.onConsole(bytes);
   }
 
+  /**
+   * Saves the whole machine as snapshot bytes (docs/snapshots.md): at the next slice boundary when
+   * it is running (the guest is paused meanwhile and goes on afterwards), at once when it is not.
+   * Requests in flight are finished first, so the snapshot holds none.
+   */
+  save(opts: SaveOptions = {}): Promise<Uint8Array> {
+    if (!this.running) return this.capture(opts);
+    return new Promise((resolve, reject) => this.pauseRequests.push(() => this.capture(opts).then(resolve, reject)));
+  }
+
+  /** Finishes every request in flight, including completions held for deterministic delivery. */
+  private async drain(): Promise<void> {
+    for (let round = 0; ; round++) {
+      await Promise.all(this.transports.map((t) => t.idle()));
+      for (const t of this.transports) t.device.flushCompletions?.();
+      if (this.transports.every((t) => (t.device.pending ?? 0) === 0)) return;
+      if (round > 1000) throw new SnapshotError('state', 'devices did not settle: requests keep arriving while the guest is paused');
+    }
+  }
+
+  private async capture(opts: SaveOptions): Promise<Uint8Array> {
+    await this.drain();
+    this.flushConsole();
+    const devices = await Promise.all(this.transports.map(async (t) => (await t.device.saveState?.()) ?? { state: null }));
+    const blobs: Uint8Array[] = [];
+    const deviceStates = devices.map((d) => {
+      const first = blobs.length;
+      for (const b of d.blobs ?? []) blobs.push(b);
+      return { state: d.state, blobs: [first, blobs.length - first] };
+    });
+    const mtime = this.mtime();
+    const state = {
+      machine: {
+        memoryMiB: this.ram.size >>> 20,
+        cpu: this.cpu,
+        deterministic: this.deterministic,
+        mtime,
+        skippedTicks: this.skippedTicks,
+        stimecmp: this.stimecmp,
+      },
+      hart: this.hart.saveState(),
+      clint: this.clint.saveState(),
+      plic: this.plic.saveState(),
+      uart: this.uart.saveState(),
+      transports: this.transports.map((t) => t.saveState()),
+      devices: deviceStates,
+    };
+    const ram = encodeRam(this.ram.bytes, opts.level ?? 1);
+    const meta = {
+      ...opts.meta,
+      format: SNAPSHOT_VERSION,
+      created: new Date().toISOString(),
+      memoryMiB: this.ram.size >>> 20,
+      cpu: this.cpu,
+      deterministic: this.deterministic,
+      instret: this.hart.instret,
+      guestSeconds: mtime / TIMEBASE_HZ,
+      devices: this.transports.map((t, slot) => ({ slot, deviceId: t.device.deviceId, status: t.deviceStatus })),
+      ramPages: ramImageStats(ram),
+    };
+    return writeSnapshot([
+      jsonSection('META', meta),
+      jsonSection('STAT', state),
+      { tag: 'RAM ', data: ram },
+      ...blobs.map((data) => ({ tag: 'BLOB', data })),
+    ]);
+  }
+
+  /**
+   * A machine that goes on from a snapshot made by {@link save}. The devices must be of the kinds
+   * and in the slots they were saved in, over the same disks (checked by size and content hash)
+   * and shares. Anything wrong is a SnapshotError before the machine exists: there is never a
+   * half-restored machine.
+   */
+  static async restore(bytes: Uint8Array, opts: RestoreOptions): Promise<Machine> {
+    const sections = readSnapshot(bytes);
+    const one = (tag: string) => {
+      const s = sections.filter((x) => x.tag === tag);
+      if (s.length !== 1) throw new SnapshotError('corrupt', `snapshot has ${s.length} '${tag}' sections, expected 1`);
+      return s[0]!;
+    };
+    const st = StateReader.of(parseJsonSection(one('STAT')), 'state');
+    const ram = one('RAM ').data;
+    const blobs = sections.filter((x) => x.tag === 'BLOB').map((x) => x.data);
+    const ms = st.obj('machine');
+    const memoryMiB = ms.int('memoryMiB', 16, 2048);
+    const savedCpu = ms.str('cpu');
+    if (savedCpu !== 'interp' && savedCpu !== 'wasm') throw new SnapshotError('state', `snapshot: unknown cpu '${savedCpu}'`);
+    const devices = opts.devices ?? [];
+    const ts = st.list('transports');
+    const ds = st.list('devices');
+    if (ts.length !== devices.length || ds.length !== devices.length) {
+      throw new SnapshotError('mismatch', `the snapshot has ${ts.length} virtio devices, ${devices.length} given`);
+    }
+    ts.forEach((t, slot) => {
+      const id = t.int('deviceId', 0, 0xffff);
+      if (id !== devices[slot]!.deviceId) {
+        throw new SnapshotError('mismatch', `virtio slot ${slot}: the snapshot has a ${deviceName(id)} device there, a ${deviceName(devices[slot]!.deviceId)} was given`);
+      }
+    });
+    const deterministic = opts.deterministic ?? ms.bool('deterministic');
+    const mOpts: MachineOptions = { memoryMiB, kernel: new Uint8Array(0), devices, deterministic, host: opts.host, cpu: opts.cpu ?? savedCpu };
+    if (opts.onConsole) mOpts.onConsole = opts.onConsole;
+    if (opts.sliceInstructions !== undefined) mOpts.sliceInstructions = opts.sliceInstructions;
+    const m = new Machine(mOpts, RESTORING);
+    decodeRam(ram, m.ram.bytes);
+    try {
+      m.uart.loadState(uartState(st.obj('uart')));
+      const cl = st.obj('clint');
+      m.clint.loadState({ msip: cl.int('msip', 0, 1), mtimecmp: cl.int('mtimecmp', 0) });
+      for (const [slot, t] of m.transports.entries()) {
+        try {
+          t.loadState(transportState(ts[slot]!));
+        } catch (e) {
+          throw new SnapshotError('state', `snapshot: virtio slot ${slot}: ${(e as Error).message}`);
+        }
+        const d = ds[slot]!;
+        const range = d.ints('blobs', 2, 0, blobs.length);
+        const first = range[0]!, count = range[1]!;
+        if (first + count > blobs.length) throw new SnapshotError('corrupt', `snapshot: virtio slot ${slot} names blobs that are not there`);
+        const snap = { state: d.raw('state'), blobs: blobs.slice(first, first + count) };
+        const load = t.device.loadState;
+        if (load === undefined) continue;
+        try {
+          await load.call(t.device, snap);
+        } catch (e) {
+          if (e instanceof DeviceStateMismatch) throw new SnapshotError('mismatch', `virtio slot ${slot} (${deviceName(t.device.deviceId)}): ${e.message}`);
+          if (e instanceof SnapshotError) throw e;
+          throw new SnapshotError('state', `snapshot: virtio slot ${slot} (${deviceName(t.device.deviceId)}): ${(e as Error).message}`);
+        }
+      }
+      m.plic.loadState(plicState(st.obj('plic')));
+      m.hart.loadState(hartState(st.obj('hart')));
+    } catch (e) {
+      if (e instanceof SnapshotError) throw e;
+      throw new SnapshotError('state', `snapshot: ${(e as Error).message}`);
+    }
+    // Guest time goes on from where it was: re-based on instructions or on the host clock.
+    const mtime = ms.int('mtime', 0);
+    m.stimecmp = ms.int('stimecmp', 0);
+    if (m.deterministic) m.skippedTicks = mtime - Math.floor((m.hart.instret * TIMEBASE_HZ) / DETERMINISTIC_IPS);
+    else m.startMs = m.host.now() - (mtime * 1000) / TIMEBASE_HZ;
+    return m;
+  }
+
   /** Runs until the guest powers off or resets, or `stop()` is called. */
   async run(): Promise<RunResult> {
+    this.running = true;
+    try {
+      return await this.loop();
+    } finally {
+      this.running = false;
+      for (const p of this.pauseRequests.splice(0)) await p();
+    }
+  }
+
+  private async loop(): Promise<RunResult> {
     while (this.result === undefined) {
+      if (this.pauseRequests.length > 0) for (const p of this.pauseRequests.splice(0)) await p();
       this.updateTimer();
       this.hart.run(this.slice);
       this.flushConsole();
@@ -284,4 +477,62 @@ export class Machine {
   private anyLinePending(): boolean {
     return (this.hart.mip & this.hart.mie) !== 0;
   }
+}
+
+const DEVICE_NAMES: Record<number, string> = { 2: 'virtio-blk', 9: 'virtio-9p', 26: 'virtio-fs' };
+function deviceName(id: number): string {
+  return DEVICE_NAMES[id] ?? `virtio device ${id}`;
+}
+
+function uartState(r: StateReader): UartSnapshot {
+  return {
+    ier: r.int('ier', 0, 255), lcr: r.int('lcr', 0, 255), mcr: r.int('mcr', 0, 255), scr: r.int('scr', 0, 255),
+    fcr: r.int('fcr', 0, 255), dll: r.int('dll', 0, 255), dlm: r.int('dlm', 0, 255), thriPending: r.bool('thriPending'),
+    rx: r.ints('rx', undefined, 0, 255),
+  };
+}
+
+function plicState(r: StateReader): PlicSnapshot {
+  const { sources: s, contexts: c } = PLIC_STATE_SIZES;
+  return {
+    priority: r.ints('priority', s, 0, 7), level: r.ints('level', s, 0, 1), pending: r.ints('pending', s, 0, 1),
+    claimed: r.ints('claimed', s, 0, 1), enable: r.ints('enable', c), threshold: r.ints('threshold', c, 0, 7),
+  };
+}
+
+const I32: [number, number] = [-(2 ** 31), 2 ** 31 - 1];
+
+function hartState(r: StateReader): HartSnapshot {
+  const i32 = (k: string) => r.int(k, ...I32);
+  const priv = r.int('priv', 0, 3);
+  if (priv === 2) throw new SnapshotError('state', 'snapshot: hart privilege 2 does not exist');
+  return {
+    xl: r.ints('xl', 32, ...I32), xh: r.ints('xh', 32, ...I32), f: r.ints('f', 64, ...I32),
+    pcLo: i32('pcLo'), pcHi: i32('pcHi'), priv,
+    mstatus: i32('mstatus'), medeleg: i32('medeleg'), mideleg: i32('mideleg'), mie: i32('mie'), mipSw: i32('mipSw'), mipExt: i32('mipExt'),
+    c64: r.ints('c64', 64, ...I32), mcounteren: i32('mcounteren'), scounteren: i32('scounteren'), mcountinhibit: i32('mcountinhibit'),
+    pmpcfg: r.ints('pmpcfg', 4, ...I32), satpMode: r.int('satpMode', 0, 15), satpPpn: r.int('satpPpn', 0),
+    fflags: r.int('fflags', 0, 31), frm: r.int('frm', 0, 7), instret: r.int('instret', 0), cycleOffset: r.int('cycleOffset'),
+    resValid: r.bool('resValid'), resLo: i32('resLo'), resHi: i32('resHi'), waiting: r.bool('waiting'),
+  };
+}
+
+function transportState(r: StateReader): TransportSnapshot {
+  const u32 = (k: string) => r.int(k, 0, 2 ** 32 - 1);
+  const addr = (q: StateReader, k: string) => q.int(k, 0, Number.MAX_SAFE_INTEGER);
+  return {
+    deviceId: u32('deviceId'), status: r.int('status', 0, 255), deviceFeaturesSel: u32('deviceFeaturesSel'), driverFeaturesSel: u32('driverFeaturesSel'),
+    driverFeatures: /^[0-9a-f]{1,16}$/.test(r.str('driverFeatures')) ? r.str('driverFeatures') : badState('driverFeatures'),
+    queueSel: u32('queueSel'), interruptStatus: r.int('interruptStatus', 0, 3), configGeneration: u32('configGeneration'),
+    needsResetReason: r.optStr('needsResetReason') ?? null, packed: r.bool('packed'),
+    queues: r.list('queues').map((q) => ({
+      size: q.int('size', 0, 32768), descAddr: addr(q, 'descAddr'), driverAddr: addr(q, 'driverAddr'), deviceAddr: addr(q, 'deviceAddr'),
+      ready: q.bool('ready'), indirect: q.bool('indirect'), eventIdx: q.bool('eventIdx'), broken: q.optStr('broken') ?? null,
+      ring: q.ints('ring', undefined, 0, 2 ** 32 - 1),
+    })),
+  };
+}
+
+function badState(what: string): never {
+  throw new SnapshotError('state', `snapshot: ${what} is malformed`);
 }

@@ -9,6 +9,18 @@ export const PLIC_SIZE = 0x400_0000;
 export const PLIC_SOURCES = 31;
 const CONTEXTS = 2;
 
+export interface PlicSnapshot {
+  priority: number[];
+  level: number[];
+  pending: number[];
+  claimed: number[];
+  enable: number[];
+  threshold: number[];
+}
+
+/** Sizes of the PLIC's state arrays, for checking a snapshot. */
+export const PLIC_STATE_SIZES = { sources: PLIC_SOURCES + 1, contexts: CONTEXTS };
+
 export class Plic implements MmioDevice {
   private readonly priority = new Uint32Array(PLIC_SOURCES + 1);
   private readonly level = new Uint8Array(PLIC_SOURCES + 1);
@@ -19,6 +31,24 @@ export class Plic implements MmioDevice {
 
   /** `output(context, level)` drives MEIP (context 0) or SEIP (context 1). */
   constructor(private readonly output: (context: number, level: boolean) => void) {}
+
+  /** Snapshot state: every register and each source's line, pending and claimed bits. */
+  saveState(): PlicSnapshot {
+    return {
+      priority: Array.from(this.priority), level: Array.from(this.level), pending: Array.from(this.pending),
+      claimed: Array.from(this.claimed), enable: Array.from(this.enable), threshold: Array.from(this.threshold),
+    };
+  }
+
+  loadState(s: PlicSnapshot): void {
+    this.priority.set(s.priority.map((v) => v & 7));
+    this.level.set(s.level.map((v) => v & 1));
+    this.pending.set(s.pending.map((v) => v & 1));
+    this.claimed.set(s.claimed.map((v) => v & 1));
+    this.enable.set(s.enable.map((v) => v & ~1));
+    this.threshold.set(s.threshold.map((v) => v & 7));
+    this.update();
+  }
 
   /** An interrupt source's line changed. */
   setLevel(source: number, high: boolean): void {

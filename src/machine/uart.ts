@@ -19,6 +19,13 @@ const IIR_FIFO = 0xc0;
 const LCR_DLAB = 0x80;
 const RX_LIMIT = 1 << 16;
 
+export interface UartSnapshot {
+  ier: number; lcr: number; mcr: number; scr: number; fcr: number; dll: number; dlm: number;
+  thriPending: boolean;
+  /** Received bytes not yet read by the guest. */
+  rx: number[];
+}
+
 export class Uart16550 implements MmioDevice {
   private ier = 0;
   private lcr = 0;
@@ -37,6 +44,22 @@ export class Uart16550 implements MmioDevice {
     private readonly output: (byte: number) => void,
     private readonly irq: (level: boolean) => void,
   ) {}
+
+  /** Snapshot state: the registers and the input the guest has not read yet. */
+  saveState(): UartSnapshot {
+    return {
+      ier: this.ier, lcr: this.lcr, mcr: this.mcr, scr: this.scr, fcr: this.fcr, dll: this.dll, dlm: this.dlm,
+      thriPending: this.thriPending, rx: this.rx.slice(this.rxHead),
+    };
+  }
+
+  loadState(s: UartSnapshot): void {
+    this.ier = s.ier & 0x0f; this.lcr = s.lcr & 0xff; this.mcr = s.mcr & 0x1f; this.scr = s.scr & 0xff;
+    this.fcr = s.fcr & 0xff; this.dll = s.dll & 0xff; this.dlm = s.dlm & 0xff; this.thriPending = s.thriPending;
+    this.rx = s.rx.slice(0, RX_LIMIT).map((b) => b & 0xff);
+    this.rxHead = 0;
+    this.update();
+  }
 
   /** Bytes from the host to the guest. Input beyond a fixed cap is dropped, as a real FIFO would. */
   receive(bytes: Uint8Array): void {

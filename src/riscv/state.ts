@@ -52,6 +52,17 @@ export interface HartOptions {
   time?: () => number;
 }
 
+/** A hart's architectural state as plain data (see HartState.saveState). */
+export interface HartSnapshot {
+  xl: number[]; xh: number[]; f: number[];
+  pcLo: number; pcHi: number; priv: number;
+  mstatus: number; medeleg: number; mideleg: number; mie: number; mipSw: number; mipExt: number;
+  c64: number[]; mcounteren: number; scounteren: number; mcountinhibit: number;
+  pmpcfg: number[]; satpMode: number; satpPpn: number; fflags: number; frm: number;
+  instret: number; cycleOffset: number; resValid: boolean; resLo: number; resHi: number;
+  waiting: boolean;
+}
+
 export class HartState {
   readonly xl: Int32Array;
   readonly xh: Int32Array;
@@ -172,6 +183,39 @@ export class HartState {
     this.hartId = opts.hartId ?? 0;
     this.time = opts.time ?? (() => this.instret);
     if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('little-endian host required');
+  }
+
+  /**
+   * The architectural state, as plain data for a snapshot: registers, pc, privilege, CSRs, FP
+   * state, the LR/SC reservation, instret and WFI. Caches (TLB, decoded pages, translations) are
+   * not state: they are rebuilt from RAM after {@link loadState}.
+   */
+  saveState(): HartSnapshot {
+    return {
+      xl: Array.from(this.xl.subarray(0, 32)), xh: Array.from(this.xh.subarray(0, 32)), f: Array.from(this.fi),
+      pcLo: this.pcLo, pcHi: this.pcHi, priv: this.priv,
+      mstatus: this.mstatus, medeleg: this.medeleg, mideleg: this.mideleg, mie: this.mie, mipSw: this.mipSw, mipExt: this.mipExt,
+      c64: Array.from(this.c64), mcounteren: this.mcounteren, scounteren: this.scounteren, mcountinhibit: this.mcountinhibit,
+      pmpcfg: Array.from(this.pmpcfg), satpMode: this.satpMode, satpPpn: this.satpPpn, fflags: this.fflags, frm: this.frm,
+      instret: this.instret, cycleOffset: this.cycleOffset, resValid: this.resValid, resLo: this.resLo, resHi: this.resHi,
+      waiting: this.waiting,
+    };
+  }
+
+  /** Puts back what {@link saveState} gave; the TLB is emptied and the decoded-code cache dropped. */
+  loadState(s: HartSnapshot): void {
+    this.xl.set(s.xl, 0); this.xh.set(s.xh, 0); this.xl[32] = 0; this.xh[32] = 0; this.fi.set(s.f);
+    this.pcLo = s.pcLo | 0; this.pcHi = s.pcHi | 0; this.priv = s.priv;
+    this.mstatus = s.mstatus | 0; this.medeleg = s.medeleg | 0; this.mideleg = s.mideleg | 0; this.mie = s.mie | 0;
+    this.mipSw = s.mipSw | 0; this.mipExt = s.mipExt | 0;
+    this.c64.set(s.c64); this.mcounteren = s.mcounteren | 0; this.scounteren = s.scounteren | 0; this.mcountinhibit = s.mcountinhibit | 0;
+    this.pmpcfg.set(s.pmpcfg); this.satpMode = s.satpMode; this.satpPpn = s.satpPpn; this.fflags = s.fflags; this.frm = s.frm;
+    this.instret = s.instret; this.cycleOffset = s.cycleOffset; this.instretWritten = false;
+    this.resValid = s.resValid; this.resLo = s.resLo | 0; this.resHi = s.resHi | 0; this.waiting = s.waiting;
+    this.tagR.fill(0); this.tagW.fill(0); this.tagX.fill(0);
+    for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.onCodeDropped?.(p);
+    this.codeMark.fill(0); this.decoded.fill(undefined);
+    this.updateModes();
   }
 
   /** Sets the pc (64-bit value as lo/hi halves or a Number below 2^53). */

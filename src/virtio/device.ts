@@ -26,6 +26,20 @@ export interface DeviceContext {
   needsReset(reason: string): void;
 }
 
+/** A device's own state in a snapshot: plain data (JSON), and binary blobs beside it. */
+export interface DeviceSnapshot {
+  state: unknown;
+  blobs?: Uint8Array[];
+}
+
+/**
+ * Thrown by a device's `loadState` when the snapshot was taken with something else behind the
+ * device (another disk, a share with other files): the restore is refused, with this message.
+ */
+export class DeviceStateMismatch extends Error {
+  override name = 'DeviceStateMismatch';
+}
+
 /** A virtio device as a transport sees it: no registers, no interrupt line of its own. */
 export interface VirtioDevice {
   readonly deviceId: number;
@@ -60,6 +74,17 @@ export interface VirtioDevice {
    */
   setDeterministic?(on: boolean): void;
   flushCompletions?(): void;
+  /**
+   * Snapshots: the device's own state (not the transport's, not the rings'), taken with nothing in
+   * flight. A device without it has no state beyond its configuration.
+   */
+  saveState?(): DeviceSnapshot | Promise<DeviceSnapshot>;
+  /**
+   * Puts back what saveState gave, after the transport restored its registers and re-activated
+   * the device. Throws DeviceStateMismatch when the backend is not the one saved with, or another
+   * Error for a state that can't be this device's.
+   */
+  loadState?(snapshot: DeviceSnapshot): void | Promise<void>;
 }
 
 /** The feature bits every storvm device offers for its queues. */

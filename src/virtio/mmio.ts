@@ -48,6 +48,39 @@ const RING_ADDRESS_REGISTERS: ReadonlyMap<number, readonly ['descAddr' | 'driver
   [MMIO.QueueDeviceHigh, ['deviceAddr', true]],
 ] as const);
 
+/** A transport's registers and queues as plain data, for a snapshot (see MmioTransport.saveState). */
+export interface TransportSnapshot {
+  deviceId: number;
+  status: number;
+  deviceFeaturesSel: number;
+  driverFeaturesSel: number;
+  /** Hexadecimal. */
+  driverFeatures: string;
+  queueSel: number;
+  interruptStatus: number;
+  configGeneration: number;
+  needsResetReason: string | null;
+  packed: boolean;
+  queues: Array<{
+    size: number;
+    descAddr: number;
+    driverAddr: number;
+    deviceAddr: number;
+    ready: boolean;
+    indirect: boolean;
+    eventIdx: boolean;
+    broken: string | null;
+    ring: number[];
+  }>;
+}
+
+/** Every status value the state machine can reach: a prefix of the handshake, plus FAILED and NEEDS_RESET. */
+const REACHABLE_STATUS = new Set(
+  [0, ACK, ACK | DRIVER, ACK | DRIVER | FEATURES_OK, ACK | DRIVER | FEATURES_OK | DRIVER_OK].flatMap((s) =>
+    s === 0 ? [0] : [s, s | FAILED, s | NEEDS_RESET, s | FAILED | NEEDS_RESET],
+  ),
+);
+
 export interface MmioTransportOptions {
   /** Called when a device method threw: a device bug, kept out of the CPU loop. */
   onDeviceError?(error: unknown): void;
@@ -128,6 +161,96 @@ export class MmioTransport {
   /** Resolves once no request of the device is in flight. */
   idle(): Promise<void> {
     return this.device.idle();
+  }
+
+  /**
+   * The registers and queue state, for a snapshot. Only between requests: the machine drains the
+   * device first, so nothing is in flight and no reset is waiting.
+   */
+  saveState(): TransportSnapshot {
+    if (this.draining() || (this.guard(() => this.device.pending, 0) ?? 0) > 0) throw new Error('transport has requests in flight; drain it before saving');
+    return {
+      deviceId: this.device.deviceId,
+      status: this.status,
+      deviceFeaturesSel: this.deviceFeaturesSel,
+      driverFeaturesSel: this.driverFeaturesSel,
+      driverFeatures: this.driverFeatures.toString(16),
+      queueSel: this.queueSel,
+      interruptStatus: this.interruptStatus,
+      configGeneration: this.configGeneration,
+      needsResetReason: this.needsResetReason ?? null,
+      packed: this.queueList[0]?.packed ?? false,
+      queues: this.queueList.map((q) => ({
+        size: q.size,
+        descAddr: q.descAddr,
+        driverAddr: q.driverAddr,
+        deviceAddr: q.deviceAddr,
+        ready: q.ready,
+        indirect: q.indirect,
+        eventIdx: q.eventIdx,
+        broken: q.broken ?? null,
+        ring: q.saveRing(),
+      })),
+    };
+  }
+
+  /**
+   * Puts back what {@link saveState} gave, on a transport that has not been used yet, and
+   * re-activates the device when the driver had set DRIVER_OK. Everything is checked against this
+   * device and the guest memory before anything changes; a state that can't be this device's
+   * throws an Error saying why.
+   */
+  loadState(s: TransportSnapshot): void {
+    const bad = (why: string): never => {
+      throw new Error(`virtio transport of device ${this.device.deviceId}: ${why}`);
+    };
+    if (s.deviceId !== this.device.deviceId) bad(`the snapshot has device ID ${s.deviceId} here`);
+    if (!REACHABLE_STATUS.has(s.status)) bad(`status 0x${s.status.toString(16)} is not reachable`);
+    let features: bigint;
+    try {
+      features = BigInt(`0x${s.driverFeatures}`);
+    } catch {
+      return bad(`driver features '${s.driverFeatures}'`);
+    }
+    if ((features & ~this.offered) !== 0n) bad('the driver features were not all offered by this device');
+    if (s.queues.length !== this.queueList.length) bad(`${s.queues.length} queues, the device has ${this.queueList.length}`);
+    const packed = s.packed;
+    if (packed && !(features & bit(F_RING_PACKED))) bad('packed queues without VIRTIO_F_RING_PACKED');
+    const fresh = this.queueList.map((q) => (packed ? new PackedQueue(q.maxSize) : new SplitQueue(q.maxSize)));
+    s.queues.forEach((qs, i) => {
+      const q = fresh[i]!;
+      if (!q.validSize(qs.size)) bad(`queue ${i} size ${qs.size}`);
+      q.size = qs.size;
+      q.descAddr = qs.descAddr;
+      q.driverAddr = qs.driverAddr;
+      q.deviceAddr = qs.deviceAddr;
+      q.indirect = qs.indirect;
+      q.eventIdx = qs.eventIdx;
+      if (qs.broken !== null) q.broken = qs.broken;
+      if (!q.loadRing(qs.ring)) bad(`queue ${i} ring position`);
+      if (qs.ready) {
+        const why = q.layoutError(this.memory);
+        if (why !== undefined) bad(`queue ${i}: ${why}`);
+        q.ready = true;
+      }
+    });
+    for (const [i, q] of fresh.entries()) q.epoch = this.queueList[i]!.epoch + 1;
+    this.queueList = fresh;
+    this.status = s.status;
+    this.deviceFeaturesSel = s.deviceFeaturesSel >>> 0;
+    this.driverFeaturesSel = s.driverFeaturesSel >>> 0;
+    this.driverFeatures = features;
+    this.queueSel = s.queueSel >>> 0;
+    this.configGeneration = s.configGeneration >>> 0;
+    this.needsResetReason = s.needsResetReason ?? undefined;
+    this.drainStatus = 0;
+    if (this.status & FEATURES_OK && !this.featuresAcceptable()) bad('the device refuses the saved features');
+    if (this.status & DRIVER_OK) {
+      // activate() sets indirect/eventIdx from the features, which is what they were.
+      this.activate();
+    }
+    this.interruptStatus = s.interruptStatus & (INT_USED_BUFFER | INT_CONFIG_CHANGE);
+    this.irq.set(this.interruptStatus !== 0);
   }
 
   /** A register read of `size` bytes (1, 2 or 4). Unknown or misaligned accesses read 0. */

@@ -69,6 +69,19 @@ export class PackedQueue implements Virtqueue {
     this.epoch++;
   }
 
+  saveRing(): number[] {
+    return [this.nextAvail, this.availWrap, this.nextUsed, this.usedWrap, this.sinceSignal, this.signalledValid ? 1 : 0];
+  }
+
+  loadRing(ring: readonly number[]): boolean {
+    if (ring.length !== 6 || !ring.every((v) => Number.isInteger(v) && v >= 0)) return false;
+    const [na, aw, nu, uw, since, sv] = ring as [number, number, number, number, number, number];
+    if (na >= this.size || nu >= this.size || aw > 1 || uw > 1 || sv > 1 || since > 0xffff) return false;
+    this.nextAvail = na; this.availWrap = aw; this.nextUsed = nu; this.usedWrap = uw; this.sinceSignal = since;
+    this.signalledValid = sv === 1;
+    return true;
+  }
+
   get lastAvailIdx(): number {
     return this.nextAvail;
   }

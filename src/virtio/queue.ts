@@ -58,6 +58,17 @@ export class SplitQueue implements Virtqueue {
     this.epoch++;
   }
 
+  saveRing(): number[] {
+    return [this.nextAvail, this.nextUsed, this.signalledUsed, this.signalledValid ? 1 : 0];
+  }
+
+  loadRing(ring: readonly number[]): boolean {
+    if (ring.length !== 4 || !ring.every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffff) || ring[3]! > 1) return false;
+    [this.nextAvail, this.nextUsed, this.signalledUsed] = ring as [number, number, number];
+    this.signalledValid = ring[3] === 1;
+    return true;
+  }
+
   /** The index of the next available entry the device will look at (u16). */
   get lastAvailIdx(): number {
     return this.nextAvail;

@@ -32,6 +32,10 @@ export interface Virtqueue {
   readonly lastAvailIdx: number;
   /** Where the device puts the next used buffer (split: the u16 used.idx; packed: a ring slot). */
   readonly usedIdx: number;
+  /** Snapshot: where the device is in the rings (the rest of the queue is the fields above). */
+  saveRing(): number[];
+  /** Puts back what saveRing gave; false (and no change) when the numbers can't be this queue's. */
+  loadRing(ring: readonly number[]): boolean;
   /** Back to the state after device reset. */
   reset(): void;
   /** Whether `size` is acceptable for QueueNum. */

@@ -29,6 +29,15 @@ export interface BlockBackend {
    * Optional: without it the device writes zero buffers through `write`.
    */
   writeZeroes?(offset: number, length: number, unmap: boolean): void | Promise<void>;
+  /**
+   * Snapshots (optional): a copy-on-write layer gives its base and its own contents as bytes, so a
+   * snapshot refers to the base by identity and carries only the layer.
+   */
+  snapshotLayer?(): { base: BlockBackend; layer: Uint8Array };
+  /** Replaces the layer's contents with bytes from `snapshotLayer` (checked; unchanged on error). */
+  restoreLayer?(layer: Uint8Array): void;
+  /** Snapshots (optional): a hash of the whole contents, when the backend knows a faster way than reading them. */
+  identity?(): Promise<string>;
 }
 
 /** Base class of every error storvm's block layer throws at API users. */

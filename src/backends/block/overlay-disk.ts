@@ -197,6 +197,25 @@ export class OverlayDisk implements BlockBackend {
     return out;
   }
 
+  snapshotLayer(): { base: BlockBackend; layer: Uint8Array } {
+    return { base: this.base, layer: this.save() };
+  }
+
+  restoreLayer(layer: Uint8Array): void {
+    this.restoreFrom(layer);
+  }
+
+  /**
+   * Replaces this overlay's contents with a saved one (a snapshot restore): checked in full first,
+   * so a bad `saved` leaves the overlay as it was. The block size must match.
+   */
+  restoreFrom(saved: Uint8Array): void {
+    const other = OverlayDisk.load(this.base, saved);
+    if (other.blockSize !== this.blockSize) throw new ImageFormatError(`saved overlay has ${other.blockSize}-byte blocks, this one ${this.blockSize}`);
+    this.map = other.map;
+    this.data = other.data;
+  }
+
   /** Rebuilds an overlay saved by `save()` on top of `base` (which must have the same size). */
   static load(base: BlockBackend, saved: Uint8Array): OverlayDisk {
     const bad = (why: string): never => {

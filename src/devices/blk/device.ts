@@ -11,7 +11,8 @@ import { type BlockBackend, BlockError, isPromise } from '../../backends/block/b
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_BLOCK } from '../../virtio/constants.js';
-import { COMMON_FEATURES, type DeviceContext, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceContext, type DeviceSnapshot, DeviceStateMismatch, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
+import { hashDisk } from '../../backends/block/identity.js';
 import {
   BLK_CFG,
   BLK_CFG_SIZE,
@@ -151,6 +152,41 @@ export class VirtioBlk extends QueueDevice {
     c.setUint32(BLK_CFG.maxWriteZeroesSectors, BLK_MAX_DWZ_SECTORS, true);
     c.setUint32(BLK_CFG.maxWriteZeroesSeg, BLK_MAX_DWZ_SEGMENTS, true);
     c.setUint8(BLK_CFG.writeZeroesMayUnmap, 1);
+  }
+
+  /**
+   * Snapshot state: the writeback field and flush failure, and the disk by identity — its size
+   * and content hash, or for a copy-on-write layer its base's hash and the layer's bytes.
+   */
+  async saveState(): Promise<DeviceSnapshot> {
+    const layered = this.backend.snapshotLayer?.();
+    const disk = layered?.base ?? this.backend;
+    const hash = await (disk.identity?.() ?? hashDisk(disk));
+    return {
+      state: { capacity: this.capacity, readOnly: this.readOnly, wce: this.wce, flushFailed: this.flushFailed, disk: { size: disk.size, hash, layer: layered !== undefined } },
+      blobs: layered ? [layered.layer] : [],
+    };
+  }
+
+  async loadState(snap: DeviceSnapshot): Promise<void> {
+    const s = snap.state as { capacity?: unknown; readOnly?: unknown; wce?: unknown; flushFailed?: unknown; disk?: { size?: unknown; hash?: unknown; layer?: unknown } };
+    if (typeof s !== 'object' || s === null || typeof s.disk !== 'object' || s.disk === null) throw new Error('virtio-blk: malformed state');
+    if (s.capacity !== this.capacity) throw new DeviceStateMismatch(`disk of ${Number(s.capacity) * SECTOR_SIZE} bytes in the snapshot, ${this.capacity * SECTOR_SIZE} given`);
+    if (s.readOnly !== this.readOnly) throw new DeviceStateMismatch(`disk was ${s.readOnly ? 'read-only' : 'writable'} in the snapshot, ${this.readOnly ? 'read-only' : 'writable'} now`);
+    const layered = this.backend.snapshotLayer?.();
+    if (s.disk.layer === true && layered === undefined) throw new DeviceStateMismatch('the snapshot carries copy-on-write changes for this disk, but the disk given is written in place');
+    if (s.disk.layer !== true && layered !== undefined) throw new DeviceStateMismatch('the disk was written in place when saved, but is a copy-on-write layer now');
+    const disk = layered?.base ?? this.backend;
+    if (s.disk.size !== disk.size) throw new DeviceStateMismatch(`disk image of ${String(s.disk.size)} bytes in the snapshot, ${disk.size} given`);
+    const hash = await (disk.identity?.() ?? hashDisk(disk));
+    if (s.disk.hash !== hash) throw new DeviceStateMismatch('the disk image differs from the one the snapshot was taken with (content hash)');
+    if (layered !== undefined) {
+      const blob = snap.blobs?.[0];
+      if (blob === undefined) throw new Error('virtio-blk: the copy-on-write layer is missing');
+      this.backend.restoreLayer!(blob);
+    }
+    if (s.wce === 0 || s.wce === 1) this.wce = s.wce;
+    this.flushFailed = s.flushFailed === true;
   }
 
   /** Whether the device caches writes until FLUSH: only with FLUSH negotiated and writeback=1. */
