@@ -291,7 +291,15 @@ export class Machine {
   private async capture(opts: SaveOptions): Promise<Uint8Array> {
     await this.drain();
     this.flushConsole();
-    const devices = await Promise.all(this.transports.map(async (t) => (await t.device.saveState?.()) ?? { state: null }));
+    const devices = await Promise.all(
+      this.transports.map(async (t, slot) => {
+        try {
+          return (await t.device.saveState?.()) ?? { state: null };
+        } catch (e) {
+          throw new SnapshotError('state', `virtio slot ${slot} (${deviceName(t.device.deviceId)}): ${(e as Error).message}`);
+        }
+      }),
+    );
     const blobs: Uint8Array[] = [];
     const deviceStates = devices.map((d) => {
       const first = blobs.length;

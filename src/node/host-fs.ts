@@ -550,6 +550,15 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     }
   }
 
+  override nodePath(node: HostNode): string[] | undefined {
+    const names: string[] = [];
+    for (let n: HostNode | null = node; n !== null && n !== this.rootNode; n = n.parent) {
+      if (n.gone || n.parent === null) return undefined;
+      names.push(n.name);
+    }
+    return names.reverse();
+  }
+
   override root(): HostNode {
     return this.rootNode;
   }

@@ -254,4 +254,11 @@ export abstract class FsBackend<N extends FsNode = FsNode, F extends FsFile = Fs
   retain(_node: N): void {}
   /** A fid dropped its reference to `node`. */
   release(_node: N): void {}
+  /**
+   * Snapshots: the names from the root that lead to `node` now, so a restored session can look it
+   * up again; undefined when there is none (unlinked) or the backend can't tell (the default).
+   */
+  nodePath(_node: N): string[] | undefined {
+    return undefined;
+  }
 }

@@ -42,6 +42,7 @@ export const EMSGSIZE = 90;
 export const EOPNOTSUPP = 95;
 /** Linux defines ENOTSUP as EOPNOTSUPP. */
 export const ENOTSUP = 95;
+export const ESTALE = 116;
 export const ECANCELED = 125;
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { FsBackend, FsNode } from '../../backends/fs/backend.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../../backends/fs/backend.js';
-import { EMSGSIZE, FsError } from '../../backends/fs/errno.js';
+import { EBADF, EMSGSIZE, ESTALE, FsError } from '../../backends/fs/errno.js';
 import type { P9Output } from './io.js';
 import type { P9Session } from './session.js';
 import { Encoder, IO_HEADER_SIZE, P9, QT_DIR, QT_FILE, QT_SYMLINK } from './wire.js';
@@ -51,6 +51,7 @@ export class P9Context {
 
   error(out: P9Output, tag: number, errno: number): number {
     if (out.remaining < IO_HEADER_SIZE) return 0;
+    if (errno === EBADF && this.session.staleHit) errno = ESTALE;
     const e = this.enc;
     e.begin(P9.Rlerror, tag, IO_HEADER_SIZE);
     e.u32(errno);

@@ -9,7 +9,8 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_9P } from '../../virtio/constants.js';
-import { COMMON_FEATURES, PACKED_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
+import { COMMON_FEATURES, type DeviceSnapshot, DeviceStateMismatch, PACKED_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
+import { loadSession, saveSession } from './snapshot.js';
 import { GuardedOutput } from './io.js';
 import { P9Server, type P9ServerOptions } from './server.js';
 
@@ -62,6 +63,18 @@ export class Virtio9p extends QueueDevice {
 
   readConfig(offset: number, size: number): number {
     return readConfigBytes(this.config, offset, size);
+  }
+
+  /** Snapshot state: the tag, and the 9P session (fids by path, open flags, locks). */
+  saveState(): DeviceSnapshot {
+    return { state: { tag: this.tag, session: saveSession(this.server.session, this.fs) } };
+  }
+
+  async loadState(snap: DeviceSnapshot): Promise<void> {
+    const s = snap.state as { tag?: unknown; session?: unknown } | null;
+    if (typeof s !== 'object' || s === null) throw new Error('virtio-9p: malformed state');
+    if (s.tag !== this.tag) throw new DeviceStateMismatch(`share tag '${String(s.tag)}' in the snapshot, '${this.tag}' given`);
+    await loadSession(this.server.session, this.fs, s.session, this.server.maxMsize);
   }
 
   protected override onReset(): void {

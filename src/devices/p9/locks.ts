@@ -33,6 +33,21 @@ export class LockTable {
     return this.count;
   }
 
+  /** Every range held, by inode (for a snapshot). */
+  entries(): Array<[bigint, LockRange[]]> {
+    return [...this.byInode].map(([ino, list]) => [ino, list.map((l) => ({ ...l }))]);
+  }
+
+  /** Replaces the table with saved entries (a snapshot restore). */
+  load(entries: ReadonlyArray<readonly [bigint, readonly LockRange[]]>): void {
+    this.clear();
+    for (const [ino, list] of entries) {
+      if (list.length === 0) continue;
+      this.byInode.set(ino, list.map((l) => ({ ...l })));
+      this.count += list.length;
+    }
+  }
+
   clear(): void {
     this.byInode.clear();
     this.count = 0;

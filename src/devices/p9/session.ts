@@ -11,6 +11,8 @@ import { NOFID } from './wire.js';
 /** A fid: a reference to a file the client named, maybe opened, maybe an xattr channel. */
 export class Fid {
   file: FsFile | undefined = undefined;
+  /** The backend flags `file` was opened with (O_TRUNC left out), to open it again after a snapshot restore. */
+  openFlags = 0;
   /** For Txattrwalk fids: the value (or name list) to read. */
   xattrValue: Uint8Array | undefined = undefined;
   /** For Txattrcreate fids: what to set on clunk. */
@@ -36,6 +38,13 @@ export class P9Session {
   xattrHeld = 0;
   /** The export root's inode, once attached: '..' there stays there. */
   rootIno: bigint | undefined;
+  /**
+   * Fids a snapshot restore could not find again (their file went away while the VM was saved):
+   * every use answers ESTALE, and clunk lets them go.
+   */
+  readonly stale = new Set<number>();
+  /** Whether the last {@link fid} lookup found a stale fid (the reply's EBADF becomes ESTALE). */
+  staleHit = false;
 
   constructor(
     private readonly fs: FsBackend,
@@ -54,16 +63,19 @@ export class P9Session {
     this.inFlight.clear();
     this.xattrHeld = 0;
     this.msize = 0;
+    this.stale.clear();
   }
 
   fid(n: number): Fid | undefined {
-    return this.fids.get(n);
+    const f = this.fids.get(n);
+    this.staleHit = f === undefined && this.stale.has(n);
+    return f;
   }
 
   /** Whether a new fid number may be taken; answers an errno or 0. */
   canTake(n: number): number {
     if (n === NOFID) return EINVAL;
-    if (this.fids.has(n)) return EINVAL;
+    if (this.fids.has(n) || this.stale.has(n)) return EINVAL;
     if (this.fids.size >= this.maxFids) return EMFILE;
     return 0;
   }

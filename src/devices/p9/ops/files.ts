@@ -96,6 +96,7 @@ export function tlopen(c: P9Context, d: Decoder, tag: number, out: P9Output): Re
       return c.error(out, tag, EBADF);
     }
     fid.file = f;
+    fid.openFlags = bflags & ~O_TRUNC;
     const e = c.begin(P9.Rlopen, tag, out);
     c.putQid(e, f.node);
     e.u32(0); // iounit: let the client use msize
@@ -135,6 +136,7 @@ export function tlcreate(c: P9Context, d: Decoder, tag: number, out: P9Output): 
     fid.parent = dir;
     fid.name = name;
     fid.file = f;
+    fid.openFlags = bflags;
     const e = c.begin(P9.Rlcreate, tag, out);
     c.putQid(e, f.node);
     e.u32(0);
@@ -245,6 +247,7 @@ function rwrite(c: P9Context, n: number, tag: number, out: P9Output): number {
 export function tclunk(c: P9Context, d: Decoder, tag: number, out: P9Output): Reply {
   const fidNo = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
+  if (c.session.stale.delete(fidNo)) return c.simple(undefined, P9.Rclunk, tag, out);
   const fid = c.session.fid(fidNo);
   if (fid === undefined) return c.error(out, tag, EBADF);
   // The fid goes whatever closing answers (9P: clunk(5)).
