@@ -5,7 +5,10 @@
 import { createWriteStream } from 'node:fs';
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
 import { chunkImage } from './image-chunk.js';
-import { launch } from './launch.js';
+import { launch, snapshotMeta } from './launch.js';
+import { writeSnapshotFile, snapshotInfoLines } from './snapshot-file.js';
+import { readFile } from 'node:fs/promises';
+import type { Machine } from '../machine/machine.js';
 import { type MachineArgs, parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
 
@@ -18,6 +21,7 @@ commands:
   boot [options]              boot the default guest with a shell on the serial console
                               (Ctrl-A x quits; with piped stdin the shell reads the pipe)
 ${BENCH_USAGE}
+  snapshot info FILE          what a snapshot holds: memory, engine, guest time, devices, disks, sizes
   image chunk IMAGE OUTDIR [--chunk-size KiB]
                               cut a raw, .gz or qcow2 image into SHA-256-named chunk files and a
                               manifest.json, for the browser's lazily fetched HttpDisk (default 1024 KiB)
@@ -36,6 +40,10 @@ options of run and boot:
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly
   --cpu interp|wasm           how guest code runs: interpreted (default) or hot code translated to WebAssembly
+  --save-on-exit FILE         when storvm stops the guest (Ctrl-A x, Ctrl-C), save a snapshot there;
+                              in boot, Ctrl-A s saves one at any moment (to FILE, or ./storvm.snap)
+  --restore FILE              (boot) go on from a snapshot instead of booting, with the same
+                              --disk and --share options it was saved with
   --verbose                   show kernel messages
   --trace 9p|fuse|blk[,…]     print every 9P message, FUSE request or block request, decoded, with its device time
   --trace-file FILE           write the trace there instead of to standard error
@@ -61,6 +69,7 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
     if (command === 'boot') return await boot(rest, out, err);
     if (command === 'bench') return await bench(rest, out, err);
     if (command === 'image') return await image(rest, out);
+    if (command === 'snapshot') return await snapshot(rest, out);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
   } catch (e) {
     err.write(`storvm: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -92,7 +101,11 @@ async function run(argv: string[], out: Stream, err: Stream): Promise<number> {
   process.once('SIGINT', onSigint);
   try {
     const r = await machine.run();
-    if (r.reason === 'stopped') return 130;
+    if (r.reason === 'stopped') {
+      if (args.saveOnExit !== undefined) await saveTo(machine, args.saveOnExit, args, err);
+      return 130;
+    }
+    if (args.saveOnExit !== undefined) err.write(`storvm: the guest ${r.reason === 'poweroff' ? 'powered off' : 'rebooted'}; there is nothing to resume, so no snapshot was saved\n`);
     if (r.reason === 'reset') throw new Error('the guest rebooted instead of finishing the command');
     return r.exitCode;
   } finally {
@@ -143,13 +156,19 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   const stdin = process.stdin;
   const raw = stdin.isTTY === true;
   let ctrlA = false;
+  let saving: Promise<void> = Promise.resolve();
   const onData = (chunk: Buffer) => {
     if (!raw) return machine.input(chunk);
     for (const b of chunk) {
-      // Ctrl-A x quits, Ctrl-A Ctrl-A sends one Ctrl-A, as in QEMU's -nographic console.
+      // Ctrl-A x quits, Ctrl-A s saves a snapshot, Ctrl-A Ctrl-A sends one Ctrl-A, as in QEMU's
+      // -nographic console.
       if (ctrlA) {
         ctrlA = false;
         if (b === 0x78) return machine.stop();
+        if (b === 0x73) {
+          saving = saving.then(() => saveTo(machine, args.saveOnExit ?? 'storvm.snap', args, err).catch((e: unknown) => void err.write(`storvm: ${(e as Error).message}\r\n`)));
+          continue;
+        }
         machine.input(Uint8Array.of(b));
       } else if (b === 0x01) ctrlA = true;
       else machine.input(Uint8Array.of(b));
@@ -160,6 +179,8 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   stdin.resume();
   try {
     const r = await machine.run();
+    await saving;
+    if (r.reason === 'stopped' && args.saveOnExit !== undefined) await saveTo(machine, args.saveOnExit, args, err);
     return r.reason === 'poweroff' ? r.exitCode : 0;
   } finally {
     stdin.off('data', onData);
@@ -169,4 +190,25 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
     for (const line of traceSummary()) tracer?.write(line);
     await tracer?.close();
   }
+}
+
+/** Saves the machine's snapshot to `file` (atomically) and says so on stderr. */
+async function saveTo(machine: Machine, file: string, args: MachineArgs, err: Stream): Promise<void> {
+  const t0 = performance.now();
+  const bytes = await machine.save({ meta: snapshotMeta(args) });
+  await writeSnapshotFile(file, bytes);
+  err.write(`storvm: saved snapshot ${file} (${(bytes.length / 1e6).toFixed(1)} MB in ${Math.round(performance.now() - t0)} ms)\r\n`);
+}
+
+async function snapshot(argv: string[], out: Stream): Promise<number> {
+  const [sub, file, ...extra] = argv;
+  if (sub !== 'info' || file === undefined || extra.length > 0) throw new UsageError(`usage: storvm snapshot info FILE${sub && sub !== 'info' ? ` (unknown subcommand '${sub}')` : ''}`);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new UsageError(`snapshot ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  for (const line of snapshotInfoLines(bytes)) out.write(line + '\n');
+  return 0;
 }

@@ -9,7 +9,9 @@ import { gunzipSync } from 'node:zlib';
 import { VirtioFs } from '../devices/fs/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
 import { VirtioBlk } from '../devices/blk/device.js';
-import { Machine, type MachineOptions } from '../machine/machine.js';
+import { Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
+import { snapshotInfo } from '../machine/snapshot-info.js';
+import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { HostFs } from './host-fs.js';
 import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './lab/trace.js';
@@ -106,6 +108,15 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
       devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
       shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
+    const traceSummary = (): string[] => [
+      ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
+      ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
+      ...(traceFuse ? [fuseTally.line('fuse', 'requests')] : []),
+    ];
+    if (args.restore !== undefined) {
+      const machine = await restoreMachine(args, devices, onConsole);
+      return { machine, close: closeAll, traceSummary };
+    }
     const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
     const initrd = await readMaybeGzip(args.initrd ?? new URL('initramfs.cpio.gz', GUEST_IMAGES), 'initrd');
     const parts = ['console=ttyS0', args.verbose ? 'loglevel=7' : 'quiet loglevel=1', ...shareArgs];
@@ -122,14 +133,37 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    const traceSummary = (): string[] => [
-      ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
-      ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
-      ...(traceFuse ? [fuseTally.line('fuse', 'requests')] : []),
-    ];
     return { machine, close: closeAll, traceSummary };
   } catch (e) {
     await closeAll();
     throw e;
   }
+}
+
+/** `boot --restore FILE`: the machine from the snapshot, over the disks and shares given now. */
+async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onConsole: (bytes: Uint8Array) => void): Promise<Machine> {
+  const file = args.restore!;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new UsageError(`snapshot ${file}: ${(e as Error).message}`);
+  }
+  const info = snapshotInfo(bytes);
+  if (args.memGiven && info.meta.memoryMiB !== args.memoryMiB) {
+    throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${String(info.meta.memoryMiB)} MiB (leave --mem out)`);
+  }
+  const opts: RestoreOptions = { devices, host: nodeHost, onConsole };
+  if (args.deterministic) opts.deterministic = true;
+  if (args.cpu !== undefined) opts.cpu = args.cpu;
+  return Machine.restore(bytes, opts);
+}
+
+/** What `storvm snapshot info` shows of how a snapshot was made (kept in its META section). */
+export function snapshotMeta(args: MachineArgs): Record<string, unknown> {
+  return {
+    storvm: storvmVersion(),
+    disks: args.disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
+    shares: args.shares.map((s) => ({ dir: s.dir, tag: s.tag, readOnly: s.readOnly, mode: s.mode, virtiofs: s.virtiofs ?? null })),
+  };
 }

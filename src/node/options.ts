@@ -45,6 +45,12 @@ export interface MachineArgs {
   trace: TraceKind[];
   /** Where trace lines go (`--trace-file`); default standard error. */
   traceFile?: string;
+  /** `--save-on-exit FILE`: where a snapshot goes when storvm stops the guest (and Ctrl-A s). */
+  saveOnExit?: string;
+  /** `--restore FILE` (boot only): go on from this snapshot instead of booting. */
+  restore?: string;
+  /** Whether --mem was given (a restore takes the snapshot's memory size otherwise). */
+  memGiven?: boolean;
 }
 
 export type TraceKind = '9p' | 'fuse' | 'blk';
@@ -139,6 +145,7 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         const n = Number(value(i++, a));
         if (!Number.isInteger(n) || n < 32 || n > 2048) throw new UsageError(`--mem ${argv[i]}: give MiB between 32 and 2048`);
         args.memoryMiB = n;
+        args.memGiven = true;
         break;
       }
       case '--disk':
@@ -176,6 +183,13 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         args.cpu = v;
         break;
       }
+      case '--save-on-exit':
+        args.saveOnExit = resolve(value(i++, a));
+        break;
+      case '--restore':
+        if (wantCommand) throw new UsageError('--restore goes with storvm boot (the restored guest goes on where it was)');
+        args.restore = checkFile(value(i++, a), 'snapshot');
+        break;
       case '--verbose':
       case '-v':
         args.verbose = true;
@@ -188,6 +202,10 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
   if (args.disks.length + args.shares.length > 8) throw new UsageError('at most 8 disks and shares in all');
   const tags = new Set(args.shares.map((s) => s.tag));
   if (tags.size !== args.shares.length) throw new UsageError('two shares have the same tag');
+  if (args.restore !== undefined) {
+    const own = [args.kernel && '--kernel', args.initrd && '--initrd', args.append !== undefined && '--append'].filter(Boolean);
+    if (own.length > 0) throw new UsageError(`--restore can't take ${own.join(', ')}: the snapshot holds the booted kernel`);
+  }
   if (wantCommand && args.command.length === 0) throw new UsageError('run needs a command after --, e.g. storvm run -- uname -a');
   if (!wantCommand && args.command.length > 0) throw new UsageError('boot takes no command; use storvm run -- COMMAND');
   return args;
