@@ -39,6 +39,7 @@ export { Hart } from './riscv/hart.js';
 export { Machine, type MachineHost, type MachineOptions, type RestoreOptions, type RunResult, type SaveOptions } from './machine/machine.js';
 export { isSnapshot, readSnapshot, SnapshotError, type SnapshotErrorCode, SNAPSHOT_VERSION } from './machine/snapshot-format.js';
 export { snapshotInfo, type SnapshotInfo } from './machine/snapshot-info.js';
+export type { DeflateCodec } from './machine/ram-image.js';
 export { BootImageError } from './machine/loader.js';
 export { buildFdt, cells64, type FdtNode, type FdtValue } from './machine/fdt.js';
 export {

@@ -31,7 +31,7 @@ import { Plic, PLIC_SIZE, PLIC_STATE_SIZES, type PlicSnapshot } from './plic.js'
 import { Sbi } from './sbi.js';
 import { Finisher, FINISHER_SIZE } from './test-device.js';
 import { Uart16550, UART_SIZE, type UartSnapshot } from './uart.js';
-import { decodeRam, encodeRam, ramImageStats } from './ram-image.js';
+import { decodeRam, type DeflateCodec, encodeRam, ramImageStats } from './ram-image.js';
 import { jsonSection, parseJsonSection, readSnapshot, SNAPSHOT_VERSION, SnapshotError, StateReader, writeSnapshot } from './snapshot-format.js';
 import type { HartSnapshot } from '../riscv/state.js';
 import type { TransportSnapshot } from '../virtio/mmio.js';
@@ -97,6 +97,8 @@ export interface RestoreOptions {
   cpu?: CpuEngine;
   /** Guest time follows instructions (default: as saved). */
   deterministic?: boolean;
+  /** A faster raw-DEFLATE implementation than fflate's, e.g. Node's zlib (same format). */
+  codec?: DeflateCodec;
 }
 
 export interface SaveOptions {
@@ -104,6 +106,8 @@ export interface SaveOptions {
   meta?: Record<string, unknown>;
   /** Deflate level of the RAM pages, 1 (fast, default) to 9 (small). */
   level?: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
+  /** A faster raw-DEFLATE implementation than fflate's, e.g. Node's zlib (same format). */
+  codec?: DeflateCodec;
 }
 
 /** Deterministic mode counts this many instructions per second of guest time. */
@@ -323,7 +327,7 @@ export class Machine {
       transports: this.transports.map((t) => t.saveState()),
       devices: deviceStates,
     };
-    const ram = encodeRam(this.ram.bytes, opts.level ?? 1);
+    const ram = await encodeRam(this.ram.bytes, opts.level ?? 1, opts.codec);
     const meta = {
       ...opts.meta,
       format: SNAPSHOT_VERSION,
@@ -381,7 +385,7 @@ export class Machine {
     if (opts.onConsole) mOpts.onConsole = opts.onConsole;
     if (opts.sliceInstructions !== undefined) mOpts.sliceInstructions = opts.sliceInstructions;
     const m = new Machine(mOpts, RESTORING);
-    decodeRam(ram, m.ram.bytes);
+    await decodeRam(ram, m.ram.bytes, { zeroed: true, ...(opts.codec ? { codec: opts.codec } : {}) });
     try {
       m.uart.loadState(uartState(st.obj('uart')));
       const cl = st.obj('clint');

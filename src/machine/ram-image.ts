@@ -13,13 +13,23 @@ import { SnapshotError } from './snapshot-format.js';
 const PAGE = 4096;
 const GROUP_PAGES = 1024;
 
+/**
+ * Raw DEFLATE (RFC 1951) both ways, for hosts with a faster one than fflate's: Node's zlib, a
+ * browser's CompressionStream('deflate-raw'). The format is the same whichever is used.
+ */
+export interface DeflateCodec {
+  deflate?(data: Uint8Array, level: number): Uint8Array | Promise<Uint8Array>;
+  /** Inflates `data`, which must come to exactly `size` bytes (a different length is refused). */
+  inflate?(data: Uint8Array, size: number): Uint8Array | Promise<Uint8Array>;
+}
+
 export interface RamImageStats {
   pages: number;
   stored: number;
 }
 
 /** Encodes `ram` (a multiple of 4096 bytes). */
-export function encodeRam(ram: Uint8Array, level: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 1): Uint8Array {
+export async function encodeRam(ram: Uint8Array, level: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 1, codec: DeflateCodec = {}): Promise<Uint8Array> {
   if (ram.length % PAGE !== 0) throw new RangeError('RAM size must be a multiple of 4096');
   const pages = ram.length / PAGE;
   const words = new Int32Array(ram.buffer, ram.byteOffset, ram.length >>> 2);
@@ -35,18 +45,19 @@ export function encodeRam(ram: Uint8Array, level: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 
       }
     }
   }
-  const groups: Uint8Array[] = [];
+  const pending: Array<Uint8Array | Promise<Uint8Array>> = [];
   const counts: number[] = [];
-  const buf = new Uint8Array(Math.min(stored.length, GROUP_PAGES) * PAGE);
   for (let g = 0; g < stored.length; g += GROUP_PAGES) {
     const n = Math.min(GROUP_PAGES, stored.length - g);
+    const buf = new Uint8Array(n * PAGE);
     for (let i = 0; i < n; i++) {
       const p = stored[g + i]!;
       buf.set(ram.subarray(p * PAGE, (p + 1) * PAGE), i * PAGE);
     }
-    groups.push(deflateSync(buf.subarray(0, n * PAGE), { level }));
+    pending.push(codec.deflate ? codec.deflate(buf, level) : deflateSync(buf, { level }));
     counts.push(n);
   }
+  const groups = await Promise.all(pending);
   let total = 8 + bitmap.length + 4;
   for (const d of groups) total += 8 + d.length;
   const out = new Uint8Array(total);
@@ -87,11 +98,16 @@ function header(image: Uint8Array): { pages: number; bitmap: Uint8Array; dv: Dat
   return { pages, bitmap: image.subarray(8, 8 + bl), dv };
 }
 
-/** Decodes a RAM image into `ram`, which must be exactly the image's size; every byte is written. */
-export function decodeRam(image: Uint8Array, ram: Uint8Array): void {
+/**
+ * Decodes a RAM image into `ram`, which must be exactly the image's size. Every byte is written,
+ * unless `zeroed` says `ram` holds only zeros already (fresh memory: filling it would only make
+ * the host commit pages the guest never used).
+ */
+export async function decodeRam(image: Uint8Array, ram: Uint8Array, opts: { zeroed?: boolean; codec?: DeflateCodec } = {}): Promise<void> {
   const bad = (why: string): never => {
     throw new SnapshotError('corrupt', `snapshot RAM image: ${why}`);
   };
+  const codec = opts.codec;
   const { pages, bitmap, dv } = header(image);
   if (pages * PAGE !== ram.length) {
     throw new SnapshotError('mismatch', `snapshot RAM is ${(pages * PAGE) / 2 ** 20} MiB, the machine has ${ram.length / 2 ** 20} MiB`);
@@ -101,8 +117,9 @@ export function decodeRam(image: Uint8Array, ram: Uint8Array): void {
   let at = 8 + bitmap.length;
   const groups = dv.getUint32(at, true);
   at += 4;
-  // Decode everything before touching RAM, so a bad group leaves the machine as it was.
-  const decoded: { first: number; data: Uint8Array }[] = [];
+  // Decode everything before touching RAM, so a bad group leaves the machine as it was. The
+  // groups inflate side by side when the codec is asynchronous (Node's zlib uses its thread pool).
+  const jobs: { first: number; n: number; g: number; data: Uint8Array | Promise<Uint8Array> }[] = [];
   let done = 0;
   for (let g = 0; g < groups; g++) {
     if (at + 8 > image.length) bad('group header truncated');
@@ -110,20 +127,31 @@ export function decodeRam(image: Uint8Array, ram: Uint8Array): void {
     const len = dv.getUint32(at + 4, true);
     if (n === 0 || n > GROUP_PAGES || done + n > stored.length) bad(`group ${g} holds ${n} pages`);
     if (at + 8 + len > image.length) bad(`group ${g} truncated`);
-    let data: Uint8Array;
+    const raw = image.subarray(at + 8, at + 8 + len);
+    let data: Uint8Array | Promise<Uint8Array>;
     try {
-      data = inflateSync(image.subarray(at + 8, at + 8 + len), { out: new Uint8Array(n * PAGE) });
+      data = codec?.inflate ? codec.inflate(raw, n * PAGE) : inflateSync(raw, { out: new Uint8Array(n * PAGE) });
     } catch (e) {
       bad(`group ${g}: ${(e as Error).message}`);
     }
-    if (data!.length !== n * PAGE) bad(`group ${g} inflates to ${data!.length} bytes, not ${n * PAGE}`);
-    decoded.push({ first: done, data: data! });
+    jobs.push({ first: done, n, g, data: data! });
     done += n;
     at += 8 + len;
   }
   if (done !== stored.length) bad(`${done} pages in groups, the bitmap names ${stored.length}`);
   if (at !== image.length) bad('bytes after the last group');
-  ram.fill(0);
+  const decoded: { first: number; data: Uint8Array }[] = [];
+  for (const j of jobs) {
+    let data: Uint8Array;
+    try {
+      data = await j.data;
+    } catch (e) {
+      bad(`group ${j.g}: ${(e as Error).message}`);
+    }
+    if (data!.length !== j.n * PAGE) bad(`group ${j.g} inflates to ${data!.length} bytes, not ${j.n * PAGE}`);
+    decoded.push({ first: j.first, data: data! });
+  }
+  if (opts.zeroed !== true) ram.fill(0);
   for (const { first, data } of decoded) {
     const n = data.length / PAGE;
     for (let i = 0; i < n; i++) {

@@ -4,7 +4,7 @@
  * a truncated, corrupt or foreign file is refused with a SnapshotError, never half-read.
  *
  *   header  "STORVMSN" (8) · u32 version · u32 section count · u32 CRC-32 of the 16 bytes before
- *   section tag (4 ASCII bytes) · u32 payload length · u32 CRC-32 of the payload · payload
+ *   section tag (4 ASCII bytes) · u32 payload length · u32 CRC-32 of tag, length and payload · payload
  *
  * All integers are little-endian. Tags name what a payload holds: "META" and "STAT" are UTF-8
  * JSON, "RAM " is guest RAM (see ram-image.ts), "BLOB" an opaque device blob (index order).
@@ -68,7 +68,7 @@ export function writeSnapshot(sections: readonly Section[]): Uint8Array {
   for (const s of sections) {
     for (let i = 0; i < 4; i++) out[at + i] = s.tag.charCodeAt(i);
     dv.setUint32(at + 4, s.data.length, true);
-    dv.setUint32(at + 8, crc32(s.data), true);
+    dv.setUint32(at + 8, crc32(s.data, crc32(out.subarray(at, at + 8))), true);
     out.set(s.data, at + SECTION_HEADER);
     at += SECTION_HEADER + s.data.length;
   }
@@ -99,7 +99,7 @@ export function readSnapshot(bytes: Uint8Array): Section[] {
     const start = at + SECTION_HEADER;
     if (start + len > bytes.length) throw new SnapshotError('truncated', `snapshot truncated in section '${tag}' (${len} bytes, ${bytes.length - start} present)`);
     const data = bytes.subarray(start, start + len);
-    if (crc32(data) !== crc) throw new SnapshotError('corrupt', `snapshot section '${tag}' is corrupt (CRC mismatch)`);
+    if (crc32(data, crc32(bytes.subarray(at, at + 8))) !== crc) throw new SnapshotError('corrupt', `snapshot section '${tag}' is corrupt (CRC mismatch)`);
     sections.push({ tag, data });
     at = start + len;
   }

@@ -6,6 +6,7 @@ import { createWriteStream } from 'node:fs';
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
 import { chunkImage } from './image-chunk.js';
 import { launch, snapshotMeta } from './launch.js';
+import { nodeCodec } from './host.js';
 import { writeSnapshotFile, snapshotInfoLines } from './snapshot-file.js';
 import { readFile } from 'node:fs/promises';
 import type { Machine } from '../machine/machine.js';
@@ -195,7 +196,7 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
 /** Saves the machine's snapshot to `file` (atomically) and says so on stderr. */
 async function saveTo(machine: Machine, file: string, args: MachineArgs, err: Stream): Promise<void> {
   const t0 = performance.now();
-  const bytes = await machine.save({ meta: snapshotMeta(args) });
+  const bytes = await machine.save({ meta: snapshotMeta(args), codec: nodeCodec });
   await writeSnapshotFile(file, bytes);
   err.write(`storvm: saved snapshot ${file} (${(bytes.length / 1e6).toFixed(1)} MB in ${Math.round(performance.now() - t0)} ms)\r\n`);
 }

@@ -15,7 +15,7 @@ import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { HostFs } from './host-fs.js';
 import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './lab/trace.js';
-import { nodeHost } from './host.js';
+import { nodeCodec, nodeHost } from './host.js';
 import { openDiskImage, type OpenedImage } from './image-disk.js';
 import { UsageError, type MachineArgs } from './options.js';
 
@@ -153,7 +153,7 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
   if (args.memGiven && info.meta.memoryMiB !== args.memoryMiB) {
     throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${String(info.meta.memoryMiB)} MiB (leave --mem out)`);
   }
-  const opts: RestoreOptions = { devices, host: nodeHost, onConsole };
+  const opts: RestoreOptions = { devices, host: nodeHost, onConsole, codec: nodeCodec };
   if (args.deterministic) opts.deterministic = true;
   if (args.cpu !== undefined) opts.cpu = args.cpu;
   return Machine.restore(bytes, opts);
