@@ -58,8 +58,10 @@ export async function openDiskImage(path: string, opts: OpenImageOptions = {}): 
     return { disk, format, close: () => disk.close() };
   }
   if (format === 'gzip') {
-    const disk = await openGzipImage(path, { readOnly, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
-    return { disk, format, close: async () => {} };
+    // The decompressed image stays as it was; the guest's writes go to a copy-on-write layer,
+    // which is what a snapshot carries (it refers to the image itself by its content hash).
+    const image = await openGzipImage(path, { readOnly: true, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    return { disk: readOnly ? image : new OverlayDisk(image), format, close: async () => {} };
   }
   const files: FileDisk[] = [];
   try {
