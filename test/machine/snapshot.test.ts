@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { deflateRawSync } from 'node:zlib';
 import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
+import { MemFs } from '../../src/backends/fs/mem-fs.js';
 import { OverlayDisk } from '../../src/backends/block/overlay-disk.js';
 import { hashDisk } from '../../src/backends/block/identity.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
@@ -251,6 +252,26 @@ describe('9P session state', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('9P over an in-memory share', () => {
+  it('carries the files in the snapshot and reopens fids in the MemFs they are loaded into', async () => {
+    const fs = new MemFs({ tree: { dir: { 'a.txt': 'alpha' } } });
+    const dev = new Virtio9p(fs);
+    const c = new P9Client(dev);
+    await c.mount();
+    await c.walk(0, 1, ['dir', 'a.txt']);
+    await c.lopen(1, 2);
+    expect(await c.write(1, 5, '-beta')).toBe(5);
+    const saved = c.drv.transport.saveState();
+    const state = await dev.saveState();
+    expect(state.blobs?.length).toBe(1);
+    const fresh = new MemFs();
+    await reattach(c.drv, new Virtio9p(fresh), saved, state);
+    expect(new TextDecoder().decode(await c.read(1, 0, 100))).toBe('alpha-beta');
+    expect(fresh.nodePath((await fresh.lookup(fresh.rootNode, 'dir')) as never)).toEqual(['dir']);
+    await expect(reattach(c.drv, new Virtio9p(new MemFs({ tree: { x: 'y' } })), saved, state)).rejects.toThrow(/not empty/);
   });
 });
 

@@ -261,4 +261,10 @@ export abstract class FsBackend<N extends FsNode = FsNode, F extends FsFile = Fs
   nodePath(_node: N): string[] | undefined {
     return undefined;
   }
+  /**
+   * Snapshots, for backends whose files live only in this process (MemFs): the files as bytes, so
+   * the snapshot carries them; and loading them back into a fresh, empty backend.
+   */
+  saveContents?(): Uint8Array;
+  loadContents?(bytes: Uint8Array): void;
 }

@@ -167,6 +167,27 @@ export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
   if (count === 0 || count > (image.length - r.pos) / 56) throw new MemFsImageError(`bad inode count ${count}`);
   const { readOnly, tree: _tree, ...rest } = opts;
   const fs = new MemFs(rest);
+  fillFromImage(fs, r, count, image.length);
+  if (readOnly) fs.freeze();
+  return fs;
+}
+
+/**
+ * Loads an image into `fs`, which must be empty (a fresh MemFs, nothing under its root): a share
+ * whose files come back from a snapshot. Throws MemFsImageError as loadMemFs does.
+ */
+export function loadMemFsInto(fs: MemFs, image: Uint8Array): void {
+  if (fs.rootNode.dir!.byName.size > 0) throw new MemFsImageError('the filesystem to load into is not empty');
+  const r = new Reader(image);
+  if (new TextDecoder().decode(r.bytes(8)) !== MAGIC) throw new MemFsImageError('not a storvm MemFs image');
+  const version = r.u32();
+  if (version !== VERSION) throw new MemFsImageError(`unsupported image version ${version}`);
+  const count = r.u32();
+  if (count === 0 || count > (image.length - r.pos) / 56) throw new MemFsImageError(`bad inode count ${count}`);
+  fillFromImage(fs, r, count, image.length);
+}
+
+function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): void {
   if (count > fs.maxInodes) throw new MemFsImageError(`${count} inodes exceed maxInodes ${fs.maxInodes}`);
   const nodes: MemNode[] = [];
   const links: Array<Array<[string, number]>> = [];
@@ -221,7 +242,7 @@ export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
     nodes.push(n);
     links.push(ents);
   }
-  if (r.pos !== image.length) throw new MemFsImageError('trailing bytes after the last inode');
+  if (r.pos !== length) throw new MemFsImageError('trailing bytes after the last inode');
   // Link breadth-first from the root: each directory exactly once, every inode reached.
   const reached = new Uint8Array(count);
   reached[0] = 1;
@@ -243,6 +264,4 @@ export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
     }
   }
   if (queue.length !== count) throw new MemFsImageError('the image holds unreachable inodes');
-  if (readOnly) fs.freeze();
-  return fs;
 }

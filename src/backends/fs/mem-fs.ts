@@ -6,6 +6,7 @@
  * Device nodes, FIFOs and sockets are metadata only. Everything the guest can make grow is capped:
  * bytes of data (`capacity`) and inode count (`maxInodes`) answer ENOSPC when full.
  */
+import { loadMemFsInto, saveMemFs } from './mem-fs-image.js';
 import {
   FsBackend,
   type FsCreds,
@@ -229,6 +230,31 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
 
   override get readOnly(): boolean {
     return this.ro;
+  }
+
+  /** Snapshots: a MemFs lives only in memory, so a snapshot carries its files (the MemFs image format). */
+  override saveContents(): Uint8Array {
+    return saveMemFs(this);
+  }
+
+  /** Snapshots: fills this MemFs, which must still be empty, with files a snapshot carried. */
+  override loadContents(image: Uint8Array): void {
+    loadMemFsInto(this, image);
+  }
+
+  /** The names from the root to `node` (the first found, breadth-first); undefined when unlinked. */
+  override nodePath(node: MemNode): string[] | undefined {
+    if (node === this.rootNode) return [];
+    const queue: Array<[MemNode, string[]]> = [[this.rootNode, []]];
+    for (let i = 0; i < queue.length; i++) {
+      const [dir, path] = queue[i]!;
+      for (const [name, link] of dir.dir!.byName) {
+        const child = link.node;
+        if (child === node) return [...path, name];
+        if (child.dir !== undefined) queue.push([child, [...path, name]]);
+      }
+    }
+    return undefined;
   }
 
   /** Makes the tree read-only from now on. */

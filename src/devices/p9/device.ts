@@ -67,13 +67,21 @@ export class Virtio9p extends QueueDevice {
 
   /** Snapshot state: the tag, and the 9P session (fids by path, open flags, locks). */
   saveState(): DeviceSnapshot {
-    return { state: { tag: this.tag, session: saveSession(this.server.session, this.fs) } };
+    const contents = this.fs.saveContents?.();
+    return { state: { tag: this.tag, contents: contents !== undefined, session: saveSession(this.server.session, this.fs) }, blobs: contents ? [contents] : [] };
   }
 
   async loadState(snap: DeviceSnapshot): Promise<void> {
     const s = snap.state as { tag?: unknown; session?: unknown } | null;
     if (typeof s !== 'object' || s === null) throw new Error('virtio-9p: malformed state');
     if (s.tag !== this.tag) throw new DeviceStateMismatch(`share tag '${String(s.tag)}' in the snapshot, '${this.tag}' given`);
+    if ((s as { contents?: unknown }).contents === true) {
+      // The share's files live in the snapshot (an in-memory share): they go into the backend given.
+      const blob = snap.blobs?.[0];
+      if (blob === undefined) throw new Error('virtio-9p: the share contents are missing');
+      if (this.fs.loadContents === undefined) throw new DeviceStateMismatch(`the snapshot carries share '${this.tag}' whole (it was in memory); give an in-memory share`);
+      this.fs.loadContents(blob);
+    }
     await loadSession(this.server.session, this.fs, s.session, this.server.maxMsize);
   }
 
