@@ -25,6 +25,8 @@ const lessonCmd = params.get('cmd');
 const memoryMiB = Number(params.get('mem') ?? 256);
 const maxImageMiB = Number(params.get('maximg') ?? 1024);
 const cpu = (params.get('cpu') ?? 'interp') as 'interp' | 'wasm';
+/** `?snapshot=URL`: "instant boot", the page starts from a saved machine instead of booting. */
+const snapshotUrl = params.get('snapshot');
 
 const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
 const fit = new FitAddon();
@@ -72,6 +74,11 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   detach: (i: number) => detachDisk(i),
   /** Ends the machine's worker at once, like closing the tab (for the crash tests). */
   kill: () => vm?.kill(),
+  saveState: () => saveState(),
+  resumeSaved: () => resumeSaved(),
+  hasSavedState: () => hasSavedState(),
+  stateBlob: () => stateBlob(),
+  resumeFrom: (snap: Blob | Uint8Array | string) => boot({ snapshot: snap }),
 };
 
 let vm: Vm | undefined;
@@ -113,11 +120,12 @@ const decoder = new TextDecoder();
 
 /** Boots with the current disks; the share's files are carried over from the VM that runs now.
  *  Resolves false (with the error shown) when the new machine could not start: the old one runs on. */
-async function boot(): Promise<boolean> {
+async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promise<boolean> {
   const attempt = ++generation;
   const old = vm;
+  const snapshot = from.snapshot;
   let carried: Array<{ path: string; data: Uint8Array }> = [];
-  if (old && !state.exit) {
+  if (old && !state.exit && snapshot === undefined) {
     try {
       const share = old.shares[0]!;
       const entries = (await share.list()).filter((e) => e.type === 'file');
@@ -176,6 +184,7 @@ async function boot(): Promise<boolean> {
       disks,
       shares: [{ tag: 'host', files: carried }],
       verbose: true,
+      ...(snapshot !== undefined ? { snapshot } : {}),
       onProgress: (p) => {
         if (attempt !== generation) return;
         const total = p.total ? ` / ${mib(p.total)}` : '';
@@ -214,6 +223,18 @@ async function boot(): Promise<boolean> {
   renderDisks();
   void showStorage();
   adopted = true;
+  if (snapshot !== undefined) {
+    // A restored guest prints nothing until it is asked: it is at the point where it was saved.
+    booted = true;
+    state.booted = true;
+    state.bootMs = performance.now() - t0;
+    state.promptAt ??= performance.now();
+    statusEl.textContent = 'running (resumed from a saved state)';
+    bootTimeEl.textContent = `resumed in ${(state.bootMs / 1000).toFixed(2)} s`;
+    bootTimeEl.hidden = false;
+    term.write('\x1b[2m[resumed from a saved state: the guest goes on where it was]\x1b[0m\r\n');
+    void refreshFiles();
+  }
   for (const b of early.splice(0)) onConsole(b);
   next.onExit((exit) => {
     if (vm !== next) return;
@@ -482,4 +503,77 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
 $('reboot').addEventListener('click', () => void boot());
 
 renderDisks();
-void boot();
+void boot(snapshotUrl ? { snapshot: new URL(snapshotUrl, location.href).href } : {});
+
+// ---- saved states (snapshots): kept in OPFS, downloaded, uploaded, or fetched from ?snapshot=
+
+const STATE_FILE = 'storvm-state.snap';
+
+async function stateDir(): Promise<FileSystemDirectoryHandle> {
+  if (!navigator.storage?.getDirectory) throw new Error('this browser has no Origin Private File System to keep a saved state in');
+  return navigator.storage.getDirectory();
+}
+
+async function hasSavedState(): Promise<boolean> {
+  try {
+    await (await stateDir()).getFileHandle(STATE_FILE);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Saves the running machine to OPFS; resolves to its size in bytes. */
+async function saveState(): Promise<number> {
+  if (!vm || state.exit) throw new Error('no machine is running');
+  statusEl.textContent = 'saving the state…';
+  const bytes = await vm.save();
+  const handle = await (await stateDir()).getFileHandle(STATE_FILE, { create: true });
+  const w = await handle.createWritable();
+  await w.write(bytes as Uint8Array<ArrayBuffer>);
+  await w.close();
+  statusEl.textContent = `running (state saved, ${mib(bytes.length)})`;
+  void renderStateButtons();
+  return bytes.length;
+}
+
+async function stateBlob(): Promise<Blob> {
+  if (!vm || state.exit) throw new Error('no machine is running');
+  return new Blob([(await vm.save()) as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' });
+}
+
+async function resumeSaved(): Promise<boolean> {
+  let file: File;
+  try {
+    file = await (await (await stateDir()).getFileHandle(STATE_FILE)).getFile();
+  } catch {
+    showError('there is no saved state in this browser');
+    return false;
+  }
+  return boot({ snapshot: file });
+}
+
+async function renderStateButtons(): Promise<void> {
+  $('resume-state').hidden = !(await hasSavedState());
+}
+
+const guard = (p: Promise<unknown>) => void p.catch((e: unknown) => showError((e as Error).message));
+$('save-state').addEventListener('click', () => guard(saveState()));
+$('resume-state').addEventListener('click', () => guard(resumeSaved()));
+$('download-state').addEventListener('click', () =>
+  guard(
+    stateBlob().then((blob) => {
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = 'storvm-state.snap';
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    }),
+  ),
+);
+$<HTMLInputElement>('upload-state').addEventListener('change', (e) => {
+  const f = (e.target as HTMLInputElement).files?.[0];
+  if (f) guard(boot({ snapshot: f }));
+  (e.target as HTMLInputElement).value = '';
+});
+void renderStateButtons();

@@ -8,6 +8,7 @@
  * so a guest in a tight loop does not pay a task per slice; input waits at most that long.
  */
 import type { MachineHost } from '../machine/machine.js';
+import type { DeflateCodec } from '../machine/ram-image.js';
 
 /** Longest run of slices without a real trip through the event loop, in ms. */
 export const YIELD_EVERY_MS = 4;
@@ -43,5 +44,47 @@ export function browserHost(opts: { yieldEveryMs?: number } = {}): MachineHost {
         last = performance.now();
       });
     },
+  };
+}
+
+async function streamAll(data: Uint8Array, stream: CompressionStream | DecompressionStream, limit: number): Promise<Uint8Array> {
+  const out = new Response(new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(stream));
+  const reader = out.body!.getReader();
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const r = await reader.read();
+    if (r.done) break;
+    total += r.value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`inflates to more than ${limit} bytes`);
+    }
+    parts.push(r.value);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    all.set(p, at);
+    at += p.length;
+  }
+  return all;
+}
+
+/**
+ * The browser's own raw DEFLATE (CompressionStream / DecompressionStream 'deflate-raw') as the
+ * snapshot codec: the same format as fflate's, native and off the worker's JavaScript thread.
+ * Undefined where the browser lacks 'deflate-raw' (then fflate is used).
+ */
+export function browserCodec(): DeflateCodec | undefined {
+  try {
+    new DecompressionStream('deflate-raw');
+    new CompressionStream('deflate-raw');
+  } catch {
+    return undefined;
+  }
+  return {
+    deflate: (data) => streamAll(data, new CompressionStream('deflate-raw'), Number.MAX_SAFE_INTEGER),
+    inflate: (data, size) => streamAll(data, new DecompressionStream('deflate-raw'), size),
   };
 }

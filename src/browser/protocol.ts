@@ -61,12 +61,15 @@ export interface StartMessage {
   cpu: 'interp' | 'wasm';
   /** Largest image (compressed or not) the worker will hold in memory, in bytes. */
   maxImageBytes: number;
+  /** Go on from this snapshot instead of booting (kernel, initrd and bootargs are not used). */
+  snapshot?: WireImageSource;
 }
 
 export type PageMessage =
   | StartMessage
   | { type: 'input'; bytes: Uint8Array }
   | { type: 'stop' }
+  | { type: 'save'; id: number }
   | { type: 'share-put'; id: number; share: number; files: Array<{ path: string; data: Uint8Array | Blob }> }
   | { type: 'share-list'; id: number; share: number }
   | { type: 'share-read'; id: number; share: number; path: string }

@@ -81,6 +81,13 @@ export interface StartVmOptions {
   onDiskError?(disk: number, message: string): void;
   /** The worker to run in; default a module worker from this package's worker.js. */
   worker?: Worker;
+  /**
+   * Go on from a snapshot (made by `vm.save()` or `storvm boot --save-on-exit`) instead of booting:
+   * the guest is at once where it was saved. Give the same disks and shares (tags, read-only) it
+   * was saved with; in-memory shares get their files back from the snapshot, so give them none.
+   * `kernel`, `initrd`, `command` and `append` don't apply.
+   */
+  snapshot?: ImageSource;
 }
 
 export interface VmExit {
@@ -137,6 +144,11 @@ export interface Vm {
   readonly shares: readonly VmShare[];
   readonly disks: readonly VmDisk[];
   readonly bootargs: string;
+  /**
+   * A snapshot of the running machine (docs/snapshots.md): the guest pauses at the next slice
+   * boundary while requests in flight finish, and goes on after. Give it to `startVm({ snapshot })`.
+   */
+  save(): Promise<Uint8Array>;
 }
 
 /** The Linux kernel command line is at most 1024 bytes on RISC-V. */
@@ -207,6 +219,10 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     };
   });
   if (diskOpts.length + shareOpts.length > 8) throw new VmError('at most 8 disks and shares together');
+  if (opts.snapshot !== undefined) {
+    if (shareOpts.some((s) => s.files.length > 0)) throw new VmError('a share restored from a snapshot gets its files from the snapshot: give it no files');
+    if (opts.command !== undefined || opts.append !== undefined) throw new VmError('command and append do not apply to a restored snapshot: the guest goes on where it was');
+  }
   const parts = ['console=ttyS0', opts.verbose ? 'loglevel=7' : 'quiet loglevel=1'];
   shareOpts.forEach((s, i) => parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`));
   if (opts.command !== undefined && opts.command !== '') parts.push(`storvm.cmd=${base64(opts.command)}`);
@@ -227,6 +243,7 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     deterministic: opts.deterministic ?? false,
     cpu,
     maxImageBytes: Math.floor((opts.maxImageMiB ?? 1024) * 2 ** 20),
+    ...(opts.snapshot !== undefined ? { snapshot: toWireSource(opts.snapshot) } : {}),
   };
 
   let worker: Worker;
@@ -353,6 +370,7 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
             shares,
             disks,
             bootargs: start.bootargs,
+            save: () => call<Uint8Array>((id) => ({ type: 'save', id })),
           };
           resolve(vm);
           return;

@@ -12,8 +12,10 @@ import { BootImageError } from '../machine/loader.js';
 import { Machine } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { ImageError, ShareError, toWire, VmError } from './errors.js';
-import { browserHost } from './host.js';
-import { type LoadedDisk, loadDisk, loadInitrd, loadKernel } from './images.js';
+import { browserCodec, browserHost } from './host.js';
+import { SnapshotError } from '../machine/snapshot-format.js';
+import { describe } from './protocol.js';
+import { type LoadedDisk, loadDisk, loadInitrd, loadKernel, readAll } from './images.js';
 import { OverlayDisk } from '../backends/block/overlay-disk.js';
 import { qcow2Image } from '../backends/block/qcow2-writer.js';
 import { HttpDisk, opfsChunkCache } from './http-disk.js';
@@ -29,6 +31,7 @@ interface WorkerScope {
 }
 
 const scope = self as unknown as WorkerScope;
+const codec = browserCodec();
 
 let machine: Machine | undefined;
 let starting = false;
@@ -78,8 +81,9 @@ async function putFiles(fs: MemFs, files: Array<{ path: string; data: Uint8Array
 async function start(m: StartMessage): Promise<void> {
   const progress = (info: ProgressInfo) => post({ type: 'progress', info });
   const ramBytes = m.memoryMiB * 2 ** 20;
-  const kernel = await loadKernel(m.kernel, m.maxImageBytes, ramBytes, progress);
-  const initrd = await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
+  const snapshot = m.snapshot === undefined ? undefined : await readAll(m.snapshot, 'snapshot', describe(m.snapshot, 'snapshot'), m.maxImageBytes, progress);
+  const kernel = snapshot ? new Uint8Array(0) : await loadKernel(m.kernel, m.maxImageBytes, ramBytes, progress);
+  const initrd = snapshot ? new Uint8Array(0) : await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
   const devices: VirtioDevice[] = [];
   const infos: Extract<WorkerMessage, { type: 'started' }>['disks'] = [];
   const lazyDisks = new Map<number, HttpDisk>();
@@ -129,8 +133,9 @@ async function start(m: StartMessage): Promise<void> {
   for (const [i, s] of m.shares.entries()) {
     const fs = new MemFs({ capacity: SHARE_CAPACITY });
     progress({ what: `share ${i}`, phase: 'download', bytes: 0, total: s.files.length });
-    await putFiles(fs, s.files);
-    if (s.readOnly) fs.freeze();
+    // Restored from a snapshot, the share's files come from the snapshot (and it is frozen after).
+    if (!snapshot) await putFiles(fs, s.files);
+    if (s.readOnly && !snapshot) fs.freeze();
     shares.push(fs);
     devices.push(new Virtio9p(fs, { tag: s.tag }));
   }
@@ -139,7 +144,18 @@ async function start(m: StartMessage): Promise<void> {
     return;
   }
   let vm: Machine;
-  try {
+  const onConsole = (bytes: Uint8Array) => post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]);
+  if (snapshot) {
+    try {
+      vm = await Machine.restore(snapshot, { devices, host: browserHost(), onConsole, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
+    } catch (e) {
+      if (e instanceof SnapshotError) throw new ImageError(`snapshot: ${e.message}`, 'format', 'snapshot');
+      throw new VmError(`the snapshot could not be restored: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    m.shares.forEach((s, i) => {
+      if (s.readOnly) shares[i]!.freeze();
+    });
+  } else try {
     vm = new Machine({
       kernel,
       initrd,
@@ -149,7 +165,7 @@ async function start(m: StartMessage): Promise<void> {
       deterministic: m.deterministic,
       cpu: m.cpu,
       host: browserHost(),
-      onConsole: (bytes) => post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]),
+      onConsole,
     });
   } catch (e) {
     if (e instanceof BootImageError) throw new ImageError(`kernel: ${e.message}`, 'format', 'kernel');
@@ -243,6 +259,13 @@ async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } 
         await exportDisk(m.id, m.disk, m.chunkBytes, m.format);
         value = true;
         break;
+      case 'save': {
+        if (machine === undefined) throw new VmError('the machine is not running yet');
+        const bytes = await machine.save({ ...(codec ? { codec } : {}), meta: { savedIn: 'browser' } });
+        value = bytes;
+        transfer = [bytes.buffer];
+        break;
+      }
     }
     post({ type: 'reply', id: m.id, value }, transfer);
   } catch (e) {
