@@ -389,7 +389,7 @@ export class Machine {
     try {
       m.uart.loadState(uartState(st.obj('uart')));
       const cl = st.obj('clint');
-      m.clint.loadState({ msip: cl.int('msip', 0, 1), mtimecmp: cl.int('mtimecmp', 0) });
+      m.clint.loadState({ msip: cl.int('msip', 0, 1), mtimecmp: nonNegative(cl, 'mtimecmp') });
       for (const [slot, t] of m.transports.entries()) {
         try {
           t.loadState(transportState(ts[slot]!));
@@ -419,7 +419,7 @@ export class Machine {
     }
     // Guest time goes on from where it was: re-based on instructions or on the host clock.
     const mtime = ms.int('mtime', 0);
-    m.stimecmp = ms.int('stimecmp', 0);
+    m.stimecmp = nonNegative(ms, 'stimecmp'); // may be 2^64-1 (timer off), beyond 2^53: not an exact integer
     if (m.deterministic) m.skippedTicks = mtime - Math.floor((m.hart.instret * TIMEBASE_HZ) / DETERMINISTIC_IPS);
     else m.startMs = m.host.now() - (mtime * 1000) / TIMEBASE_HZ;
     return m;
@@ -547,4 +547,10 @@ function transportState(r: StateReader): TransportSnapshot {
 
 function badState(what: string): never {
   throw new SnapshotError('state', `snapshot: ${what} is malformed`);
+}
+
+function nonNegative(r: StateReader, key: string): number {
+  const v = r.num(key);
+  if (v < 0) badState(key);
+  return v;
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Machine, type RestoreOptions } from '../../src/machine/machine.js';
-import { SnapshotError } from '../../src/machine/snapshot-format.js';
+import { readSnapshot, SnapshotError, writeSnapshot } from '../../src/machine/snapshot-format.js';
 import { main } from '../../src/node/cli.js';
 import { nodeCodec, nodeHost } from '../../src/node/host.js';
 import { launch, type Launched } from '../../src/node/launch.js';
@@ -115,6 +115,27 @@ describe('snapshots of the booted guest', () => {
     await expect(restoreOn(['--mem', '64', '--share', share, '--disk', other, '--disk', EXT4], atPrompt, c)).rejects.toThrow(/virtio slot 0 \(virtio-blk\): the disk image differs/);
     await expect(restoreOn(['--mem', '64', '--share', share], atPrompt, c)).rejects.toThrow(/the snapshot has 3 virtio devices, 1 given/);
     await expect(restoreOn(['--mem', '64', '--disk', rawAtPrompt, '--disk', EXT4, '--disk', other], atPrompt, c)).rejects.toThrow(/slot 2: the snapshot has a virtio-9p device there, a virtio-blk was given/);
+    // A state that passed the CRCs is still checked field by field; the SBI timer may be 2^64-1.
+    const withState = (edit: (st: { machine: Record<string, unknown>; hart: Record<string, unknown> }) => void) => {
+      const sections = readSnapshot(atPrompt).map((x) => ({ tag: x.tag, data: x.data }));
+      const st = sections.find((x) => x.tag === 'STAT')!;
+      const obj = JSON.parse(new TextDecoder().decode(st.data));
+      edit(obj);
+      st.data = enc.encode(JSON.stringify(obj));
+      return writeSnapshot(sections);
+    };
+    const off = await restoreOn(['--mem', '64', '--share', share, '--disk', rawAtPrompt, '--disk', EXT4], withState((st) => (st.machine.stimecmp = 2 ** 64)), c);
+    await off.launched.close();
+    for (const [what, edit] of [
+      ['stimecmp', (st: { machine: Record<string, unknown> }) => (st.machine.stimecmp = -1)],
+      ['priv', (st: { hart: Record<string, unknown> }) => (st.hart.priv = 2)],
+      ['xl', (st: { hart: Record<string, unknown> }) => (st.hart.xl = [1, 2, 3])],
+      ['memoryMiB', (st: { machine: Record<string, unknown> }) => (st.machine.memoryMiB = 1 << 20)],
+    ] as const) {
+      const err = await restoreOn(['--mem', '64', '--share', share, '--disk', rawAtPrompt, '--disk', EXT4], withState(edit as never), c).catch((e: unknown) => e);
+      expect(err, what).toBeInstanceOf(SnapshotError);
+      expect((err as SnapshotError).code, what).toBe('state');
+    }
     for (const bad of [atPrompt.subarray(0, atPrompt.length >> 1), Uint8Array.from(atPrompt).fill(0, 5000, 5010)]) {
       const err = await restoreOn(argv, bad, c).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SnapshotError);
