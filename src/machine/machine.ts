@@ -469,10 +469,10 @@ export class Machine {
       // Devices are settled already (see settleDevices): guest time jumps to the deadline.
       await this.host.yield();
       const now = this.mtime();
-      if (deadline > now && deadline !== Number.MAX_SAFE_INTEGER && !this.anyLinePending()) this.skippedTicks += deadline - now;
+      if (deadline > now && deadline < Number.MAX_SAFE_INTEGER && !this.anyLinePending()) this.skippedTicks += deadline - now;
       return;
     }
-    const ms = deadline === Number.MAX_SAFE_INTEGER ? 50 : Math.min(50, Math.max(0, ((deadline - this.mtime()) * 1000) / TIMEBASE_HZ));
+    const ms = deadline >= Number.MAX_SAFE_INTEGER ? 50 : Math.min(50, Math.max(0, ((deadline - this.mtime()) * 1000) / TIMEBASE_HZ));
     await new Promise<void>((resolve) => {
       const handle = this.host.setTimeout(() => {
         this.wake = undefined;

@@ -55,7 +55,7 @@ export class Sbi {
     const eid = h.xl[17]! >>> 0;
     const fid = h.xl[16]! >>> 0;
     this.calls.set(eid, (this.calls.get(eid) ?? 0) + 1);
-    const a = (i: number) => (h.xl[10 + i]! >>> 0) + h.xh[10 + i]! * TWO_32; // a0..a5 as numbers
+    const a = (i: number) => (h.xl[10 + i]! >>> 0) + (h.xh[10 + i]! >>> 0) * TWO_32; // a0..a5 as unsigned numbers (2^64-1 is above 2^53: not exact, but ordered)
     const ret = (error: number, value = 0) => {
       h.xl[10] = error | 0;
       h.xh[10] = error < 0 ? -1 : 0;

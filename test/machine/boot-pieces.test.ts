@@ -102,6 +102,16 @@ describe('SBI', () => {
     expect(events).toEqual([`timer ${2 ** 40 + 5}`, 'put A', 'shutdown 0']);
   });
 
+  it('reads arguments as unsigned: set_timer(-1), Linux\'s "no next event", is the far future, not the past', () => {
+    const { events } = setup();
+    const hart = new Hart({ ram: new FlatRam(RAM_BASE, 1 << 16) });
+    hart.xl[17] = EXT_TIME; hart.xh[17] = 0; hart.xl[16] = 0;
+    hart.xl[10] = -1; hart.xh[10] = -1; // a0 = 0xffff_ffff_ffff_ffff
+    const sbi = new Sbi({ setTimer: (t) => events.push(`timer ${t >= 2 ** 63 ? 'far' : t}`), sendIpi: () => {}, putchar: () => {}, getchar: () => -1, systemReset: () => {}, readPhys: () => undefined });
+    expect(sbi.handle(hart)).toBe(true);
+    expect(events).toEqual(['timer far']);
+  });
+
   it('reports hart 0 started, and NOT_SUPPORTED for unknown calls', () => {
     const { call } = setup();
     expect(call(EXT_HSM, 2, 0)).toEqual({ error: 0, value: 0 });
