@@ -69,6 +69,8 @@ export interface VirtioWasmHostOptions {
   /** A kernel call that was refused or ignored; `dev` is the host id it named. */
   onRefused?(dev: number, call: string, reason: string): void;
   onNeedsReset?(dev: number, reason: string): void;
+  /** Bytes each device's bounce buffers may hold at once; see HostCallTransportOptions.bounceLimit. */
+  bounceLimit?: number;
 }
 
 /** storvm's devices behind tombl/linux's virtio,wasm driver: its imports and device-tree nodes. */
@@ -89,6 +91,7 @@ export class VirtioWasmHost {
           onDeviceError: options.onDeviceError,
           onRefused: (call, reason) => options.onRefused?.(id, call, reason),
           onNeedsReset: (reason) => options.onNeedsReset?.(id, reason),
+          bounceLimit: options.bounceLimit,
         }),
     );
     const at = (call: string, dev: number): HostCallTransport | undefined => {

@@ -1,4 +1,5 @@
 import type { GuestMemory } from '../memory/guest-memory.js';
+import type { ChainBounce } from './bounce.js';
 
 /**
  * One descriptor chain popped from a split or packed queue, already walked and validated (VIRTIO
@@ -28,6 +29,13 @@ export class DescriptorChain {
    * descriptor; VIRTIO 1.2, 2.8.6). Always 1 for split rings, where it is not used.
    */
   slots = 1;
+
+  /**
+   * Set by a queue whose transport can't wait for in-flight work at a reset (host calls): views
+   * of this chain's buffers are then host copies, written back when the chain is given back to a
+   * live ring (see bounce.ts). Undefined: views are guest RAM itself.
+   */
+  bounce: ChainBounce | undefined = undefined;
 
   constructor(
     /**
@@ -104,18 +112,38 @@ abstract class Cursor {
     return this.advance(n, null);
   }
 
-  /** Zero-copy views of the next n bytes (fewer at the end), one per buffer piece. */
+  /**
+   * Views of the next n bytes (fewer at the end), one per buffer piece: zero-copy views of guest
+   * RAM, or host buffers when the chain bounces.
+   */
   views(n: number): Uint8Array[] {
     const out: Uint8Array[] = [];
-    this.advance(n, (addr, len) => out.push(this.mem.view(addr, len)));
+    const bounce = this.chain.bounce;
+    if (bounce === undefined) this.advance(n, (addr, len) => out.push(this.mem.view(addr, len)));
+    else {
+      const start = this.position();
+      this.advance(n, (addr, len, done) => out.push(this.bounced(bounce, addr, len, start + done)));
+    }
     return out;
   }
+
+  /** Bytes of this cursor's part already passed. */
+  protected abstract position(): number;
+  /** A bounce buffer for [addr, addr + len), `at` bytes into this cursor's part. */
+  protected abstract bounced(bounce: ChainBounce, addr: number, len: number, at: number): Uint8Array;
 }
 
 /** Reads the device-readable part of a chain as one byte stream. */
 export class ChainReader extends Cursor {
   constructor(mem: GuestMemory, chain: DescriptorChain) {
     super(mem, chain, 0, chain.readableCount, chain.readableBytes);
+  }
+
+  protected position(): number {
+    return this.chain.readableBytes - this.remaining;
+  }
+  protected bounced(bounce: ChainBounce, addr: number, len: number): Uint8Array {
+    return bounce.readable(this.mem, addr, len);
   }
 
   /** Copies up to dst.length bytes into dst; returns how many were copied. */
@@ -150,6 +178,12 @@ export class ChainWriter extends Cursor {
   /** Bytes written (or skipped) so far: the used length to report. */
   get written(): number {
     return this.chain.writableBytes - this.remaining;
+  }
+  protected position(): number {
+    return this.written;
+  }
+  protected bounced(bounce: ChainBounce, addr: number, len: number, at: number): Uint8Array {
+    return bounce.writable(addr, len, at);
   }
 
   /** Copies up to src.length bytes from src; returns how many were written. */

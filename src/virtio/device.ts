@@ -217,6 +217,9 @@ export abstract class QueueDevice implements VirtioDevice {
         this.notify(queueIndex); // pick up what the driver published meanwhile
       }
     }
+    // The request is over: its bounce buffers, if any, go back to the budget even when the chain
+    // was dropped (given back, addUsed released them already).
+    chain.bounce?.release();
   }
 
   /**

@@ -2,6 +2,7 @@ import type { GuestMemory } from '../memory/guest-memory.js';
 import { bit, DESC_SIZE, F_EVENT_IDX, F_INDIRECT_DESC, F_RING_PACKED, F_VERSION_1 } from './constants.js';
 import type { DescriptorChain } from './chain.js';
 import type { DeviceContext, VirtioDevice } from './device.js';
+import { BounceBudget, ChainBounce } from './bounce.js';
 import { SplitQueue } from './queue.js';
 
 /** The largest config buffer a driver may hand to `setup`: the size of the MMIO config window. */
@@ -29,32 +30,29 @@ export function legacyVringLayout(desc: number, size: number, align: number): Vr
 }
 
 /**
- * A split queue over a memory whose views can go stale (a non-shared WebAssembly.Memory that
- * grew). A chain popped before such a change may have had its data written into a detached view,
- * so it must not complete as if it had been served: it is dropped, and the transport goes to
- * needs-reset. Chains are tagged by head, which is unique among a correct driver's in-flight
- * chains.
+ * A split queue whose chains bounce (bounce.ts): a reset by host call is one synchronous call
+ * that can't wait for requests in flight, so no view a device takes of a chain is guest RAM. What
+ * the device wrote goes into guest memory here, when the chain is given back to a live ring, and
+ * never after a reset. This also keeps requests in flight across a memory grow whole: a non-shared
+ * WebAssembly.Memory detaches its old buffer when it grows, but host buffers don't move.
  */
-class ViewCheckedQueue extends SplitQueue {
-  private readonly generations: Uint32Array;
+class BouncingQueue extends SplitQueue {
   constructor(
     maxSize: number,
-    private readonly generation: () => number,
-    private readonly onStale: () => void,
+    private readonly budget: BounceBudget,
   ) {
     super(maxSize);
-    this.generations = new Uint32Array(maxSize);
   }
   override pop(mem: GuestMemory): DescriptorChain | null {
     const chain = super.pop(mem);
-    if (chain !== null) this.generations[chain.head] = this.generation();
+    if (chain !== null && chain.error === undefined) chain.bounce = new ChainBounce(this.budget);
     return chain;
   }
   override addUsed(mem: GuestMemory, chain: DescriptorChain, len: number): boolean {
-    if (this.generations[chain.head] !== this.generation() >>> 0) {
-      this.onStale();
-      return false;
-    }
+    const bounce = chain.bounce;
+    if (bounce === undefined) return super.addUsed(mem, chain, len);
+    if (chain.epoch === this.epoch && this.ready) bounce.writeBack(mem, len > 0 ? Math.min(len, chain.writableBytes) : 0);
+    bounce.release();
     return super.addUsed(mem, chain, len);
   }
 }
@@ -73,6 +71,11 @@ export interface HostCallTransportOptions {
   onDeviceError?(error: unknown): void;
   /** Called when a guest call was refused or ignored, with the reason; for diagnostics. */
   onRefused?(call: string, reason: string): void;
+  /**
+   * Bytes the bounce buffers of this transport may hold at once (default 64 MiB); a request whose
+   * views would pass it fails (bounce.ts, hostile-guest line 48).
+   */
+  bounceLimit?: number;
   /** Called when the device went to DEVICE_NEEDS_RESET (the driver can't read a status here). */
   onNeedsReset?(reason: string): void;
 }
@@ -121,14 +124,14 @@ export class HostCallTransport {
       throw new RangeError(`HostCallTransport: ringAlign must be a power of two from 4 to 2^30, got ${align}`);
     }
     if (typeof options.raiseIrq !== 'function') throw new TypeError('HostCallTransport: raiseIrq is required');
+    const limit = options.bounceLimit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 0)) {
+      throw new RangeError(`HostCallTransport: bounceLimit must be a non-negative integer, got ${limit}`);
+    }
     this.align = align;
     this.options = options;
-    const generation = memory.viewGeneration?.bind(memory);
-    this.queues = device.queueMaxSizes.map((n) =>
-      generation === undefined
-        ? new SplitQueue(n)
-        : new ViewCheckedQueue(n, generation, () => this.setNeedsReset('guest memory grew and detached the buffers of a request in flight')),
-    );
+    const budget = new BounceBudget(options.bounceLimit);
+    this.queues = device.queueMaxSizes.map((n) => new BouncingQueue(n, budget));
     this.queueIrqs = this.queues.map(() => -1);
     // Split rings only here: a device's VIRTIO_F_RING_PACKED is not passed on (VIRTIO 1.2, 2.8).
     this.offeredFeatures = (BigInt.asUintN(64, device.features) & ~bit(F_RING_PACKED)) | bit(F_VERSION_1);

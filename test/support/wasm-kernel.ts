@@ -342,6 +342,8 @@ export interface KernelOptions {
   trace?: boolean;
   /** Called instead of routing interrupts to the drivers (to test an embedder that throws). */
   raiseIrq?(irq: number): void;
+  /** The host's bounce limit per device (VirtioWasmHostOptions.bounceLimit). */
+  bounceLimit?: number;
 }
 
 /** The embedder and the kernel of one test: memory, host, module, one driver per device. */
@@ -379,6 +381,7 @@ export class Kernel {
       onRefused: (dev, call, reason) => this.refused.push([dev, call, reason]),
       onDeviceError: (e) => this.deviceErrors.push(e),
       onNeedsReset: (dev, reason) => this.needsReset.push([dev, reason]),
+      bounceLimit: opts.bounceLimit,
     });
     this.dtb = buildFdt({
       name: '',

@@ -4,39 +4,12 @@
  * a read fills the guest's buffer when it finishes, a write reads the guest's buffer when it runs.
  */
 import { describe, expect, it } from 'vitest';
-import type { BlockBackend } from '../../src/backends/block/backend.js';
-import { MemoryDisk } from '../../src/backends/block/memory-disk.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { MMIO, STATUS_ACKNOWLEDGE, STATUS_DRIVER_OK } from '../../src/virtio/constants.js';
 import { header, pattern, T_IN, T_OUT } from '../../src/testing/index.js';
 import { TestDriver } from '../../src/testing/index.js';
+import { LateDisk } from '../support/late-disk.js';
 import { TestDevice } from '../support/test-device.js';
-
-/** A disk whose operations run only when the test says, touching the guest's buffer only then. */
-class LateDisk implements BlockBackend {
-  readonly inner = new MemoryDisk(1 << 20);
-  readonly readOnly = false;
-  private waiting: Array<() => void> = [];
-  get size(): number {
-    return this.inner.size;
-  }
-  read(offset: number, dst: Uint8Array): Promise<void> {
-    return new Promise((resolve) => this.waiting.push(() => (this.inner.read(offset, dst), resolve())));
-  }
-  write(offset: number, src: Uint8Array): Promise<void> {
-    // No copy at submit time: the bytes are read from guest RAM when the write runs.
-    return new Promise((resolve) => this.waiting.push(() => (this.inner.write(offset, src), resolve())));
-  }
-  flush(): void {}
-  get count(): number {
-    return this.waiting.length;
-  }
-  release(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const run of w) run();
-  }
-}
 
 /** Polls Status the way a careful driver does until it reads 0; returns how many reads it took. */
 async function waitForReset(drv: TestDriver): Promise<number> {

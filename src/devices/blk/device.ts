@@ -246,15 +246,15 @@ export class VirtioBlk extends QueueDevice {
     return ((this.negotiatedLo >>> feature) & 1) !== 0;
   }
 
-  protected handle(_queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
+  protected handle(queue: number, chain: DescriptorChain, mem: GuestMemory): number | Promise<number> {
     const req = parseRequest(chain, mem, this.scratch, BLK_MAX_DWZ_SEGMENTS);
     if (req === null) return 0;
-    if (this.trace !== undefined) return this.traced(this.trace, req, mem);
-    return this.run(req, mem);
+    if (this.trace !== undefined) return this.traced(this.trace, req, mem, queue, chain);
+    return this.run(req, mem, queue, chain);
   }
 
   /** {@link run} with the trace hook told of the start and the status. */
-  private traced(trace: BlkTraceHook, req: BlkRequest, mem: GuestMemory): number | Promise<number> {
+  private traced(trace: BlkTraceHook, req: BlkRequest, mem: GuestMemory, queue: number, chain: DescriptorChain): number | Promise<number> {
     let sector = req.sector;
     let bytes = req.dataLen;
     if (req.segments !== undefined && req.segments.length >= DWZ_SEGMENT_SIZE) {
@@ -269,7 +269,7 @@ export class VirtioBlk extends QueueDevice {
     }
     const end = trace(req.type, sector, bytes);
     const statusAddr = req.statusAddr;
-    const r = this.run(req, mem);
+    const r = this.run(req, mem, queue, chain);
     const report = (n: number): number => {
       end(n === 0 ? BLK_S_IOERR : mem.readU8(statusAddr));
       return n;
@@ -277,7 +277,7 @@ export class VirtioBlk extends QueueDevice {
     return typeof r === 'number' ? report(r) : r.then(report);
   }
 
-  private run(req: BlkRequest, mem: GuestMemory): number | Promise<number> {
+  private run(req: BlkRequest, mem: GuestMemory, queue: number, chain: DescriptorChain): number | Promise<number> {
     let status: number | Promise<number>;
     try {
       status = this.execute(req);
@@ -285,10 +285,12 @@ export class VirtioBlk extends QueueDevice {
       status = BLK_S_IOERR;
     }
     if (typeof status === 'number') return this.finish(req, status, mem);
-    const gen = this.generation;
+    // Finished late: the status byte is written only while the request's ring still stands (not
+    // after a device reset, nor after its queue alone was disabled on the host-call transport).
+    const live = this.liveness(queue, chain);
     return status.then(
-      (s) => (gen === this.generation ? this.finish(req, s, mem) : 0),
-      () => (gen === this.generation ? this.finish(req, BLK_S_IOERR, mem) : 0),
+      (s) => (live() ? this.finish(req, s, mem) : 0),
+      () => (live() ? this.finish(req, BLK_S_IOERR, mem) : 0),
     );
   }
 

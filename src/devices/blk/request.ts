@@ -86,10 +86,13 @@ export function parseRequest(
       const to = type === BLK_T_IN ? last : chain.readableCount;
       const data: Uint8Array[] = [];
       let dataLen = 0;
+      const bounce = chain.bounce;
       for (let i = from; i < to; i++) {
         const len = lens[i]!;
         if (len === 0) continue;
-        data.push(mem.view(addrs[i]!, len));
+        // IN data starts the writable part, so dataLen is also its offset there.
+        if (bounce === undefined) data.push(mem.view(addrs[i]!, len));
+        else data.push(type === BLK_T_IN ? bounce.writable(addrs[i]!, len, dataLen) : bounce.readable(mem, addrs[i]!, len));
         dataLen += len;
       }
       const hi = u32(hdr, 12);
