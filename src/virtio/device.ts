@@ -147,7 +147,7 @@ export abstract class QueueDevice implements VirtioDevice {
     const mem = ctx.mem;
     let completed = false;
     for (;;) {
-      if ((this.busy[queueIndex] ?? 0) >= queue.size) {
+      if ((this.busy[queueIndex] ?? 0) >= queue.size || this.inFlight >= this.inFlightCap()) {
         this.throttled[queueIndex] = true;
         break;
       }
@@ -204,22 +204,47 @@ export abstract class QueueDevice implements VirtioDevice {
     }
   }
 
+  /**
+   * Requests in flight over all driver sessions, at most: one session's worth, the sum of the
+   * queues' maximum sizes. A reset by host call can't wait for old requests, so without this a
+   * driver that resets and resubmits again and again would pile up host work without bound.
+   */
+  private inFlightCap(): number {
+    if (this.cap < 0) {
+      let n = 0;
+      for (const m of this.queueMaxSizes) n += m;
+      this.cap = n;
+    }
+    return this.cap;
+  }
+  private cap = -1;
+
   private complete(ctx: DeviceContext, queueIndex: number, chain: DescriptorChain, len: number): void {
-    const queue = ctx.queues[queueIndex]!;
     // After a reset the context is gone and the queue's epoch moved on: the chain is dropped.
     // A queue disabled on its own (host-call transport) moves its epoch within the same context:
     // the chain is dropped, but it no longer counts as in flight.
     if (this.ctx === ctx) {
+      const queue = ctx.queues[queueIndex]!;
       this.busy[queueIndex]!--;
       if (queue.epoch === chain.epoch && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) ctx.signalUsed(queueIndex);
-      if (this.throttled[queueIndex]) {
-        this.throttled[queueIndex] = false;
-        this.notify(queueIndex); // pick up what the driver published meanwhile
-      }
     }
     // The request is over: its bounce buffers, if any, go back to the budget even when the chain
     // was dropped (given back, addUsed released them already).
     chain.bounce?.release();
+    // There is room again, also when the request was of an earlier session: pick up what the
+    // driver published meanwhile.
+    this.resumeThrottled();
+  }
+
+  /** Serves again every queue of the live session that stopped for want of room. */
+  private resumeThrottled(): void {
+    const t = this.throttled;
+    for (let i = 0; i < t.length; i++) {
+      if (t[i] && this.ctx !== undefined) {
+        t[i] = false;
+        this.notify(i);
+      }
+    }
   }
 
   /**

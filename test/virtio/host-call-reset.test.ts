@@ -11,6 +11,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { header, P9Session, pattern, read, S_OK, T_IN, T_OUT, write } from '../../src/testing/index.js';
 import { Gate, gated } from '../p9/async-fs.js';
 import { LateDisk } from '../support/late-disk.js';
+import { TestDevice } from '../support/test-device.js';
 import { Kernel, KERNEL_PAGE_SIZE } from '../support/wasm-kernel.js';
 
 const settle = () => new Promise((r) => setTimeout(r, 5));
@@ -158,5 +159,28 @@ describe('bounce buffers on the host-call transport', () => {
     expect(new TextDecoder().decode(node.data.subarray(0, node.size))).toBe(text);
     expect(untouched(k)).toBe(true);
     expect(k.trace!.log).toEqual([]);
+  });
+
+  it('a driver that resets and resubmits again and again can\'t pile up requests: one session\'s worth at most', async () => {
+    const dev = new TestDevice({ queues: [8], deferred: true });
+    const k = new Kernel([dev], { pages: 64 });
+    const d = k.drivers[0]!;
+    for (let round = 0; round < 5; round++) {
+      const q = d.init({ queueSize: 8 }).queues[0]!;
+      for (let i = 0; i < 4; i++) q.add({ readable: [new Uint8Array(16)], writable: [1] });
+      q.kick();
+      expect(dev.pending).toBeLessThanOrEqual(8);
+    }
+    // Two sessions' requests are at the device, the cap of 8; none of the later ones started.
+    expect(dev.waitingCount).toBe(8);
+    expect(dev.handled.length).toBe(8);
+    // Once the old requests finish, the live session is served, and it completes.
+    dev.release();
+    await settle();
+    expect(dev.handled.length).toBe(12);
+    dev.release();
+    await settle();
+    expect(d.queues[0]!.takeUsed().length).toBe(4);
+    expect(dev.pending).toBe(0);
   });
 });
