@@ -1,17 +1,23 @@
 /**
- * POSIX behaviour of storvm's 9p shares, measured in the guest with pjdfstest.
+ * POSIX behaviour of storvm's 9p shares, measured in the guest with pjdfstest and fsx.
  *
- *   npx tsx bench/posix.ts --pjdfstest DIR [--backend host|passthrough|mem] [--only chmod,link,...]
- *                          [--scratch DIR] [--mem MiB]
+ *   npx tsx bench/posix.ts [--pjdfstest DIR] [--fsx DIR] [--backend host|passthrough|mem|ext4]
+ *                          [--only chmod,link,...] [--fsx-ops N] [--scratch DIR] [--mem MiB]
  *
- * DIR is a checkout of github.com/pjd/pjdfstest that you provide. Its sources are copied to a
- * scratch folder outside the repository (default $TMPDIR/storvm-posix) and built there, static,
- * for riscv64 with Debian's cross compiler (apt-get install gcc-riscv64-linux-gnu autoconf
- * automake). Nothing of pjdfstest goes into storvm. One guest then runs every `.t` file, one
- * shell per file, as root, in a 9p share over the chosen backend (`host`: HostFs, mapped
- * metadata; `passthrough`: HostFs with the host's own metadata; `mem`: MemFs), and the script
- * prints ok / not ok per directory. The suite's tests directory reaches the guest on a second,
- * read-only share.
+ * --pjdfstest names a checkout of github.com/pjd/pjdfstest, --fsx one of xfstests (for its
+ * ltp/fsx.c); give either or both. Their sources are copied to a scratch folder outside the
+ * repository (default $TMPDIR/storvm-posix) and built there, static, for riscv64 with Debian's
+ * cross compiler (apt-get install gcc-riscv64-linux-gnu autoconf automake). Nothing of either
+ * goes into storvm. One guest then runs every `.t` file, one shell per file, as root, in the
+ * chosen store, and the script prints ok / not ok per directory. The stores: a 9p share over
+ * `host` (HostFs, mapped metadata), `passthrough` (HostFs with the host's own metadata) or `mem`
+ * (MemFs), mounted with cache=none; or `ext4`, a blank ext4 filesystem (the lab's 1 GiB image,
+ * 4 KiB blocks) on virtio-blk, the reference. The tools reach the guest on a read-only share.
+ *
+ * fsx runs after pjdfstest, `-N` operations (default 100,000) with seed 1: on 9p once with
+ * cache=none and mapped reads and writes off (`-R -W`), since Linux's 9p allows no shared
+ * writable mapping without a cache, and once with cache=mmap and mapping on; on ext4 once, mapping
+ * on. The script prints each run's last line and exit status.
  *
  * busybox has no `openssl`, which pjdfstest's name generator pipes random bytes into: a two-line
  * shim over md5sum stands in for it.
@@ -23,10 +29,13 @@ import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { FsBackend } from '../src/backends/fs/backend.js';
 import { MemFs } from '../src/backends/fs/mem-fs.js';
+import { VirtioBlk } from '../src/devices/blk/device.js';
 import { Virtio9p } from '../src/devices/p9/device.js';
 import { Machine } from '../src/machine/machine.js';
 import { HostFs } from '../src/node/host-fs.js';
 import { nodeHost } from '../src/node/host.js';
+import { unpackSparse } from '../src/node/lab/sparse-image.js';
+import type { VirtioDevice } from '../src/virtio/device.js';
 
 const GUEST = new URL('../guest-images/', import.meta.url);
 
@@ -36,7 +45,7 @@ function die(msg: string): never {
 }
 
 function args(argv: string[]) {
-  const o = { pjdfstest: '', backend: 'host', only: [] as string[], scratch: path.join(os.tmpdir(), 'storvm-posix'), mem: 512 };
+  const o = { pjdfstest: '', fsx: '', fsxOps: 100000, backend: 'host', only: [] as string[], scratch: path.join(os.tmpdir(), 'storvm-posix'), mem: 512 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     const need = () => v ?? die(`${argv[i]} needs a value`);
@@ -45,10 +54,19 @@ function args(argv: string[]) {
         o.pjdfstest = path.resolve(need());
         i++;
         break;
+      case '--fsx':
+        o.fsx = path.resolve(need());
+        i++;
+        break;
+      case '--fsx-ops':
+        o.fsxOps = Number(need());
+        i++;
+        if (!Number.isInteger(o.fsxOps) || o.fsxOps < 1) die(`--fsx-ops ${v}: give a whole number of operations`);
+        break;
       case '--backend':
         o.backend = need();
         i++;
-        if (!['host', 'passthrough', 'mem'].includes(o.backend)) die(`--backend ${o.backend}: use host, passthrough or mem`);
+        if (!['host', 'passthrough', 'mem', 'ext4'].includes(o.backend)) die(`--backend ${o.backend}: use host, passthrough, mem or ext4`);
         break;
       case '--only':
         o.only = need().split(',').filter((s) => s !== '');
@@ -66,8 +84,9 @@ function args(argv: string[]) {
         die(`unknown option '${argv[i]}'`);
     }
   }
-  if (o.pjdfstest === '') die('give --pjdfstest DIR, a checkout of github.com/pjd/pjdfstest');
-  if (!fs.existsSync(path.join(o.pjdfstest, 'pjdfstest.c'))) die(`${o.pjdfstest}: no pjdfstest.c here`);
+  if (o.pjdfstest === '' && o.fsx === '') die('give --pjdfstest DIR (a checkout of github.com/pjd/pjdfstest), --fsx DIR (one of xfstests), or both');
+  if (o.pjdfstest !== '' && !fs.existsSync(path.join(o.pjdfstest, 'pjdfstest.c'))) die(`${o.pjdfstest}: no pjdfstest.c here`);
+  if (o.fsx !== '' && !fs.existsSync(path.join(o.fsx, 'ltp', 'fsx.c'))) die(`${o.fsx}: no ltp/fsx.c here (give a checkout of xfstests)`);
   const repo = path.resolve(new URL('..', import.meta.url).pathname);
   if (o.scratch === repo || o.scratch.startsWith(repo + path.sep)) die('--scratch must be outside the repository');
   return o;
@@ -79,19 +98,51 @@ function run(cmd: string, argv: string[], cwd: string): void {
   if (r.status !== 0) die(`${cmd} ${argv.join(' ')} failed in ${cwd}:\n${r.stderr.split('\n').slice(-8).join('\n')}`);
 }
 
-/** Builds pjdfstest static for riscv64 and stages what the guest needs in scratch/tools. */
-function build(src: string, scratch: string): string {
-  if (spawnSync('riscv64-linux-gnu-gcc', ['--version']).status !== 0) {
-    die('riscv64-linux-gnu-gcc not found: apt-get install gcc-riscv64-linux-gnu autoconf automake');
-  }
+/** The guest's runner: pjdfstest if it is staged, then fsx if it is, in the chosen store. */
+const MAIN_SH = `#!/bin/sh
+# main.sh STORE OPS [DIR...]: pjdfstest, then fsx, in STORE (ext4, or the 9p share tagged host)
+T=/mnt/tools; S=$1; N=$2; shift 2
+if [ "$S" = ext4 ]; then
+  W=/mnt/work; mkdir -p $W; mount -t ext4 /dev/vda $W || { echo "FAIL cannot mount the ext4 disk"; exit 1; }
+else
+  W=/mnt/host
+fi
+[ -x $T/pjdfstest ] && sh $T/run.sh $T $W "$@"
+if [ -x $T/fsx ]; then
+  if [ "$S" = ext4 ]; then
+    sh $T/fsx.sh $W $N ext4
+  else
+    for c in none mmap; do
+      cd /; umount $W
+      if mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=$c host $W; then sh $T/fsx.sh $W $N $c; else echo "FSX $c 125 0 0 cannot mount with cache=$c"; fi
+    done
+  fi
+fi
+echo DONE
+`;
+
+/** One fsx run: FSX MODE STATUS START END LAST-LINE, then why it failed or what it left out. */
+const FSX_SH = `#!/bin/sh
+# fsx.sh WORK OPS MODE: fsx OPS operations, seed 1, on WORK/fsx-MODE/file; no mapping with cache=none
+W=$1; N=$2; M=$3; flags=""
+[ "$M" = none ] && flags="-R -W"
+mkdir -p $W/fsx-$M && cd $W/fsx-$M || exit 1
+a=$(cut -d' ' -f1 /proc/uptime)
+/mnt/tools/fsx -N $N -S 1 $flags $W/fsx-$M/file > /tmp/fsx-$M.log 2>&1; st=$?
+b=$(cut -d' ' -f1 /proc/uptime)
+echo "FSX $M $st $a $b $(tail -1 /tmp/fsx-$M.log)"
+[ $st = 0 ] || tail -25 /tmp/fsx-$M.log | sed 's/^/  /'
+grep -i 'disabling' /tmp/fsx-$M.log | sed 's/^/  left out: /'
+`;
+
+/** Builds pjdfstest static for riscv64 into scratch/build and stages it in tools. */
+function buildPjdfstest(src: string, scratch: string, tools: string): void {
   const work = path.join(scratch, 'build');
   fs.rmSync(work, { recursive: true, force: true });
   fs.cpSync(src, work, { recursive: true, filter: (p) => !p.includes(`${path.sep}.git`) });
   run('autoreconf', ['-ifs'], work);
   run('./configure', ['--host=riscv64-linux-gnu', 'CC=riscv64-linux-gnu-gcc', 'CFLAGS=-O2 -static', 'LDFLAGS=-static'], work);
   run('make', ['pjdfstest'], work);
-  const tools = path.join(scratch, 'tools');
-  fs.rmSync(tools, { recursive: true, force: true });
   fs.mkdirSync(path.join(tools, 'bin'), { recursive: true });
   fs.copyFileSync(path.join(work, 'pjdfstest'), path.join(tools, 'pjdfstest'));
   fs.chmodSync(path.join(tools, 'pjdfstest'), 0o755);
@@ -119,29 +170,63 @@ function build(src: string, scratch: string): string {
       '    echo "$out" | grep \'^not ok\' | grep -v \'# TODO\' | head -3 | sed \'s/^/  /\'',
       '  done',
       'done',
-      'echo DONE',
       '',
     ].join('\n'),
     { mode: 0o755 },
   );
-  return tools;
+}
+
+/**
+ * Builds xfstests' ltp/fsx.c static for riscv64 into scratch/fsx-build. Without xfstests'
+ * configure, a config.h names the glibc headers it would have found; no aio or io_uring.
+ */
+function buildFsx(src: string, scratch: string, tools: string): void {
+  const work = path.join(scratch, 'fsx-build');
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  const have = ['SYS_TYPES_H', 'SYS_STAT_H', 'SYS_STATVFS_H', 'SYS_TIME_H', 'SYS_IOCTL_H', 'SYS_WAIT_H', 'MALLOC_H', 'DIRENT_H', 'STDLIB_H', 'UNISTD_H', 'ERRNO_H', 'STRING_H', 'SYS_FCNTL_H', 'TIME_H', 'ERR_H', 'LINUX_FALLOC_H', 'COPY_FILE_RANGE', 'SYS_PARAM_H', 'LIBGEN_H', 'ASSERT_H', 'STRINGS_H', 'SYS_MMAN_H'];
+  fs.writeFileSync(path.join(work, 'config.h'), have.map((h) => `#define HAVE_${h} 1\n`).join(''));
+  const out = path.join(tools, 'fsx');
+  run('riscv64-linux-gnu-gcc', ['-O2', '-static', '-D_GNU_SOURCE', '-include', 'getopt.h', `-I${work}`, `-I${path.join(src, 'src')}`, `-I${path.join(src, 'include')}`, path.join(src, 'ltp', 'fsx.c'), '-o', out], work);
+  fs.chmodSync(out, 0o755);
+}
+
+interface FsxRun {
+  mode: string;
+  status: number;
+  minutes: number;
+  last: string;
+  notes: string[];
 }
 
 async function main(): Promise<void> {
   const o = args(process.argv.slice(2));
-  const tools = build(o.pjdfstest, o.scratch);
+  if (spawnSync('riscv64-linux-gnu-gcc', ['--version']).status !== 0) {
+    die('riscv64-linux-gnu-gcc not found: apt-get install gcc-riscv64-linux-gnu autoconf automake');
+  }
+  const tools = path.join(o.scratch, 'tools');
+  fs.rmSync(tools, { recursive: true, force: true });
+  fs.mkdirSync(tools, { recursive: true });
+  if (o.pjdfstest !== '') buildPjdfstest(o.pjdfstest, o.scratch, tools);
+  if (o.fsx !== '') buildFsx(o.fsx, o.scratch, tools);
+  fs.writeFileSync(path.join(tools, 'main.sh'), MAIN_SH, { mode: 0o755 });
+  fs.writeFileSync(path.join(tools, 'fsx.sh'), FSX_SH, { mode: 0o755 });
   const share = path.join(o.scratch, 'share');
   if (fs.existsSync(share)) spawnSync('rm', ['-rf', share]); // rm walks trees deeper than PATH_MAX
   fs.mkdirSync(share, { recursive: true });
-  const backend: FsBackend =
-    o.backend === 'mem' ? new MemFs({ capacity: 256 << 20 }) : new HostFs(share, { mode: o.backend === 'passthrough' ? 'passthrough' : 'mapped' });
-  const cmd = `sh /mnt/tools/run.sh /mnt/tools /mnt/host ${o.only.join(' ')}`;
-  const bootargs = [
-    'console=ttyS0 quiet loglevel=1',
-    'storvm.share=host:/mnt/host',
-    'storvm.share=tools:/mnt/tools:ro',
-    `storvm.cmd=${Buffer.from(cmd).toString('base64')}`,
-  ].join(' ');
+  const devices: VirtioDevice[] = [];
+  const bootargs = ['console=ttyS0 quiet loglevel=1'];
+  if (o.backend === 'ext4') {
+    devices.push(new VirtioBlk(unpackSparse(fs.readFileSync(new URL('lab-ext4.sparse.gz', GUEST)))));
+  } else {
+    const backend: FsBackend =
+      o.backend === 'mem' ? new MemFs({ capacity: 256 << 20 }) : new HostFs(share, { mode: o.backend === 'passthrough' ? 'passthrough' : 'mapped' });
+    devices.push(new Virtio9p(backend, { tag: 'host' }));
+    bootargs.push('storvm.share=host:/mnt/host');
+  }
+  devices.push(new Virtio9p(new HostFs(tools, { readOnly: true }), { tag: 'tools' }));
+  const cmd = `sh /mnt/tools/main.sh ${o.backend === 'ext4' ? 'ext4' : '9p'} ${o.fsxOps} ${o.only.join(' ')}`;
+  bootargs.push('storvm.share=tools:/mnt/tools:ro', `storvm.cmd=${Buffer.from(cmd).toString('base64')}`);
   let text = '';
   const td = new TextDecoder();
   const started = Date.now();
@@ -149,8 +234,8 @@ async function main(): Promise<void> {
     memoryMiB: o.mem,
     kernel: gunzipSync(fs.readFileSync(new URL('Image.gz', GUEST))),
     initrd: gunzipSync(fs.readFileSync(new URL('initramfs.cpio.gz', GUEST))),
-    bootargs,
-    devices: [new Virtio9p(backend, { tag: 'host' }), new Virtio9p(new HostFs(tools, { readOnly: true }), { tag: 'tools' })],
+    bootargs: bootargs.join(' '),
+    devices,
     deterministic: false,
     host: nodeHost,
     onConsole: (b) => {
@@ -160,6 +245,14 @@ async function main(): Promise<void> {
     },
   });
   const r = await machine.run();
+  const where = o.backend === 'ext4' ? 'ext4 on virtio-blk' : `9p, backend ${o.backend}`;
+  const minutes = ((Date.now() - started) / 60000).toFixed(1);
+  if (o.pjdfstest !== '') printPjdfstest(text, where, minutes);
+  if (o.fsx !== '') printFsx(text, where, o.fsxOps);
+  if (!text.includes('DONE')) console.log(`the guest stopped early (${r.reason})`);
+}
+
+function printPjdfstest(text: string, where: string, minutes: string): void {
   const perDir = new Map<string, { ok: number; notOk: number; todo: number; files: number; crashed: number }>();
   for (const m of text.matchAll(/^RESULT (\S+)\/(\S+) (\d+) (\d+) (\d+) (\d+)/gm)) {
     const d = perDir.get(m[1]!) ?? { ok: 0, notOk: 0, todo: 0, files: 0, crashed: 0 };
@@ -176,7 +269,7 @@ async function main(): Promise<void> {
   const rows = [...perDir.entries()].sort();
   let ok = 0;
   let all = 0;
-  console.log(`\npjdfstest over 9p, backend ${o.backend}, ${new Date().toISOString().slice(0, 10)}, ${((Date.now() - started) / 60000).toFixed(1)} min`);
+  console.log(`\npjdfstest over ${where}, ${new Date().toISOString().slice(0, 10)}, ${minutes} min (with fsx, if run)`);
   console.log('"not ok" leaves out the TODO tests (the suite expects those to fail on Linux); ok % is of ok + not ok + TODO.');
   console.log('| directory | ok | not ok | TODO | ok % | files without output or killed |');
   console.log('|---|---|---|---|---|---|');
@@ -188,7 +281,27 @@ async function main(): Promise<void> {
     console.log(`| ${d} | ${v.ok} | ${v.notOk} | ${v.todo} | ${pct(v.ok, v.ok + v.notOk + v.todo)} | ${v.crashed} |`);
   }
   console.log(`| **all** | ${ok} | ${all - ok - todo} | ${todo} | ${pct(ok, all)} | |`);
-  if (!text.includes('DONE')) console.log(`the guest stopped early (${r.reason})`);
+}
+
+function printFsx(text: string, where: string, ops: number): void {
+  const runs: FsxRun[] = [];
+  const lines = text.split(/\r?\n/);
+  for (const [i, line] of lines.entries()) {
+    const m = /^FSX (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
+    if (m === null) continue;
+    const notes: string[] = [];
+    for (let j = i + 1; j < lines.length && lines[j]!.startsWith('  '); j++) notes.push(lines[j]!.trim());
+    runs.push({ mode: m[1]!, status: Number(m[2]), minutes: (Number(m[4]) - Number(m[3])) / 60, last: m[5]!.trim(), notes });
+  }
+  console.log(`\nfsx -N ${ops} -S 1 over ${where}`);
+  console.log('| run | exit status | guest minutes | last line |');
+  console.log('|---|---|---|---|');
+  for (const f of runs) {
+    const how = f.mode === 'none' ? 'cache=none, -R -W' : f.mode === 'mmap' ? 'cache=mmap, mapping on' : `${f.mode}, mapping on`;
+    console.log(`| ${how} | ${f.status} | ${f.minutes.toFixed(1)} | ${f.last} |`);
+  }
+  for (const f of runs) for (const n of f.notes) console.log(`${f.mode}: ${n}`);
+  if (runs.length === 0) console.log('no fsx run finished');
 }
 
 await main();
