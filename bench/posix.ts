@@ -1,18 +1,19 @@
 /**
  * POSIX behaviour of storvm's 9p shares, measured in the guest with pjdfstest and fsx.
  *
- *   npx tsx bench/posix.ts [--pjdfstest DIR] [--fsx DIR] [--backend host|passthrough|mem|ext4]
+ *   npx tsx bench/posix.ts [--pjdfstest DIR] [--fsx DIR] [--backend STORE[,STORE...]]
  *                          [--only chmod,link,...] [--fsx-ops N] [--scratch DIR] [--mem MiB]
  *
  * --pjdfstest names a checkout of github.com/pjd/pjdfstest, --fsx one of xfstests (for its
  * ltp/fsx.c); give either or both. Their sources are copied to a scratch folder outside the
  * repository (default $TMPDIR/storvm-posix) and built there, static, for riscv64 with Debian's
  * cross compiler (apt-get install gcc-riscv64-linux-gnu autoconf automake). Nothing of either
- * goes into storvm. One guest then runs every `.t` file, one shell per file, as root, in the
- * chosen store, and the script prints ok / not ok per directory. The stores: a 9p share over
- * `host` (HostFs, mapped metadata), `passthrough` (HostFs with the host's own metadata) or `mem`
- * (MemFs), mounted with cache=none; or `ext4`, a blank ext4 filesystem (the lab's 1 GiB image,
- * 4 KiB blocks) on virtio-blk, the reference. The tools reach the guest on a read-only share.
+ * goes into storvm. One guest then runs every `.t` file, one shell per file, as root, in each
+ * store named (default `host`), one store after the other, and the script prints ok / not ok per
+ * directory and store. The stores: a 9p share over `host` (HostFs, mapped metadata),
+ * `passthrough` (HostFs with the host's own metadata) or `mem` (MemFs), mounted with
+ * cache=none; and `ext4`, a blank ext4 filesystem (the lab's 1 GiB image, 4 KiB blocks) on
+ * virtio-blk, the reference. The tools reach the guest on a read-only share.
  *
  * fsx runs after pjdfstest, `-N` operations (default 100,000) with seed 1: on 9p once with
  * cache=none and mapped reads and writes off (`-R -W`), since Linux's 9p allows no shared
@@ -44,8 +45,10 @@ function die(msg: string): never {
   process.exit(2);
 }
 
+const STORES = ['host', 'passthrough', 'mem', 'ext4'];
+
 function args(argv: string[]) {
-  const o = { pjdfstest: '', fsx: '', fsxOps: 100000, backend: 'host', only: [] as string[], scratch: path.join(os.tmpdir(), 'storvm-posix'), mem: 512 };
+  const o = { pjdfstest: '', fsx: '', fsxOps: 100000, stores: ['host'], only: [] as string[], scratch: path.join(os.tmpdir(), 'storvm-posix'), mem: 512 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i + 1];
     const need = () => v ?? die(`${argv[i]} needs a value`);
@@ -64,9 +67,9 @@ function args(argv: string[]) {
         if (!Number.isInteger(o.fsxOps) || o.fsxOps < 1) die(`--fsx-ops ${v}: give a whole number of operations`);
         break;
       case '--backend':
-        o.backend = need();
+        o.stores = [...new Set(need().split(','))];
         i++;
-        if (!['host', 'passthrough', 'mem', 'ext4'].includes(o.backend)) die(`--backend ${o.backend}: use host, passthrough, mem or ext4`);
+        for (const st of o.stores) if (!STORES.includes(st)) die(`--backend ${st}: use host, passthrough, mem or ext4 (or several, with commas)`);
         break;
       case '--only':
         o.only = need().split(',').filter((s) => s !== '');
@@ -100,37 +103,42 @@ function run(cmd: string, argv: string[], cwd: string): void {
 
 /** The guest's runner: pjdfstest if it is staged, then fsx if it is, in the chosen store. */
 const MAIN_SH = `#!/bin/sh
-# main.sh STORE OPS [DIR...]: pjdfstest, then fsx, in STORE (ext4, or the 9p share tagged host)
-T=/mnt/tools; S=$1; N=$2; shift 2
-if [ "$S" = ext4 ]; then
-  W=/mnt/work; mkdir -p $W; mount -t ext4 /dev/vda $W || { echo "FAIL cannot mount the ext4 disk"; exit 1; }
-else
-  W=/mnt/host
-fi
-[ -x $T/pjdfstest ] && sh $T/run.sh $T $W "$@"
-if [ -x $T/fsx ]; then
-  if [ "$S" = ext4 ]; then
-    sh $T/fsx.sh $W $N ext4
-  else
-    for c in none mmap; do
-      cd /; umount $W
-      if mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=$c host $W; then sh $T/fsx.sh $W $N $c; else echo "FSX $c 125 0 0 cannot mount with cache=$c"; fi
-    done
+# main.sh "STORE..." OPS [DIR...]: for each store, pjdfstest, then fsx. A 9p store is the share
+# tagged with its name; ext4 is /dev/vda.
+T=/mnt/tools; STORES=$1; N=$2; shift 2
+# busybox's timeout leaves a watcher, its cwd the test's, for up to a second after the test ends.
+unmount() { for i in 1 2 3 4 5; do umount $1 2>/dev/null && return 0; sleep 1; done; umount $1 || { held $1; return 1; }; }
+held() { for p in /proc/[0-9]*; do ls -l $p/cwd $p/root $p/fd 2>/dev/null | grep -q " $1" && echo "  held by $p: $(tr '\\0' ' ' < $p/cmdline)"; done; }
+p9() { mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=$2 $1 /mnt/s-$1; }
+for S in $STORES; do
+  W=/mnt/s-$S; mkdir -p $W; cd /
+  if [ "$S" = ext4 ]; then mount -t ext4 /dev/vda $W; else p9 $S none; fi || { echo "FAIL $S cannot be mounted"; continue; }
+  [ -x $T/pjdfstest ] && sh $T/run.sh $T $W $S "$@"
+  if [ -x $T/fsx ]; then
+    if [ "$S" = ext4 ]; then
+      sh $T/fsx.sh $W $N $S ext4
+    else
+      for c in none mmap; do
+        cd /; unmount $W
+        if p9 $S $c; then sh $T/fsx.sh $W $N $S $c; else echo "FSX $S $c 125 0 0 cannot mount with cache=$c"; fi
+      done
+    fi
   fi
-fi
+  cd /; unmount $W
+done
 echo DONE
 `;
 
 /** One fsx run: FSX MODE STATUS START END LAST-LINE, then why it failed or what it left out. */
 const FSX_SH = `#!/bin/sh
-# fsx.sh WORK OPS MODE: fsx OPS operations, seed 1, on WORK/fsx-MODE/file; no mapping with cache=none
-W=$1; N=$2; M=$3; flags=""
+# fsx.sh WORK OPS STORE MODE: fsx OPS operations, seed 1, on WORK/fsx-MODE/file; no mapping with cache=none
+W=$1; N=$2; S=$3; M=$4; flags=""
 [ "$M" = none ] && flags="-R -W"
 mkdir -p $W/fsx-$M && cd $W/fsx-$M || exit 1
 a=$(cut -d' ' -f1 /proc/uptime)
 /mnt/tools/fsx -N $N -S 1 $flags $W/fsx-$M/file > /tmp/fsx-$M.log 2>&1; st=$?
 b=$(cut -d' ' -f1 /proc/uptime)
-echo "FSX $M $st $a $b $(tail -1 /tmp/fsx-$M.log)"
+echo "FSX $S $M $st $a $b $(tail -1 /tmp/fsx-$M.log)"
 [ $st = 0 ] || tail -25 /tmp/fsx-$M.log | sed 's/^/  /'
 grep -i 'disabling' /tmp/fsx-$M.log | sed 's/^/  left out: /'
 `;
@@ -152,8 +160,8 @@ function buildPjdfstest(src: string, scratch: string, tools: string): void {
     path.join(tools, 'run.sh'),
     [
       '#!/bin/sh',
-      '# run.sh TOOLS WORK [DIR...]: every .t file of each DIR, one shell each, in WORK',
-      'T=$1; W=$2; shift 2',
+      '# run.sh TOOLS WORK STORE [DIR...]: every .t file of each DIR, one shell each, in WORK',
+      'T=$1; W=$2; S=$3; shift 3',
       'export PATH=$T/bin:$PATH',
       '# The suite asks `id -u nobody` and `id -u root`; the guest image has no user database.',
       "grep -q '^root:' /etc/passwd 2>/dev/null || echo 'root:x:0:0:root:/:/bin/sh' >> /etc/passwd",
@@ -166,7 +174,7 @@ function buildPjdfstest(src: string, scratch: string, tools: string): void {
       '  for t in $T/tests/$d/*.t; do',
       '    out=$(timeout 3600 sh $t 2>&1); st=$?',
       '    ok=$(echo "$out" | grep -c \'^ok\'); todo=$(echo "$out" | grep -c \'^not ok.*# TODO\')',
-      '    echo "RESULT $d/$(basename $t) $ok $(( $(echo "$out" | grep -c \'^not ok\') - todo )) $todo $st"',
+      '    echo "RESULT $S $d/$(basename $t) $ok $(( $(echo "$out" | grep -c \'^not ok\') - todo )) $todo $st"',
       '    echo "$out" | grep \'^not ok\' | grep -v \'# TODO\' | head -3 | sed \'s/^/  /\'',
       '  done',
       'done',
@@ -192,12 +200,21 @@ function buildFsx(src: string, scratch: string, tools: string): void {
 }
 
 interface FsxRun {
+  store: string;
   mode: string;
   status: number;
   minutes: number;
   last: string;
   notes: string[];
 }
+
+/** How each store is named in the tables. */
+const WHERE: Record<string, string> = {
+  host: '9p over HostFs (mapped)',
+  passthrough: '9p over HostFs (passthrough)',
+  mem: '9p over MemFs',
+  ext4: 'ext4 on virtio-blk',
+};
 
 async function main(): Promise<void> {
   const o = args(process.argv.slice(2));
@@ -211,22 +228,25 @@ async function main(): Promise<void> {
   if (o.fsx !== '') buildFsx(o.fsx, o.scratch, tools);
   fs.writeFileSync(path.join(tools, 'main.sh'), MAIN_SH, { mode: 0o755 });
   fs.writeFileSync(path.join(tools, 'fsx.sh'), FSX_SH, { mode: 0o755 });
-  const share = path.join(o.scratch, 'share');
-  if (fs.existsSync(share)) spawnSync('rm', ['-rf', share]); // rm walks trees deeper than PATH_MAX
-  fs.mkdirSync(share, { recursive: true });
   const devices: VirtioDevice[] = [];
-  const bootargs = ['console=ttyS0 quiet loglevel=1'];
-  if (o.backend === 'ext4') {
-    devices.push(new VirtioBlk(unpackSparse(fs.readFileSync(new URL('lab-ext4.sparse.gz', GUEST)))));
-  } else {
-    const backend: FsBackend =
-      o.backend === 'mem' ? new MemFs({ capacity: 256 << 20 }) : new HostFs(share, { mode: o.backend === 'passthrough' ? 'passthrough' : 'mapped' });
-    devices.push(new Virtio9p(backend, { tag: 'host' }));
-    bootargs.push('storvm.share=host:/mnt/host');
+  for (const st of o.stores) {
+    if (st === 'ext4') {
+      devices.push(new VirtioBlk(unpackSparse(fs.readFileSync(new URL('lab-ext4.sparse.gz', GUEST)))));
+      continue;
+    }
+    let backend: FsBackend;
+    if (st === 'mem') backend = new MemFs({ capacity: 256 << 20 });
+    else {
+      const share = path.join(o.scratch, `share-${st}`);
+      if (fs.existsSync(share)) spawnSync('rm', ['-rf', share]); // rm walks trees deeper than PATH_MAX
+      fs.mkdirSync(share, { recursive: true });
+      backend = new HostFs(share, { mode: st === 'passthrough' ? 'passthrough' : 'mapped' });
+    }
+    devices.push(new Virtio9p(backend, { tag: st }));
   }
   devices.push(new Virtio9p(new HostFs(tools, { readOnly: true }), { tag: 'tools' }));
-  const cmd = `sh /mnt/tools/main.sh ${o.backend === 'ext4' ? 'ext4' : '9p'} ${o.fsxOps} ${o.only.join(' ')}`;
-  bootargs.push('storvm.share=tools:/mnt/tools:ro', `storvm.cmd=${Buffer.from(cmd).toString('base64')}`);
+  const cmd = `sh /mnt/tools/main.sh "${o.stores.join(' ')}" ${o.fsxOps} ${o.only.join(' ')}`;
+  const bootargs = ['console=ttyS0 quiet loglevel=1', 'storvm.share=tools:/mnt/tools:ro', `storvm.cmd=${Buffer.from(cmd).toString('base64')}`];
   let text = '';
   const td = new TextDecoder();
   const started = Date.now();
@@ -245,62 +265,76 @@ async function main(): Promise<void> {
     },
   });
   const r = await machine.run();
-  const where = o.backend === 'ext4' ? 'ext4 on virtio-blk' : `9p, backend ${o.backend}`;
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
-  if (o.pjdfstest !== '') printPjdfstest(text, where, minutes);
-  if (o.fsx !== '') printFsx(text, where, o.fsxOps);
+  console.log(`\n${new Date().toISOString().slice(0, 16)}Z, one guest, ${minutes} min in all, stores in this order: ${o.stores.join(', ')}`);
+  if (o.pjdfstest !== '') printPjdfstest(text, o.stores);
+  if (o.fsx !== '') printFsx(text, o.fsxOps);
+  for (const m of text.matchAll(/^FAIL (.*)$/gm)) console.log(`FAIL ${m[1]}`);
   if (!text.includes('DONE')) console.log(`the guest stopped early (${r.reason})`);
 }
 
-function printPjdfstest(text: string, where: string, minutes: string): void {
-  const perDir = new Map<string, { ok: number; notOk: number; todo: number; files: number; crashed: number }>();
-  for (const m of text.matchAll(/^RESULT (\S+)\/(\S+) (\d+) (\d+) (\d+) (\d+)/gm)) {
-    const d = perDir.get(m[1]!) ?? { ok: 0, notOk: 0, todo: 0, files: 0, crashed: 0 };
-    const [ok, notOk, todo, status] = [Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])];
+interface DirCount {
+  ok: number;
+  notOk: number;
+  todo: number;
+  crashed: number;
+}
+
+function printPjdfstest(text: string, stores: string[]): void {
+  const perStore = new Map<string, Map<string, DirCount>>();
+  for (const m of text.matchAll(/^RESULT (\S+) (\S+)\/(\S+) (\d+) (\d+) (\d+) (\d+)/gm)) {
+    const dirs = perStore.get(m[1]!) ?? new Map<string, DirCount>();
+    perStore.set(m[1]!, dirs);
+    const d = dirs.get(m[2]!) ?? { ok: 0, notOk: 0, todo: 0, crashed: 0 };
+    const [ok, notOk, todo, status] = [Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])];
     d.ok += ok;
     d.notOk += notOk;
     d.todo += todo;
-    d.files++;
     // No output at all, or killed by the hour-long timeout (status 124/143) or a signal.
     if (ok + notOk + todo === 0 || status > 1) d.crashed++;
-    perDir.set(m[1]!, d);
+    dirs.set(m[2]!, d);
   }
   const pct = (a: number, b: number) => (b === 0 ? '-' : `${((100 * a) / b).toFixed(1)} %`);
-  const rows = [...perDir.entries()].sort();
-  let ok = 0;
-  let all = 0;
-  console.log(`\npjdfstest over ${where}, ${new Date().toISOString().slice(0, 10)}, ${minutes} min (with fsx, if run)`);
-  console.log('"not ok" leaves out the TODO tests (the suite expects those to fail on Linux); ok % is of ok + not ok + TODO.');
-  console.log('| directory | ok | not ok | TODO | ok % | files without output or killed |');
-  console.log('|---|---|---|---|---|---|');
-  let todo = 0;
-  for (const [d, v] of rows) {
-    ok += v.ok;
-    todo += v.todo;
-    all += v.ok + v.notOk + v.todo;
-    console.log(`| ${d} | ${v.ok} | ${v.notOk} | ${v.todo} | ${pct(v.ok, v.ok + v.notOk + v.todo)} | ${v.crashed} |`);
+  console.log('\npjdfstest: "not ok" leaves out the TODO tests (the suite expects those to fail on Linux); ok % is of ok + not ok + TODO.');
+  for (const st of stores) {
+    const dirs = perStore.get(st);
+    if (dirs === undefined) {
+      console.log(`\n${WHERE[st]}: no results`);
+      continue;
+    }
+    console.log(`\n${WHERE[st]}`);
+    console.log('| directory | ok | not ok | TODO | ok % | files without output or killed |');
+    console.log('|---|---|---|---|---|---|');
+    const all: DirCount = { ok: 0, notOk: 0, todo: 0, crashed: 0 };
+    for (const [d, v] of [...dirs.entries()].sort()) {
+      all.ok += v.ok;
+      all.notOk += v.notOk;
+      all.todo += v.todo;
+      all.crashed += v.crashed;
+      console.log(`| ${d} | ${v.ok} | ${v.notOk} | ${v.todo} | ${pct(v.ok, v.ok + v.notOk + v.todo)} | ${v.crashed} |`);
+    }
+    console.log(`| **all** | ${all.ok} | ${all.notOk} | ${all.todo} | ${pct(all.ok, all.ok + all.notOk + all.todo)} | ${all.crashed} |`);
   }
-  console.log(`| **all** | ${ok} | ${all - ok - todo} | ${todo} | ${pct(ok, all)} | |`);
 }
 
-function printFsx(text: string, where: string, ops: number): void {
+function printFsx(text: string, ops: number): void {
   const runs: FsxRun[] = [];
   const lines = text.split(/\r?\n/);
   for (const [i, line] of lines.entries()) {
-    const m = /^FSX (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
+    const m = /^FSX (\S+) (\S+) (\d+) (\S+) (\S+) (.*)$/.exec(line);
     if (m === null) continue;
     const notes: string[] = [];
     for (let j = i + 1; j < lines.length && lines[j]!.startsWith('  '); j++) notes.push(lines[j]!.trim());
-    runs.push({ mode: m[1]!, status: Number(m[2]), minutes: (Number(m[4]) - Number(m[3])) / 60, last: m[5]!.trim(), notes });
+    runs.push({ store: m[1]!, mode: m[2]!, status: Number(m[3]), minutes: (Number(m[5]) - Number(m[4])) / 60, last: m[6]!.trim(), notes });
   }
-  console.log(`\nfsx -N ${ops} -S 1 over ${where}`);
-  console.log('| run | exit status | guest minutes | last line |');
-  console.log('|---|---|---|---|');
+  console.log(`\nfsx -N ${ops} -S 1`);
+  console.log('| store | run | exit status | guest minutes | last line |');
+  console.log('|---|---|---|---|---|');
   for (const f of runs) {
-    const how = f.mode === 'none' ? 'cache=none, -R -W' : f.mode === 'mmap' ? 'cache=mmap, mapping on' : `${f.mode}, mapping on`;
-    console.log(`| ${how} | ${f.status} | ${f.minutes.toFixed(1)} | ${f.last} |`);
+    const how = f.mode === 'none' ? 'cache=none, -R -W' : f.mode === 'mmap' ? 'cache=mmap, mapping on' : 'mapping on';
+    console.log(`| ${WHERE[f.store] ?? f.store} | ${how} | ${f.status} | ${f.minutes.toFixed(1)} | ${f.last} |`);
   }
-  for (const f of runs) for (const n of f.notes) console.log(`${f.mode}: ${n}`);
+  for (const f of runs) for (const n of f.notes) console.log(`${f.store} ${f.mode}: ${n}`);
   if (runs.length === 0) console.log('no fsx run finished');
 }
 
