@@ -11,6 +11,11 @@
  * message decoding, the host read into guest RAM). The cached read is the part of the work that
  * has nothing to do with 9p: dd, the read syscalls and the copy from the page cache to user
  * memory. Medians are printed.
+ *
+ * It also samples the guest's program counter at the end of every 20,000-instruction slice
+ * during the reads through 9p and prints the busiest 256-byte ranges of the kernel, as offsets
+ * into guest-images/Image.gz (linked at 0xffffffff80000000), to read with
+ * `riscv64-linux-gnu-objdump -D -b binary -m riscv:rv64 --adjust-vma=0xffffffff80000000`.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -116,6 +121,22 @@ async function main(): Promise<void> {
         }
       },
     });
+    // Sample where the guest is at each slice boundary while a read through 9p runs.
+    const pcs = new Map<number, number>();
+    let sampled = 0;
+    const hart = machine.hart;
+    const run = hart.run.bind(hart);
+    hart.run = (limit: number) => {
+      const n = run(limit);
+      if (open?.kind === 'U') {
+        sampled++;
+        if (hart.pcHi === -1) {
+          const bucket = ((hart.pcLo >>> 0) - 0x80000000) & ~0xff;
+          pcs.set(bucket, (pcs.get(bucket) ?? 0) + 1);
+        }
+      }
+      return n;
+    };
     const r = await machine.run();
     if (samples.length !== 2 * o.runs) die(`the guest stopped after ${samples.length} of ${2 * o.runs} reads (${r.reason})`);
     const mb = (o.size * 1048576) / 1e6;
@@ -134,6 +155,11 @@ async function main(): Promise<void> {
     }
     const u = rows.U!;
     const c = rows.C!;
+    console.log(`busiest kernel ranges during the reads through 9p (${sampled} samples): ${[...pcs.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([k, v]) => `Image+0x${k.toString(16)} ${((100 * v) / sampled).toFixed(1)} %`)
+      .join(', ')}`);
     console.log(`guest instructions that 9p adds per page: ${Math.round((u.ins - c.ins) / pages)}; guest instructions per host microsecond: ${(u.ins / u.ms / 1000).toFixed(0)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
