@@ -2,9 +2,10 @@
  * HostFs confinement (docs/hostile-guest.md lines 35, 36, 44): the guest never reaches a host file
  * outside the share, never makes the server follow a symlink or open a device node or FIFO.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EACCES, EEXIST, EINVAL, EIO, ELOOP, ENOENT, ENOTDIR, ENOTEMPTY, EPERM, EROFS, fsError } from '../../src/backends/fs/errno.js';
 import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK } from '../../src/backends/fs/backend.js';
@@ -361,6 +362,56 @@ describe('HostFs mapped metadata', () => {
     expect(fs.readdirSync(store)).toEqual([ino]);
     expect((await v.getattr(1)).mode).toBe(S_IFIFO | 0o600);
   });
+
+  it('keeps records whole when the storvm writing them is killed (SIGKILL, a real process)', async () => {
+    const base = dirs.make();
+    const share = path.join(base, 'share');
+    fs.mkdirSync(share);
+    const child = fileURLToPath(new URL('./meta-kill-child.ts', import.meta.url));
+    const proc = spawn(process.execPath, ['--import', 'tsx', child, share], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+    let out = '';
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    // Kill it at a moment of its own choosing: some way into the updates, not between two lines.
+    const after = 40 + Math.floor(Math.random() * 80);
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if ((out.match(/^SET /gm) ?? []).length >= after) {
+          proc.kill('SIGKILL');
+          resolve();
+        }
+      });
+      void exited.then(() => reject(new Error(`the child exited on its own: ${err}`)));
+    });
+    await exited;
+    const sets = [...out.matchAll(/^SET (\d+)$/gm)].map((m) => Number(m[1]));
+    const last = sets[sets.length - 1]!;
+    // A new HostFs over the same folder: the killed writer's temporaries go, every record reads.
+    const c = await client(new HostFs(share));
+    expect(fs.readdirSync(path.join(share, META_DIR)).every((n) => /^\d+$/.test(n))).toBe(true);
+    await c.walk(0, 1, ['f']);
+    const f = await c.getattr(1);
+    // The last answered update, or the one in flight, whole: its mode belongs with its uid.
+    expect([last, last + 1]).toContain(f.uid);
+    expect(f.mode).toBe(S_IFIFO | f.uid % 0o1000);
+    // Every FIFO made before the kill was answered is one; the one in flight may be missing, or
+    // (killed between the host file and its record) a plain empty file.
+    await c.walk(0, 2, []);
+    await c.lopen(2, 0);
+    const names = (await c.readdirAll(2)).map((e) => e.name).filter((n) => n.startsWith('n'));
+    for (let i = 1; i <= last; i++) expect(names).toContain(`n${i}`);
+    for (const n of names) {
+      const i = Number(n.slice(1));
+      expect(i).toBeLessThanOrEqual(last + 1);
+      await c.walk(0, 3, [n]);
+      const st = await c.getattr(3);
+      await c.clunk(3);
+      if (i <= last) expect(st.mode).toBe(S_IFIFO | 0o640);
+      else expect([S_IFIFO | 0o640, S_IFREG | 0o644]).toContain(st.mode);
+    }
+  }, 120_000);
 
   it('33-36: a PATH_MAX-long path works, walked by directory fds even when few stay open', async () => {
     const { share } = setup();
