@@ -43,6 +43,13 @@ export interface WireDisk {
 
 export interface WireShare {
   tag: string;
+  /**
+   * Keep the share in the Origin Private File System under `storvm-shares/<persist>`
+   * (DirectoryHandleFs); absent: a MemFs that lasts as long as the machine.
+   */
+  persist?: string;
+  /** Serve this folder (from showDirectoryPicker) through DirectoryHandleFs. */
+  directory?: FileSystemDirectoryHandle;
   /** Files to put in before boot: path (relative, '/'-separated) → contents. */
   files: Array<{ path: string; data: Uint8Array | Blob }>;
   readOnly: boolean;
@@ -70,6 +77,8 @@ export type PageMessage =
   | { type: 'input'; bytes: Uint8Array }
   | { type: 'stop' }
   | { type: 'save'; id: number }
+  /** The answer to `claim`: the page let go of what the new machine needs. */
+  | { type: 'claimed' }
   | { type: 'share-put'; id: number; share: number; files: Array<{ path: string; data: Uint8Array | Blob }> }
   | { type: 'share-list'; id: number; share: number }
   | { type: 'share-read'; id: number; share: number; path: string }
@@ -112,8 +121,14 @@ export type WorkerMessage =
       type: 'started';
       /** `note` says why a disk is not what was asked (e.g. read-only: another tab writes it). */
       disks: Array<{ name: string; size: number; readOnly: boolean; format: string; persistent: boolean; note?: string }>;
-      shares: Array<{ tag: string }>;
+      /** `note` says why a share is not what was asked (e.g. read-only: another tab writes it). */
+      shares: Array<{ tag: string; persistent: boolean; readOnly: boolean; note?: string }>;
     }
+  /**
+   * Images are loaded; before it opens a share kept in the browser the worker asks the page to let
+   * go of it (stop the machine that has it open); the page answers `claimed`.
+   */
+  | { type: 'claim' }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
   | { type: 'fatal'; error: WireError }

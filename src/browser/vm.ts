@@ -47,6 +47,14 @@ export interface VmShareOptions {
   /** Files to start with (paths relative to the share). */
   files?: ShareFiles;
   readOnly?: boolean;
+  /**
+   * Keep the share in this browser (the Origin Private File System, `storvm-shares/<name>`):
+   * what the guest writes is there after a reload. Modes, owners, symlinks and special files are
+   * kept too (DirectoryHandleFs). One tab writes it; another gets it read-only, with a note.
+   */
+  persist?: string;
+  /** Serve a folder the visitor picked (`showDirectoryPicker()`, with readwrite permission). */
+  directory?: FileSystemDirectoryHandle;
 }
 
 export interface StartVmOptions {
@@ -56,7 +64,7 @@ export interface StartVmOptions {
   initrd?: ImageSource;
   /** Disks, as /dev/vda, /dev/vdb… */
   disks?: Array<VmDiskOptions | ImageSource>;
-  /** MemFs shares over 9p: the first at /mnt/host, others at /mnt/TAG. */
+  /** Shares over 9p (MemFs, or kept in the browser): the first at /mnt/host, others at /mnt/TAG. */
   shares?: VmShareOptions[];
   /** Guest RAM in MiB, 16..2048; default 256. */
   memoryMiB?: number;
@@ -79,6 +87,12 @@ export interface StartVmOptions {
   onProgress?(info: ProgressInfo): void;
   /** A disk failed a guest request (e.g. a lazily fetched chunk that is corrupt); the guest saw IOERR. */
   onDiskError?(disk: number, message: string): void;
+  /**
+   * Called before the new machine opens shares kept in the browser, which one machine at a time
+   * may hold: stop the machine this one replaces here. Without it the new one waits a moment for
+   * the share and then serves it read-only.
+   */
+  onClaim?(): Promise<void> | void;
   /** The worker to run in; default a module worker from this package's worker.js. */
   worker?: Worker;
   /**
@@ -100,6 +114,11 @@ export interface VmExit {
 
 export interface VmShare {
   readonly tag: string;
+  /** Kept in the browser (a persistent or picked-folder share). */
+  readonly persistent: boolean;
+  readonly readOnly: boolean;
+  /** Why the share is not what was asked, e.g. read-only because another tab writes it. */
+  readonly note?: string;
   /** Where the guest's init mounts it. */
   readonly mountPoint: string;
   /** Puts files in while the guest runs; resolves to the number added. Rejects with a ShareError
@@ -196,7 +215,8 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tag)) throw new VmError(`share tag "${tag}" must be 1..64 letters, digits, '.', '_' or '-'`);
     if (tags.has(tag)) throw new VmError(`share tag "${tag}" is used twice`);
     tags.add(tag);
-    return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false };
+    if (s.persist !== undefined && s.directory !== undefined) throw new VmError(`share ${tag}: give persist or directory, not both`);
+    return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false, ...(s.persist !== undefined ? { persist: s.persist } : {}), ...(s.directory ? { directory: s.directory } : {}) };
   });
   const diskOpts = (opts.disks ?? []).map((d, i) => {
     const o: VmDiskOptions = typeof d === 'object' && d !== null && ('source' in d || 'persist' in d) ? (d as VmDiskOptions) : { source: d as ImageSource };
@@ -306,6 +326,14 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
         case 'disk-error':
           opts.onDiskError?.(m.disk, m.message);
           return;
+        case 'claim':
+          void Promise.resolve()
+            .then(() => opts.onClaim?.())
+            .catch(() => {})
+            .then(() => {
+              if (!done) worker.postMessage({ type: 'claimed' } satisfies PageMessage);
+            });
+          return;
         case 'fatal': {
           const err = fromWire(m.error);
           worker.terminate();
@@ -317,6 +345,9 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
           started = true;
           const shares: VmShare[] = shareOpts.map((s, i) => ({
             tag: s.tag,
+            persistent: m.shares[i]?.persistent ?? false,
+            readOnly: m.shares[i]?.readOnly ?? false,
+            ...(m.shares[i]?.note ? { note: m.shares[i]!.note } : {}),
             mountPoint: mountPoint(i, s.tag),
             put: (files) => call<number>((id) => ({ type: 'share-put', id, share: i, files: shareFiles(files) })),
             list: () => call<ShareEntry[]>((id) => ({ type: 'share-list', id, share: i })),
