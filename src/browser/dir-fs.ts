@@ -427,8 +427,10 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     let size = 0;
     let t: FsTime;
     if (node.kind === 'directory') {
+      // The API keeps no times for a directory. The host's are a fixed 0, so a time the guest set
+      // (tar does) holds across mounts; `shown` puts the directory's in-memory time in their place.
       mode = S_IFDIR | 0o755;
-      t = node.dirTime;
+      t = { sec: 0, nsec: 0 };
     } else {
       mode = S_IFREG | 0o644;
       const h = node.handle as FileHandleLike;
@@ -533,17 +535,27 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
 
   override getattr(node: DirNode): FsReply<FsStat> {
     return this.op(async () => {
-      const st = pathStat(await this.facts(node), await this.record(node));
+      const st = this.shown(node, pathStat(await this.facts(node), await this.record(node)));
       node.mode = st.mode;
       return st;
     });
+  }
+
+  /** A directory's times where the host has none: the last change seen while mounted. */
+  private shown(node: DirNode, st: FsStat): FsStat {
+    if (node.kind !== 'directory') return st;
+    const zero = (t: FsTime) => t.sec === 0 && t.nsec === 0;
+    if (zero(st.atime)) st.atime = node.dirTime;
+    if (zero(st.mtime)) st.mtime = node.dirTime;
+    if (zero(st.ctime)) st.ctime = node.dirTime;
+    return st;
   }
 
   override setattr(node: DirNode, a: FsSetAttr): FsReply<void> {
     if (this.ro) return e(E.EROFS);
     return this.op(async () => {
       const host = await this.facts(node);
-      const before = pathStat(host, await this.record(node));
+      const before = this.shown(node, pathStat(host, await this.record(node)));
       const type = before.mode & S_IFMT;
       if (a.size !== undefined) {
         if (type === S_IFDIR) return e(E.EISDIR);
@@ -554,7 +566,13 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       }
       const times = a.atime !== undefined || a.mtime !== undefined;
       if (a.mode === undefined && a.uid === undefined && a.gid === undefined && !a.ctime && !times) return undefined;
-      const after = a.size !== undefined ? await this.facts(node) : host;
+      if (times && node.io !== undefined) {
+        // A set time holds while the host shows the time it had then: make that the host's own
+        // (writes committed, not the time of the last write as noted while open).
+        await node.io.flush();
+        node.writtenAt = undefined;
+      }
+      const after = a.size !== undefined || times ? await this.facts(node) : host;
       const rec = pathRecordFromHost(after, node.rec ?? undefined);
       if (a.mode !== undefined) rec.mode = (rec.mode & S_IFMT) | (a.mode & 0o7777);
       if (a.uid !== undefined) rec.uid = a.uid >>> 0;
@@ -929,7 +947,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
         else await this.suspended(src, () => this.copyFile(oldDir, oldName, newDir, newName, src));
       }
       // The entry moved; now its record (a stop before this shows the moved entry plain).
-      const moved = await this.store.move(oldDir, oldName, newDir, newName, rec);
+      const moved = await this.store.move(oldDir, oldName, newDir, newName, await this.facts(src), rec);
       oldDir.children?.delete(oldName);
       src.parent = newDir;
       src.name = newName;

@@ -228,6 +228,17 @@ export class FakeDirHandle implements DirHandleLike {
     }
   }
 
+  /** What ending a worker does to its sync access handles: every lock below this directory goes. */
+  releaseLocks(): void {
+    const walk = (d: Dir) => {
+      for (const e of d.entries.values()) {
+        if (e instanceof Dir) walk(e);
+        else e.locks = 0;
+      }
+    };
+    walk(this.dir());
+  }
+
   /** The names and bytes below this directory, for tests: "a/b" → content (directories end in '/'). */
   dump(): Record<string, string> {
     const out: Record<string, string> = {};

@@ -96,10 +96,10 @@ export class PathMetaStore<D> {
   /**
    * Moves an entry's record after the entry itself moved: written under the new name first, then
    * removed from the old one, so a stop in between leaves the moved entry with its record. With
-   * no record, one left at the new name by an earlier entry goes.
+   * no record (or one that shows only what the host shows), one left at the new name goes.
    */
-  move(from: D, fromName: string, to: D, toName: string, rec: MetaRecord | undefined): Async<FsResult<void>> {
-    const written = rec === undefined ? then(this.files.remove(to, toName), () => undefined) : this.files.write(to, toName, encodeRecord(rec));
+  move(from: D, fromName: string, to: D, toName: string, host: HostFacts, rec: MetaRecord | undefined): Async<FsResult<void>> {
+    const written = rec === undefined || recordRedundant(host, rec) ? then(this.files.remove(to, toName), () => undefined) : this.files.write(to, toName, encodeRecord(rec));
     return then(written, (r) => (r !== undefined ? r : then(this.files.remove(from, fromName), () => undefined)));
   }
 }
