@@ -27,6 +27,8 @@ const maxImageMiB = Number(params.get('maximg') ?? 1024);
 const cpu = (params.get('cpu') ?? 'interp') as 'interp' | 'wasm';
 /** `?snapshot=URL`: "instant boot", the page starts from a saved machine instead of booting. */
 const snapshotUrl = params.get('snapshot');
+/** `?keepfs=virtiofs` serves /mnt/keep over virtio-fs instead of 9p. */
+const keepDevice: '9p' | 'virtiofs' = params.get('keepfs') === 'virtiofs' ? 'virtiofs' : '9p';
 
 const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
 const fit = new FitAddon();
@@ -191,7 +193,7 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
       maxImageMiB,
       cpu,
       disks,
-      shares: [{ tag: 'host', files: carried }, ...(keepShare ? [{ tag: 'keep', persist: 'keep' }] : []), ...(folder ? [{ tag: 'folder', directory: folder }] : [])],
+      shares: [{ tag: 'host', files: carried }, ...(keepShare ? [{ tag: 'keep', persist: 'keep', device: keepDevice }] : []), ...(folder ? [{ tag: 'folder', directory: folder }] : [])],
       onClaim: async () => {
         // A kept share has one machine at a time: the one that runs now lets go of it.
         if (old && !state.exit && attempt === generation) {
@@ -272,7 +274,7 @@ function renderShares(): void {
     ...list.map((s, i) => {
       const o = document.createElement('option');
       o.value = String(i);
-      o.textContent = s.mountPoint + (s.persistent ? ' (kept)' : '') + (s.readOnly ? ' ro' : '');
+      o.textContent = s.mountPoint + (s.persistent ? ' (kept)' : '') + (s.device === 'virtiofs' ? ' virtio-fs' : '') + (s.readOnly ? ' ro' : '');
       return o;
     }),
   );

@@ -50,6 +50,8 @@ export interface WireShare {
   persist?: string;
   /** Serve this folder (from showDirectoryPicker) through DirectoryHandleFs. */
   directory?: FileSystemDirectoryHandle;
+  /** Serve over virtio-fs with this cache mode; absent: 9p. */
+  virtiofs?: 'none' | 'auto' | 'always';
   /** Files to put in before boot: path (relative, '/'-separated) → contents. */
   files: Array<{ path: string; data: Uint8Array | Blob }>;
   readOnly: boolean;
@@ -122,7 +124,7 @@ export type WorkerMessage =
       /** `note` says why a disk is not what was asked (e.g. read-only: another tab writes it). */
       disks: Array<{ name: string; size: number; readOnly: boolean; format: string; persistent: boolean; note?: string }>;
       /** `note` says why a share is not what was asked (e.g. read-only: another tab writes it). */
-      shares: Array<{ tag: string; persistent: boolean; readOnly: boolean; note?: string }>;
+      shares: Array<{ tag: string; persistent: boolean; readOnly: boolean; device: '9p' | 'virtiofs'; note?: string }>;
     }
   /**
    * Images are loaded; before it opens a share kept in the browser the worker asks the page to let

@@ -11,6 +11,7 @@
  * ```
  */
 import { fromWire, ImageError, VmError } from './errors.js';
+import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
@@ -55,6 +56,12 @@ export interface VmShareOptions {
   persist?: string;
   /** Serve a folder the visitor picked (`showDirectoryPicker()`, with readwrite permission). */
   directory?: FileSystemDirectoryHandle;
+  /**
+   * The device: '9p' (default; init mounts it) or 'virtiofs' (FUSE over virtio-fs, mounted by a
+   * line before the command or shell), with virtiofsd's cache mode (default 'auto').
+   */
+  device?: '9p' | 'virtiofs';
+  cache?: 'none' | 'auto' | 'always';
 }
 
 export interface StartVmOptions {
@@ -117,6 +124,7 @@ export interface VmShare {
   /** Kept in the browser (a persistent or picked-folder share). */
   readonly persistent: boolean;
   readonly readOnly: boolean;
+  readonly device: '9p' | 'virtiofs';
   /** Why the share is not what was asked, e.g. read-only because another tab writes it. */
   readonly note?: string;
   /** Where the guest's init mounts it. */
@@ -192,9 +200,7 @@ function shareFiles(files: ShareFiles | undefined): Array<{ path: string; data: 
 }
 
 /** Where share `i` with `tag` is mounted in the guest. */
-export function mountPoint(i: number, tag: string): string {
-  return i === 0 ? '/mnt/host' : `/mnt/${tag}`;
-}
+export { mountPoint };
 
 // src/browser/vm.ts and dist/browser/vm.js both sit two levels below the package root; bundlers
 // (Vite, esbuild, webpack) see these URLs and ship the two images with the page.
@@ -216,7 +222,17 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (tags.has(tag)) throw new VmError(`share tag "${tag}" is used twice`);
     tags.add(tag);
     if (s.persist !== undefined && s.directory !== undefined) throw new VmError(`share ${tag}: give persist or directory, not both`);
-    return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false, ...(s.persist !== undefined ? { persist: s.persist } : {}), ...(s.directory ? { directory: s.directory } : {}) };
+    const device = s.device ?? '9p';
+    if (device !== '9p' && device !== 'virtiofs') throw new VmError(`share ${tag}: device must be '9p' or 'virtiofs', got '${String(device)}'`);
+    if (s.cache !== undefined && !['none', 'auto', 'always'].includes(s.cache)) throw new VmError(`share ${tag}: cache must be none, auto or always`);
+    return {
+      tag,
+      files: shareFiles(s.files),
+      readOnly: s.readOnly ?? false,
+      ...(s.persist !== undefined ? { persist: s.persist } : {}),
+      ...(s.directory ? { directory: s.directory } : {}),
+      ...(device === 'virtiofs' ? { virtiofs: s.cache ?? 'auto' } : {}),
+    };
   });
   const diskOpts = (opts.disks ?? []).map((d, i) => {
     const o: VmDiskOptions = typeof d === 'object' && d !== null && ('source' in d || 'persist' in d) ? (d as VmDiskOptions) : { source: d as ImageSource };
@@ -244,8 +260,13 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (opts.command !== undefined || opts.append !== undefined) throw new VmError('command and append do not apply to a restored snapshot: the guest goes on where it was');
   }
   const parts = ['console=ttyS0', opts.verbose ? 'loglevel=7' : 'quiet loglevel=1'];
-  shareOpts.forEach((s, i) => parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`));
-  if (opts.command !== undefined && opts.command !== '') parts.push(`storvm.cmd=${base64(opts.command)}`);
+  const mounts: string[] = [];
+  shareOpts.forEach((s, i) => {
+    if (s.virtiofs !== undefined) mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
+    else parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
+  });
+  const command = guestCommand(mounts, opts.command !== undefined && opts.command !== '' ? [opts.command] : []);
+  if (command !== '') parts.push(`storvm.cmd=${base64(command)}`);
   if (opts.append) parts.push(opts.append);
   const bootargs = parts.join(' ');
   if (bootargs.length >= CMDLINE_MAX) {
@@ -347,6 +368,7 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
             tag: s.tag,
             persistent: m.shares[i]?.persistent ?? false,
             readOnly: m.shares[i]?.readOnly ?? false,
+            device: m.shares[i]?.device ?? '9p',
             ...(m.shares[i]?.note ? { note: m.shares[i]!.note } : {}),
             mountPoint: mountPoint(i, s.tag),
             put: (files) => call<number>((id) => ({ type: 'share-put', id, share: i, files: shareFiles(files) })),

@@ -9,6 +9,7 @@ import type { FsBackend } from '../backends/fs/backend.js';
 import { MemFs } from '../backends/fs/mem-fs.js';
 import { VirtioBlk } from '../devices/blk/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
+import { VirtioFs } from '../devices/fs/device.js';
 import { BootImageError } from '../machine/loader.js';
 import { Machine } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -161,8 +162,8 @@ async function start(m: StartMessage): Promise<void> {
       fs = mem;
     }
     shares.push(fs);
-    shareInfos.push({ tag: s.tag, persistent: s.persist !== undefined || s.directory !== undefined, readOnly: fs.readOnly, ...(note ? { note } : {}) });
-    devices.push(new Virtio9p(fs, { tag: s.tag }));
+    shareInfos.push({ tag: s.tag, persistent: s.persist !== undefined || s.directory !== undefined, readOnly: fs.readOnly, device: s.virtiofs ? 'virtiofs' : '9p', ...(note ? { note } : {}) });
+    devices.push(s.virtiofs ? new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs }) : new Virtio9p(fs, { tag: s.tag }));
   }
   if (stopRequested) {
     post({ type: 'exit', reason: 'stopped', exitCode: 0, instructions: 0 });

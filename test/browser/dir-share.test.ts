@@ -27,6 +27,7 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 760 } })).newPage();
     page.on('pageerror', (e) => console.error('page error:', e.message));
+    if (process.env.DEBUG_DIRFS) page.on('console', (m) => console.log('console:', m.text()));
   }, 120_000);
 
   afterAll(async () => {
@@ -89,7 +90,7 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
     expect(await page.evaluate(() => (window as any).storvmDemo.state.vm.shares.map((s: any) => s.mountPoint))).toEqual(['/mnt/host', '/mnt/keep', '/mnt/folder']);
     await typeAndWait(
       page,
-      'cat /mnt/folder/there-before.txt; echo; seq 1 20000 > /mnt/folder/big.txt && chmod 600 /mnt/folder/big.txt && mv /mnt/folder/big.txt /mnt/folder/moved.txt && md5sum /mnt/folder/moved.txt; echo ok-$((3+4))',
+      'cat /mnt/folder/there-before.txt; echo; seq 1 20000 > /tmp/s && cp /tmp/s /mnt/folder/big.txt && seq 1 50 > /mnt/folder/lines.txt && chmod 600 /mnt/folder/big.txt && mv /mnt/folder/big.txt /mnt/folder/moved.txt && md5sum /mnt/folder/moved.txt; echo ok-$((3+4))',
       /FROM-THE-FOLDER[\s\S]*ok-7/,
     );
     const seen = await page.evaluate(async () => {
@@ -100,6 +101,20 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
       const rec = await (await (await (await h.getDirectoryHandle('.storvm')).getFileHandle('moved.txt')).getFile()).text();
       return { names: names.sort(), lines: text.split('\n').length, last: text.slice(-6), rec: JSON.parse(rec).m };
     });
-    expect(seen).toEqual({ names: ['.storvm', 'moved.txt', 'there-before.txt'], lines: 20001, last: '20000\n', rec: 0o100600 });
+    expect(seen).toEqual({ names: ['.storvm', 'lines.txt', 'moved.txt', 'there-before.txt'], lines: 20001, last: '20000\n', rec: 0o100600 });
+  }, 240_000);
+
+  it('serves /mnt/keep over virtio-fs on ?keepfs=virtiofs: what 9p wrote is there, and what virtio-fs writes lasts', async () => {
+    await page.goto(server.url + '/?keepfs=virtiofs');
+    await waitBooted(page);
+    expect(await page.evaluate(() => (window as any).storvmDemo.state.vm.shares.map((s: any) => s.device))).toEqual(['9p', 'virtiofs']);
+    await typeAndWait(
+      page,
+      "grep -c 'keep /mnt/keep virtiofs' /proc/mounts; cat /mnt/keep/f; stat -c '%A %u %g' /mnt/keep/f; readlink /mnt/keep/ln; echo over-fuse > /mnt/keep/v && chmod 604 /mnt/keep/v && mv /mnt/keep/v /mnt/keep/v2 && echo w-$((4*4))",
+      /1\r?\nhello-kept\r?\n-rw-r----- 1000 2000\r?\n\.\.\/not\/followed[\s\S]*w-16/m,
+    );
+    await page.reload();
+    await waitBooted(page);
+    await typeAndWait(page, "stat -c '%n %A' /mnt/keep/v2; cat /mnt/keep/v2; echo r-$((4*5))", /v2 -rw----r--\r?\nover-fuse[\s\S]*r-20/);
   }, 240_000);
 });

@@ -83,4 +83,11 @@ export const dirHandleCase: BackendCase = {
   hardLinks: false,
 };
 
-export const cases: BackendCase[] = [memCase, hostCase, dirHandleCase];
+/** The same over a folder without sync access handles (a picked folder: writable streams). */
+export const dirStreamCase: BackendCase = {
+  ...dirHandleCase,
+  name: 'DirectoryHandleFs (streams)',
+  make: () => new DirectoryHandleFs(fakeFolder({ sync: false })),
+};
+
+export const cases: BackendCase[] = [memCase, hostCase, dirHandleCase, dirStreamCase];
