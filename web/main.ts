@@ -10,6 +10,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { startVm, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
+import { setupLab } from './lab-view.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const statusEl = $('status');
@@ -569,6 +570,9 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   });
 });
 $('reboot').addEventListener('click', () => void boot());
+
+const lab = setupLab(showError);
+(window as unknown as { storvmDemo: { lab: unknown } }).storvmDemo.lab = lab;
 
 renderDisks();
 void boot(snapshotUrl ? { snapshot: new URL(snapshotUrl, location.href).href } : {});

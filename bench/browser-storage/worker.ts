@@ -69,10 +69,24 @@ scope.onmessage = async (e: MessageEvent<{ mib: number; ops: number; storvmFirst
       return r;
     };
     // The order alternates between rounds: the first pass over a new file pays for growing it.
-    const storvm = storvmFirst ? await runStorvm() : undefined;
-    const device = storvmFirst ? await runDevice() : undefined;
-    const baseline = await runPlain();
-    scope.postMessage({ baseline, storvm: storvm ?? (await runStorvm()), device: device ?? (await runDevice()) });
+    // On a machine shared with other work each figure is the best of three passes, the three
+    // kinds taking turns, so a burst of load elsewhere hits one pass and not one kind.
+    const best = (a: Record<string, number> | undefined, b: Record<string, number>) => (a === undefined ? b : Object.fromEntries(Object.keys(b).map((k) => [k, Math.max(a[k]!, b[k]!)])));
+    let storvm: Record<string, number> | undefined;
+    let device: Record<string, number> | undefined;
+    let baseline: Record<string, number> | undefined;
+    for (let pass = 0; pass < 3; pass++) {
+      if (storvmFirst) {
+        storvm = best(storvm, await runStorvm());
+        device = best(device, await runDevice());
+        baseline = best(baseline, await runPlain());
+      } else {
+        baseline = best(baseline, await runPlain());
+        device = best(device, await runDevice());
+        storvm = best(storvm, await runStorvm());
+      }
+    }
+    scope.postMessage({ baseline, storvm, device });
   } catch (err) {
     scope.postMessage({ error: String(err) });
   }

@@ -74,8 +74,28 @@ export interface StartMessage {
   snapshot?: WireImageSource;
 }
 
+/** Runs the storage lab (src/lab) in the worker instead of a machine with a console. */
+export interface LabMessage {
+  type: 'lab';
+  kernel: WireImageSource;
+  initrd: WireImageSource;
+  /** The lab's guest program and its blank ext4 image (storvm's sparse format). */
+  labio: WireImageSource;
+  ext4: WireImageSource;
+  sizeMiB: number;
+  files: number;
+  variants?: string[];
+  /** Where /dev/vda (blk-raw) and the share of the 9p and virtio-fs variants are kept. */
+  disk: 'memory' | 'opfs';
+  share: 'memory' | 'opfs';
+  cpu: 'interp' | 'wasm';
+  maxImageBytes: number;
+  version: string;
+}
+
 export type PageMessage =
   | StartMessage
+  | LabMessage
   | { type: 'input'; bytes: Uint8Array }
   | { type: 'stop' }
   | { type: 'save'; id: number }
@@ -134,6 +154,10 @@ export type WorkerMessage =
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
   | { type: 'fatal'; error: WireError }
+  /** The lab started a step (`VARIANT WORKLOAD`, or 'booting'). */
+  | { type: 'lab-step'; step: string; index: number; total: number }
+  /** The lab's report (src/lab/report.ts), as `storvm bench --json` writes it. */
+  | { type: 'lab-done'; report: unknown }
   /** A disk failed a guest request (e.g. a lazily fetched chunk that is missing or corrupt). */
   | { type: 'disk-error'; disk: number; message: string }
   | { type: 'reply'; id: number; value: unknown }

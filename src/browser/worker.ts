@@ -22,7 +22,8 @@ import { OverlayDisk } from '../backends/block/overlay-disk.js';
 import { qcow2Image } from '../backends/block/qcow2-writer.js';
 import { HttpDisk, opfsChunkCache } from './http-disk.js';
 import { openOpfsDisk, type OpenedOpfsDisk } from './opfs.js';
-import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
+import type { LabMessage, PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
+import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 import { openDirShare, type OpenedDirShare } from './dir-share.js';
 
@@ -261,7 +262,7 @@ async function exportDisk(id: number, i: number, chunkBytes: number, format: 'ra
   }
 }
 
-async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } | { type: 'stop' } | { type: 'claimed' }>): Promise<void> {
+async function request(m: Exclude<PageMessage, StartMessage | LabMessage | { type: 'input' } | { type: 'stop' } | { type: 'claimed' }>): Promise<void> {
   try {
     let value: unknown;
     let transfer: Transferable[] = [];
@@ -311,6 +312,14 @@ scope.onmessage = (e) => {
     case 'input':
       if (machine) machine.input(m.bytes);
       else pendingInput.push(m.bytes);
+      return;
+    case 'lab':
+      if (starting) return;
+      starting = true;
+      runLab(m, post).then(
+        (report) => post({ type: 'lab-done', report }),
+        (err) => post({ type: 'fatal', error: toWire(err) }),
+      );
       return;
     case 'claimed':
       claimed?.();

@@ -11,8 +11,8 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { VARIANTS, VIS_STORES, VIS_VIRTIOFS_STORES, guestScript } from '../../lab/plan.js';
-import type { LabSetup, Markers } from '../../lab/collector.js';
+import type { LabSetup } from '../../lab/collector.js';
+import { labSetup } from '../../lab/setup.js';
 import { tarDirectory } from './tar.js';
 import { storvmVersion } from '../version.js';
 
@@ -33,43 +33,20 @@ export const LAB_IMAGES = {
  * tarball of storvm's own sources, and returns what the run uses.
  */
 export function prepareLab(o: { sizeMiB: number; files: number; variants?: string[]; noVirtiofs?: string }, labDir: string): LabSetup {
-  const S = o.sizeMiB;
-  const ops = Math.max(64, Math.min(4096, S * 64));
   const srcDir = new URL('../../', import.meta.url).pathname; // src/ (or dist/ when built)
   const tar = tarDirectory(srcDir, 'src');
   writeFileSync(join(labDir, 'src.tar'), tar.bytes);
   const labio = new URL('guest/labio', import.meta.url).pathname;
   const labioSrc = existsSync(labio) ? labio : new URL('../../../src/node/lab/guest/labio', import.meta.url).pathname;
   copyFileSync(labioSrc, join(labDir, 'labio'));
-  const tag = randomBytes(6).toString('hex');
-  const markers: Markers = {};
-  for (const st of [...VIS_STORES, ...(o.noVirtiofs === undefined ? VIS_VIRTIOFS_STORES : [])]) markers[st] = `storvm-vis-${st}-${tag}`;
-  const variants = VARIANTS.filter((v) => o.variants === undefined || o.variants.includes(v.id));
-  const script = guestScript({
-    sizeMiB: S,
-    files: o.files,
-    ops,
-    tarEntries: tar.entries,
-    markers,
-    ...(o.variants !== undefined ? { variants: o.variants } : {}),
-    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
+  const { setup, script } = labSetup({
+    ...o,
+    tar: { entries: tar.entries, bytes: tar.bytes.length },
+    tag: randomBytes(6).toString('hex'),
+    version: storvmVersion(),
   });
   writeFileSync(join(labDir, 'run.sh'), script);
-  const bootargs = ['console=ttyS0', 'quiet loglevel=1', 'storvm.share=lab:/mnt/lab:ro', `storvm.cmd=${Buffer.from('/bin/sh /mnt/lab/run.sh').toString('base64')}`].join(' ');
-  return {
-    sizeMiB: S,
-    files: o.files,
-    ops,
-    tarEntries: tar.entries,
-    tarBytes: tar.bytes.length,
-    markers,
-    variants: [...variants],
-    memoryMiB: Math.min(2048, 256 + 2 * S),
-    rawBytes: (S + 1) * 1048576,
-    bootargs,
-    version: storvmVersion(),
-    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
-  };
+  return setup;
 }
 
 /** Host bytes a directory tree takes (allocated blocks, as du counts them). */
