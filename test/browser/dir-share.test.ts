@@ -117,4 +117,16 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
     await waitBooted(page);
     await typeAndWait(page, "stat -c '%n %A' /mnt/keep/v2; cat /mnt/keep/v2; echo r-$((4*5))", /v2 -rw----r--\r?\nover-fuse[\s\S]*r-20/);
   }, 240_000);
+
+  it('serves /mnt/keep read-only in a second tab, and says why', async () => {
+    const second = await page.context().newPage();
+    await second.goto(server.url + '/');
+    await waitBooted(second);
+    const keep = await second.evaluate(() => (window as any).storvmDemo.state.vm.shares[1]);
+    expect(keep).toMatchObject({ mountPoint: '/mnt/keep', readOnly: true, note: 'read-only: another tab is writing this share' });
+    await second.locator('#share-pick').selectOption('1');
+    await second.locator('#share-note').filter({ hasText: /another tab/ }).waitFor({ timeout: 5000 });
+    await typeAndWait(second, 'cat /mnt/keep/v2; echo x > /mnt/keep/new 2>&1; echo rc=$?', /over-fuse[\s\S]*rc=1/);
+    await second.close();
+  }, 240_000);
 });
