@@ -564,6 +564,16 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     return this.rootNode;
   }
 
+  /** Snapshots: the names from the root to `node`, so a restored session finds it again by path. */
+  override nodePath(node: DirNode): string[] | undefined {
+    const names: string[] = [];
+    for (let n = node; n.parent !== null; n = n.parent) {
+      if (n.gone) return undefined;
+      names.push(n.name);
+    }
+    return names.reverse();
+  }
+
   override lookup(dir: DirNode, name: string): FsReply<DirNode> {
     if (name === '.') return dir;
     if (name === '..') return dir.parent ?? dir;

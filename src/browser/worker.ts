@@ -15,7 +15,7 @@ import { Machine } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { ImageError, ShareError, toWire, VmError } from './errors.js';
 import { browserCodec, browserHost } from './host.js';
-import { SnapshotError } from '../machine/snapshot-format.js';
+import { readSnapshot, SnapshotError } from '../machine/snapshot-format.js';
 import { describe } from './protocol.js';
 import { type LoadedDisk, loadDisk, loadInitrd, loadKernel, readAll } from './images.js';
 import { OverlayDisk } from '../backends/block/overlay-disk.js';
@@ -138,7 +138,16 @@ async function start(m: StartMessage): Promise<void> {
     devices.push(new VirtioBlk(loaded.disk, { readOnly, serial: `storvm-disk${i}` }));
   }
   if (m.shares.some((s) => s.persist !== undefined || s.directory !== undefined)) {
-    // The machine this one replaces may hold the kept shares open: the page lets go first.
+    // The machine this one replaces may hold the kept shares open: the page lets go first. A
+    // snapshot that is not one is refused before that, so the running guest goes on.
+    if (snapshot) {
+      try {
+        readSnapshot(snapshot);
+      } catch (e) {
+        if (e instanceof SnapshotError) throw new ImageError(`snapshot: ${e.message}`, 'format', 'snapshot');
+        throw e;
+      }
+    }
     const answer = new Promise<void>((r) => (claimed = r));
     post({ type: 'claim' });
     await answer;

@@ -129,4 +129,16 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
     await typeAndWait(second, 'cat /mnt/keep/v2; echo x > /mnt/keep/new 2>&1; echo rc=$?', /over-fuse[\s\S]*rc=1/);
     await second.close();
   }, 240_000);
+
+  it('resumes a saved state with the guest inside /mnt/keep: the 9p session finds its files by path again', async () => {
+    await page.goto(server.url + '/');
+    await waitBooted(page);
+    await typeAndWait(page, 'mkdir -p /mnt/keep/s/e && echo deep > /mnt/keep/s/e/g && cd /mnt/keep/s && exec 4< e/g && echo cwd-$((5*5))', /cwd-25/);
+    await page.evaluate(() => (window as any).storvmDemo.saveState());
+    const n = await page.evaluate(() => (window as any).storvmDemo.state.boots as number);
+    await page.evaluate(() => (window as any).storvmDemo.resumeSaved());
+    await page.waitForFunction((k) => (window as any).storvmDemo.state.boots > k && (window as any).storvmDemo.state.booted, n, { timeout: 120_000 });
+    const out = await typeAndWait(page, 'pwd; cat <&4; ls; echo back-$((5*6))', /back-30/);
+    expect(out).toMatch(/\/mnt\/keep\/s\r?\ndeep\r?\ne\r?\nback-30/);
+  }, 240_000);
 });
