@@ -30,8 +30,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { runBench } from '../src/node/lab/bench.js';
-import { VARIANTS } from '../src/node/lab/plan.js';
-import { type BenchReport, type Cell, formatTable } from '../src/node/lab/report.js';
+import { VARIANTS } from '../src/lab/plan.js';
+import { type BenchReport, type Cell, formatTable } from '../src/lab/report.js';
 import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab } from '../src/node/lab/session.js';
 import { unpackSparseToFile } from '../src/node/lab/sparse-image.js';
 

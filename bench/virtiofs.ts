@@ -7,8 +7,8 @@
  *   npx tsx bench/virtiofs.ts [--size MiB] [--files N] [--runs N]
  */
 import { runBench } from '../src/node/lab/bench.js';
-import type { BenchReport } from '../src/node/lab/report.js';
-import { WORKLOADS } from '../src/node/lab/plan.js';
+import type { BenchReport } from '../src/lab/report.js';
+import { WORKLOADS } from '../src/lab/plan.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: number): number => {

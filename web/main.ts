@@ -10,6 +10,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { startVm, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
+import { setupLab } from './lab-view.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const statusEl = $('status');
@@ -27,6 +28,8 @@ const maxImageMiB = Number(params.get('maximg') ?? 1024);
 const cpu = (params.get('cpu') ?? 'interp') as 'interp' | 'wasm';
 /** `?snapshot=URL`: "instant boot", the page starts from a saved machine instead of booting. */
 const snapshotUrl = params.get('snapshot');
+/** `?keepfs=virtiofs` serves /mnt/keep over virtio-fs instead of 9p. */
+const keepDevice: '9p' | 'virtiofs' = params.get('keepfs') === 'virtiofs' ? 'virtiofs' : '9p';
 
 const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#101216' } });
 const fit = new FitAddon();
@@ -68,7 +71,9 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   state,
   boot: () => boot(),
   attachDisk: (d: VmDiskOptions) => attachDisk(d),
-  putFiles: (files: Array<{ path: string; data: Blob }>) => putFiles(files),
+  putFiles: (files: Array<{ path: string; data: Blob }>, share = 0) => ((currentShare = share), putFiles(files)),
+  /** Shares a folder handle at /mnt/folder (as the picker would) and reboots. */
+  shareFolder: (h: FileSystemDirectoryHandle | undefined) => ((folder = h), boot()),
   terminal: () => ({ cols: term.cols, rows: term.rows }),
   selectAll: () => term.selectAll(),
   detach: (i: number) => detachDisk(i),
@@ -82,6 +87,13 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
 };
 
 let vm: Vm | undefined;
+/** The share the files panel shows and drops into (0: /mnt/host). */
+let currentShare = 0;
+/** /mnt/keep, kept in OPFS (DirectoryHandleFs), unless the visitor turned it off. */
+const KEEP = 'storvm-demo-keep-share';
+let keepShare = localStorage.getItem(KEEP) !== 'off';
+/** A folder the visitor shared with showDirectoryPicker() (not remembered across reloads). */
+let folder: FileSystemDirectoryHandle | undefined;
 /** Disks that can be remembered across reloads (URLs and persistent disks) are kept in localStorage. */
 const SAVED = 'storvm-demo-disks';
 const disks: VmDiskOptions[] = loadSavedDisks();
@@ -182,7 +194,15 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
       maxImageMiB,
       cpu,
       disks,
-      shares: [{ tag: 'host', files: carried }],
+      shares: [{ tag: 'host', files: carried }, ...(keepShare ? [{ tag: 'keep', persist: 'keep', device: keepDevice }] : []), ...(folder ? [{ tag: 'folder', directory: folder }] : [])],
+      onClaim: async () => {
+        // A kept share has one machine at a time: the one that runs now lets go of it.
+        if (old && !state.exit && attempt === generation) {
+          statusEl.textContent = 'stopping the running guest…';
+          await old.stop();
+          state.exit = { reason: 'stopped', exitCode: 0, instructions: 0 };
+        }
+      },
       verbose: true,
       ...(snapshot !== undefined ? { snapshot } : {}),
       onProgress: (p) => {
@@ -221,6 +241,7 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
   statusEl.textContent = 'booting…';
   progressBar.style.width = '100%';
   renderDisks();
+  renderShares();
   void showStorage();
   adopted = true;
   if (snapshot !== undefined) {
@@ -246,8 +267,55 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
   return true;
 }
 
+function renderShares(): void {
+  const pick = $<HTMLSelectElement>('share-pick');
+  const list = vm?.shares ?? [];
+  if (currentShare >= list.length) currentShare = 0;
+  pick.replaceChildren(
+    ...list.map((s, i) => {
+      const o = document.createElement('option');
+      o.value = String(i);
+      o.textContent = s.mountPoint + (s.persistent ? ' (kept)' : '') + (s.device === 'virtiofs' ? ' virtio-fs' : '') + (s.readOnly ? ' ro' : '');
+      return o;
+    }),
+  );
+  pick.value = String(currentShare);
+  const note = $('share-note');
+  const s = list[currentShare];
+  note.textContent = s?.note ?? '';
+  note.hidden = !s?.note;
+}
+$<HTMLSelectElement>('share-pick').addEventListener('change', (e) => {
+  currentShare = Number((e.target as HTMLSelectElement).value);
+  renderShares();
+  void refreshFiles();
+});
+$<HTMLInputElement>('keep-share').checked = keepShare;
+$<HTMLInputElement>('keep-share').addEventListener('change', (e) => {
+  keepShare = (e.target as HTMLInputElement).checked;
+  try {
+    localStorage.setItem(KEEP, keepShare ? 'on' : 'off');
+  } catch {
+    // not remembered
+  }
+  void boot();
+});
+const picker = (window as unknown as { showDirectoryPicker?: (o?: { mode?: string }) => Promise<FileSystemDirectoryHandle> }).showDirectoryPicker;
+$('share-folder').hidden = picker === undefined;
+$('share-folder').addEventListener('click', () => {
+  void picker?.({ mode: 'readwrite' }).then(
+    (h) => {
+      folder = h;
+      void boot();
+    },
+    (e: Error) => {
+      if (e.name !== 'AbortError') showError(`the folder could not be shared: ${e.message}`);
+    },
+  );
+});
+
 async function refreshFiles(): Promise<void> {
-  const share = vm?.shares[0];
+  const share = vm?.shares[currentShare];
   if (!share || state.exit) return;
   let entries: ShareEntry[];
   try {
@@ -291,7 +359,7 @@ function saveBlob(blob: Blob, name: string): void {
 
 async function downloadFile(path: string): Promise<void> {
   try {
-    const bytes = await vm!.shares[0]!.read(path);
+    const bytes = await vm!.shares[currentShare]!.read(path);
     saveBlob(new Blob([bytes as Uint8Array<ArrayBuffer>]), path.split('/').pop()!);
   } catch (e) {
     showError((e as Error).message);
@@ -302,8 +370,9 @@ async function putFiles(files: Array<{ path: string; data: Blob }>): Promise<voi
   if (files.length === 0) return;
   if (!vm) return showError('the guest is not running yet; drop the files again once it is');
   try {
-    const n = await vm.shares[0]!.put(files);
-    statusEl.textContent = `added ${n} file${n === 1 ? '' : 's'} to /mnt/host`;
+    const share = vm.shares[currentShare]!;
+    const n = await share.put(files);
+    statusEl.textContent = `added ${n} file${n === 1 ? '' : 's'} to ${share.mountPoint}`;
   } catch (e) {
     showError((e as Error).message);
   }
@@ -501,6 +570,9 @@ $<HTMLFormElement>('attach').addEventListener('submit', (e) => {
   });
 });
 $('reboot').addEventListener('click', () => void boot());
+
+const lab = setupLab(showError);
+(window as unknown as { storvmDemo: { lab: unknown } }).storvmDemo.lab = lab;
 
 renderDisks();
 void boot(snapshotUrl ? { snapshot: new URL(snapshotUrl, location.href).href } : {});

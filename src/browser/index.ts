@@ -11,3 +11,5 @@ export { BlobDisk } from './blob-disk.js';
 export { loadDisk, loadKernel, loadInitrd, type LoadedDisk } from './images.js';
 export type { ImageSource, ProgressInfo, ShareEntry, PageMessage, WorkerMessage } from './protocol.js';
 export { openOpfsDisk, deleteOpfsDisk, listOpfsDisks, type OpfsDiskOptions, type OpenedOpfsDisk } from './opfs.js';
+export { DirectoryHandleFs, type DirectoryHandleFsOptions } from './dir-fs.js';
+export { runStorageLab, formatTable, toJson, toCsv, type StorageLabOptions, type BenchReport, type Cell } from './lab.js';

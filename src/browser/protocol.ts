@@ -43,6 +43,15 @@ export interface WireDisk {
 
 export interface WireShare {
   tag: string;
+  /**
+   * Keep the share in the Origin Private File System under `storvm-shares/<persist>`
+   * (DirectoryHandleFs); absent: a MemFs that lasts as long as the machine.
+   */
+  persist?: string;
+  /** Serve this folder (from showDirectoryPicker) through DirectoryHandleFs. */
+  directory?: FileSystemDirectoryHandle;
+  /** Serve over virtio-fs with this cache mode; absent: 9p. */
+  virtiofs?: 'none' | 'auto' | 'always';
   /** Files to put in before boot: path (relative, '/'-separated) → contents. */
   files: Array<{ path: string; data: Uint8Array | Blob }>;
   readOnly: boolean;
@@ -65,11 +74,33 @@ export interface StartMessage {
   snapshot?: WireImageSource;
 }
 
+/** Runs the storage lab (src/lab) in the worker instead of a machine with a console. */
+export interface LabMessage {
+  type: 'lab';
+  kernel: WireImageSource;
+  initrd: WireImageSource;
+  /** The lab's guest program and its blank ext4 image (storvm's sparse format). */
+  labio: WireImageSource;
+  ext4: WireImageSource;
+  sizeMiB: number;
+  files: number;
+  variants?: string[];
+  /** Where /dev/vda (blk-raw) and the share of the 9p and virtio-fs variants are kept. */
+  disk: 'memory' | 'opfs';
+  share: 'memory' | 'opfs';
+  cpu: 'interp' | 'wasm';
+  maxImageBytes: number;
+  version: string;
+}
+
 export type PageMessage =
   | StartMessage
+  | LabMessage
   | { type: 'input'; bytes: Uint8Array }
   | { type: 'stop' }
   | { type: 'save'; id: number }
+  /** The answer to `claim`: the page let go of what the new machine needs. */
+  | { type: 'claimed' }
   | { type: 'share-put'; id: number; share: number; files: Array<{ path: string; data: Uint8Array | Blob }> }
   | { type: 'share-list'; id: number; share: number }
   | { type: 'share-read'; id: number; share: number; path: string }
@@ -112,11 +143,21 @@ export type WorkerMessage =
       type: 'started';
       /** `note` says why a disk is not what was asked (e.g. read-only: another tab writes it). */
       disks: Array<{ name: string; size: number; readOnly: boolean; format: string; persistent: boolean; note?: string }>;
-      shares: Array<{ tag: string }>;
+      /** `note` says why a share is not what was asked (e.g. read-only: another tab writes it). */
+      shares: Array<{ tag: string; persistent: boolean; readOnly: boolean; device: '9p' | 'virtiofs'; note?: string }>;
     }
+  /**
+   * Images are loaded; before it opens a share kept in the browser the worker asks the page to let
+   * go of it (stop the machine that has it open); the page answers `claimed`.
+   */
+  | { type: 'claim' }
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'exit'; reason: 'poweroff' | 'reset' | 'stopped' | 'crashed'; exitCode: number; instructions: number; message?: string }
   | { type: 'fatal'; error: WireError }
+  /** The lab started a step (`VARIANT WORKLOAD`, or 'booting'). */
+  | { type: 'lab-step'; step: string; index: number; total: number }
+  /** The lab's report (src/lab/report.ts), as `storvm bench --json` writes it. */
+  | { type: 'lab-done'; report: unknown }
   /** A disk failed a guest request (e.g. a lazily fetched chunk that is missing or corrupt). */
   | { type: 'disk-error'; disk: number; message: string }
   | { type: 'reply'; id: number; value: unknown }

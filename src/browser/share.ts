@@ -1,15 +1,19 @@
 /**
- * The page's side of a MemFs share, run in the worker while the guest runs: put files in (making
- * the directories on the way), list the tree, read a file back, remove one. The guest mounts the
- * share with cache=none, so it sees every change at its next lookup.
+ * The page's side of a share, run in the worker while the guest runs: put files in (making the
+ * directories on the way), list the tree, read a file back, remove one. They work on any
+ * FsBackend — the MemFs of a share that lasts as long as the page, or the DirectoryHandleFs of
+ * one kept in the Origin Private File System or a picked folder — through its ordinary
+ * operations, so what the page does follows the same rules as what the guest does. The guest
+ * mounts the share with cache=none, so it sees every change at its next lookup.
  */
-import { FsError } from '../backends/fs/errno.js';
-import { O_TRUNC, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../backends/fs/backend.js';
-import type { MemFs, MemNode } from '../backends/fs/mem-fs.js';
+import { ENOTSUP, FsError } from '../backends/fs/errno.js';
+import { type FsBackend, type FsFile, type FsNode, type FsReply, O_RDONLY, O_TRUNC, O_WRONLY, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from '../backends/fs/backend.js';
 import { ShareError } from './errors.js';
 import type { ShareEntry } from './protocol.js';
 
 const ROOT = { uid: 0, gid: 0 };
+/** Bytes moved per backend call when a file is put or read. */
+const PIECE = 1 << 20;
 
 /** Splits a page-side path ("a/b/c.txt", leading "/" allowed) into checked names. */
 export function splitPath(path: string): string[] {
@@ -21,47 +25,53 @@ export function splitPath(path: string): string[] {
   return names;
 }
 
-function sync<T>(r: T | FsError | Promise<T | FsError>, path: string, what: string): T {
-  if (r instanceof Promise) throw new Error('unreachable: MemFs answers synchronously');
-  if (r instanceof FsError) throw new ShareError(`${path}: ${what} failed (errno ${r.errno})`, path);
-  return r;
+async function must<T>(r: FsReply<T>, path: string, what: string): Promise<T> {
+  const v = await r;
+  if (v instanceof FsError) throw new ShareError(`${path}: ${what} failed (errno ${v.errno})`, path);
+  return v;
 }
 
-function child(fs: MemFs, dir: MemNode, name: string): MemNode | undefined {
-  const r = fs.lookup(dir, name);
-  if (r instanceof Promise) throw new Error('unreachable: MemFs answers synchronously');
+async function child(fs: FsBackend, dir: FsNode, name: string): Promise<FsNode | undefined> {
+  const r = await fs.lookup(dir, name);
   return r instanceof FsError ? undefined : r;
 }
 
+const isDir = (n: FsNode) => (n.mode & S_IFMT) === S_IFDIR;
+
 /** Writes `data` at `path`, replacing a file that is there and making missing directories. */
-export function putFile(fs: MemFs, path: string, data: Uint8Array): void {
+export async function putFile(fs: FsBackend, path: string, data: Uint8Array): Promise<void> {
   const names = splitPath(path);
-  let dir = fs.rootNode;
+  let dir = await must(fs.root(), path, 'root');
   for (const n of names.slice(0, -1)) {
-    const c = child(fs, dir, n);
-    if (c === undefined) dir = sync(fs.mkdir(dir, n, 0o755, ROOT), path, `mkdir ${n}`);
-    else if (c.isDir) dir = c;
+    const c = await child(fs, dir, n);
+    if (c === undefined) dir = await must(fs.mkdir(dir, n, 0o755, ROOT), path, `mkdir ${n}`);
+    else if (isDir(c)) dir = c;
     else throw new ShareError(`${path}: ${n} is a file, not a directory`, path);
   }
   const leaf = names[names.length - 1]!;
-  const existing = child(fs, dir, leaf);
+  const existing = await child(fs, dir, leaf);
   if (existing !== undefined && (existing.mode & S_IFMT) !== S_IFREG) throw new ShareError(`${path}: exists and is not a regular file`, path);
-  const file =
+  const file: FsFile =
     existing === undefined
-      ? sync(fs.create(dir, leaf, O_WRONLY | O_TRUNC, 0o644, ROOT), path, 'create')
-      : sync(fs.open(existing, O_WRONLY | O_TRUNC), path, 'open');
+      ? await must(fs.create(dir, leaf, O_WRONLY | O_TRUNC, 0o644, ROOT), path, 'create')
+      : await must(fs.open(existing, O_WRONLY | O_TRUNC), path, 'open');
   try {
-    const n = sync(fs.write(file, 0, data), path, 'write');
-    if (n !== data.length) throw new ShareError(`${path}: only ${n} of ${data.length} bytes fit in the share`, path);
+    for (let at = 0; at < data.length; at += PIECE) {
+      const piece = data.subarray(at, Math.min(data.length, at + PIECE));
+      const n = await must(fs.write(file, at, piece), path, 'write');
+      if (n !== piece.length) throw new ShareError(`${path}: only ${at + n} of ${data.length} bytes fit in the share`, path);
+    }
+    const synced = await fs.fsync(file, false);
+    if (synced instanceof FsError && synced.errno !== ENOTSUP) throw new ShareError(`${path}: fsync failed (errno ${synced.errno})`, path);
   } finally {
-    fs.close(file);
+    await fs.close(file);
   }
 }
 
-function find(fs: MemFs, path: string): MemNode {
-  let node = fs.rootNode;
+async function find(fs: FsBackend, path: string): Promise<FsNode> {
+  let node = await must(fs.root(), path, 'root');
   for (const n of splitPath(path)) {
-    const c = node.isDir ? child(fs, node, n) : undefined;
+    const c = isDir(node) ? await child(fs, node, n) : undefined;
     if (c === undefined) throw new ShareError(`${path}: no such file in the share`, path);
     node = c;
   }
@@ -69,33 +79,63 @@ function find(fs: MemFs, path: string): MemNode {
 }
 
 /** A copy of the file at `path`. */
-export function readFile(fs: MemFs, path: string): Uint8Array {
-  const node = find(fs, path);
-  if ((node.mode & S_IFMT) !== S_IFREG) throw new ShareError(`${path}: not a regular file`, path);
-  return node.data.slice(0, node.size);
+export async function readFile(fs: FsBackend, path: string): Promise<Uint8Array> {
+  const node = await find(fs, path);
+  const st = await must(fs.getattr(node), path, 'stat');
+  if ((st.mode & S_IFMT) !== S_IFREG) throw new ShareError(`${path}: not a regular file`, path);
+  const file = await must(fs.open(node, O_RDONLY), path, 'open');
+  try {
+    const out = new Uint8Array(st.size);
+    let at = 0;
+    while (at < out.length) {
+      const n = await must(fs.read(file, at, out.subarray(at, Math.min(out.length, at + PIECE))), path, 'read');
+      if (n === 0) break;
+      at += n;
+    }
+    return at === out.length ? out : out.slice(0, at);
+  } finally {
+    await fs.close(file);
+  }
 }
 
 /** Removes the file (or empty directory) at `path`. */
-export function removeFile(fs: MemFs, path: string): void {
+export async function removeFile(fs: FsBackend, path: string): Promise<void> {
   const names = splitPath(path);
-  const parent = names.length === 1 ? fs.rootNode : find(fs, names.slice(0, -1).join('/'));
-  const node = find(fs, path);
-  sync(fs.unlink(parent, names[names.length - 1]!, node.isDir), path, 'remove');
+  const parent = names.length === 1 ? await must(fs.root(), path, 'root') : await find(fs, names.slice(0, -1).join('/'));
+  const node = await find(fs, path);
+  await must(fs.unlink(parent, names[names.length - 1]!, isDir(node)), path, 'remove');
 }
 
 /** Every entry of the share, depth first, directories before their contents. At most `limit`. */
-export function listShare(fs: MemFs, limit = 100_000): ShareEntry[] {
+export async function listShare(fs: FsBackend, limit = 100_000): Promise<ShareEntry[]> {
   const out: ShareEntry[] = [];
-  const walk = (dir: MemNode, prefix: string): void => {
-    for (const [name, node] of fs.entries(dir)) {
+  const walk = async (dir: FsNode, prefix: string): Promise<void> => {
+    const f = await must(fs.open(dir, O_RDONLY), prefix || '/', 'opendir');
+    const names: string[] = [];
+    try {
+      for (let cookie = 0; ; ) {
+        const got = await must(fs.readdir(f, cookie, 256), prefix || '/', 'readdir');
+        if (got.length === 0) break;
+        for (const e of got) if (e.name !== '.' && e.name !== '..') names.push(e.name);
+        cookie = got[got.length - 1]!.next;
+      }
+    } finally {
+      await fs.close(f);
+    }
+    names.sort();
+    for (const name of names) {
       if (out.length >= limit) return;
-      const fmt = node.mode & S_IFMT;
+      const node = await child(fs, dir, name);
+      if (node === undefined) continue;
+      const st = await fs.getattr(node);
+      if (st instanceof FsError) continue;
+      const fmt = st.mode & S_IFMT;
       const type = fmt === S_IFREG ? 'file' : fmt === S_IFDIR ? 'dir' : fmt === S_IFLNK ? 'symlink' : 'other';
       const path = prefix + name;
-      out.push({ path, type, size: fmt === S_IFREG ? node.size : 0, mtimeMs: node.mtime.sec * 1000 + Math.floor(node.mtime.nsec / 1e6) });
-      if (type === 'dir') walk(node, path + '/');
+      out.push({ path, type, size: fmt === S_IFREG ? st.size : 0, mtimeMs: st.mtime.sec * 1000 + Math.floor(st.mtime.nsec / 1e6) });
+      if (type === 'dir') await walk(node, path + '/');
     }
   };
-  walk(fs.rootNode, '');
+  await walk(await must(fs.root(), '/', 'root'), '');
   return out;
 }

@@ -11,6 +11,7 @@
  * ```
  */
 import { fromWire, ImageError, VmError } from './errors.js';
+import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
@@ -47,6 +48,20 @@ export interface VmShareOptions {
   /** Files to start with (paths relative to the share). */
   files?: ShareFiles;
   readOnly?: boolean;
+  /**
+   * Keep the share in this browser (the Origin Private File System, `storvm-shares/<name>`):
+   * what the guest writes is there after a reload. Modes, owners, symlinks and special files are
+   * kept too (DirectoryHandleFs). One tab writes it; another gets it read-only, with a note.
+   */
+  persist?: string;
+  /** Serve a folder the visitor picked (`showDirectoryPicker()`, with readwrite permission). */
+  directory?: FileSystemDirectoryHandle;
+  /**
+   * The device: '9p' (default; init mounts it) or 'virtiofs' (FUSE over virtio-fs, mounted by a
+   * line before the command or shell), with virtiofsd's cache mode (default 'auto').
+   */
+  device?: '9p' | 'virtiofs';
+  cache?: 'none' | 'auto' | 'always';
 }
 
 export interface StartVmOptions {
@@ -56,7 +71,7 @@ export interface StartVmOptions {
   initrd?: ImageSource;
   /** Disks, as /dev/vda, /dev/vdb… */
   disks?: Array<VmDiskOptions | ImageSource>;
-  /** MemFs shares over 9p: the first at /mnt/host, others at /mnt/TAG. */
+  /** Shares over 9p (MemFs, or kept in the browser): the first at /mnt/host, others at /mnt/TAG. */
   shares?: VmShareOptions[];
   /** Guest RAM in MiB, 16..2048; default 256. */
   memoryMiB?: number;
@@ -79,6 +94,12 @@ export interface StartVmOptions {
   onProgress?(info: ProgressInfo): void;
   /** A disk failed a guest request (e.g. a lazily fetched chunk that is corrupt); the guest saw IOERR. */
   onDiskError?(disk: number, message: string): void;
+  /**
+   * Called before the new machine opens shares kept in the browser, which one machine at a time
+   * may hold: stop the machine this one replaces here. Without it the new one waits a moment for
+   * the share and then serves it read-only.
+   */
+  onClaim?(): Promise<void> | void;
   /** The worker to run in; default a module worker from this package's worker.js. */
   worker?: Worker;
   /**
@@ -100,6 +121,12 @@ export interface VmExit {
 
 export interface VmShare {
   readonly tag: string;
+  /** Kept in the browser (a persistent or picked-folder share). */
+  readonly persistent: boolean;
+  readonly readOnly: boolean;
+  readonly device: '9p' | 'virtiofs';
+  /** Why the share is not what was asked, e.g. read-only because another tab writes it. */
+  readonly note?: string;
   /** Where the guest's init mounts it. */
   readonly mountPoint: string;
   /** Puts files in while the guest runs; resolves to the number added. Rejects with a ShareError
@@ -173,9 +200,7 @@ function shareFiles(files: ShareFiles | undefined): Array<{ path: string; data: 
 }
 
 /** Where share `i` with `tag` is mounted in the guest. */
-export function mountPoint(i: number, tag: string): string {
-  return i === 0 ? '/mnt/host' : `/mnt/${tag}`;
-}
+export { mountPoint };
 
 // src/browser/vm.ts and dist/browser/vm.js both sit two levels below the package root; bundlers
 // (Vite, esbuild, webpack) see these URLs and ship the two images with the page.
@@ -196,7 +221,18 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tag)) throw new VmError(`share tag "${tag}" must be 1..64 letters, digits, '.', '_' or '-'`);
     if (tags.has(tag)) throw new VmError(`share tag "${tag}" is used twice`);
     tags.add(tag);
-    return { tag, files: shareFiles(s.files), readOnly: s.readOnly ?? false };
+    if (s.persist !== undefined && s.directory !== undefined) throw new VmError(`share ${tag}: give persist or directory, not both`);
+    const device = s.device ?? '9p';
+    if (device !== '9p' && device !== 'virtiofs') throw new VmError(`share ${tag}: device must be '9p' or 'virtiofs', got '${String(device)}'`);
+    if (s.cache !== undefined && !['none', 'auto', 'always'].includes(s.cache)) throw new VmError(`share ${tag}: cache must be none, auto or always`);
+    return {
+      tag,
+      files: shareFiles(s.files),
+      readOnly: s.readOnly ?? false,
+      ...(s.persist !== undefined ? { persist: s.persist } : {}),
+      ...(s.directory ? { directory: s.directory } : {}),
+      ...(device === 'virtiofs' ? { virtiofs: s.cache ?? 'auto' } : {}),
+    };
   });
   const diskOpts = (opts.disks ?? []).map((d, i) => {
     const o: VmDiskOptions = typeof d === 'object' && d !== null && ('source' in d || 'persist' in d) ? (d as VmDiskOptions) : { source: d as ImageSource };
@@ -224,8 +260,13 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     if (opts.command !== undefined || opts.append !== undefined) throw new VmError('command and append do not apply to a restored snapshot: the guest goes on where it was');
   }
   const parts = ['console=ttyS0', opts.verbose ? 'loglevel=7' : 'quiet loglevel=1'];
-  shareOpts.forEach((s, i) => parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`));
-  if (opts.command !== undefined && opts.command !== '') parts.push(`storvm.cmd=${base64(opts.command)}`);
+  const mounts: string[] = [];
+  shareOpts.forEach((s, i) => {
+    if (s.virtiofs !== undefined) mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
+    else parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
+  });
+  const command = guestCommand(mounts, opts.command !== undefined && opts.command !== '' ? [opts.command] : []);
+  if (command !== '') parts.push(`storvm.cmd=${base64(command)}`);
   if (opts.append) parts.push(opts.append);
   const bootargs = parts.join(' ');
   if (bootargs.length >= CMDLINE_MAX) {
@@ -306,6 +347,14 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
         case 'disk-error':
           opts.onDiskError?.(m.disk, m.message);
           return;
+        case 'claim':
+          void Promise.resolve()
+            .then(() => opts.onClaim?.())
+            .catch(() => {})
+            .then(() => {
+              if (!done) worker.postMessage({ type: 'claimed' } satisfies PageMessage);
+            });
+          return;
         case 'fatal': {
           const err = fromWire(m.error);
           worker.terminate();
@@ -317,6 +366,10 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
           started = true;
           const shares: VmShare[] = shareOpts.map((s, i) => ({
             tag: s.tag,
+            persistent: m.shares[i]?.persistent ?? false,
+            readOnly: m.shares[i]?.readOnly ?? false,
+            device: m.shares[i]?.device ?? '9p',
+            ...(m.shares[i]?.note ? { note: m.shares[i]!.note } : {}),
             mountPoint: mountPoint(i, s.tag),
             put: (files) => call<number>((id) => ({ type: 'share-put', id, share: i, files: shareFiles(files) })),
             list: () => call<ShareEntry[]>((id) => ({ type: 'share-list', id, share: i })),

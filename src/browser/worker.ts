@@ -5,23 +5,27 @@
  * handled while the guest runs. The whole protocol is in protocol.ts.
  */
 import type { BlockBackend } from '../backends/block/backend.js';
+import type { FsBackend } from '../backends/fs/backend.js';
 import { MemFs } from '../backends/fs/mem-fs.js';
 import { VirtioBlk } from '../devices/blk/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
+import { VirtioFs } from '../devices/fs/device.js';
 import { BootImageError } from '../machine/loader.js';
 import { Machine } from '../machine/machine.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { ImageError, ShareError, toWire, VmError } from './errors.js';
 import { browserCodec, browserHost } from './host.js';
-import { SnapshotError } from '../machine/snapshot-format.js';
+import { readSnapshot, SnapshotError } from '../machine/snapshot-format.js';
 import { describe } from './protocol.js';
 import { type LoadedDisk, loadDisk, loadInitrd, loadKernel, readAll } from './images.js';
 import { OverlayDisk } from '../backends/block/overlay-disk.js';
 import { qcow2Image } from '../backends/block/qcow2-writer.js';
 import { HttpDisk, opfsChunkCache } from './http-disk.js';
 import { openOpfsDisk, type OpenedOpfsDisk } from './opfs.js';
-import type { PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
+import type { LabMessage, PageMessage, ProgressInfo, StartMessage, WorkerMessage } from './protocol.js';
+import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
+import { openDirShare, type OpenedDirShare } from './dir-share.js';
 
 /** The part of DedicatedWorkerGlobalScope used here (the DOM lib types `self` as a Window). */
 interface WorkerScope {
@@ -37,7 +41,10 @@ let machine: Machine | undefined;
 let starting = false;
 let pendingInput: Uint8Array[] = [];
 let stopRequested = false;
-const shares: MemFs[] = [];
+const shares: FsBackend[] = [];
+const keptShares: OpenedDirShare[] = [];
+/** Resolves when the page answers `claim`. */
+let claimed: (() => void) | undefined;
 const disks: LoadedDisk[] = [];
 const persistent: OpenedOpfsDisk[] = [];
 
@@ -61,12 +68,12 @@ async function blobBytes(data: Uint8Array | Blob, path: string): Promise<Uint8Ar
  * Puts files into a share. Every readable file goes in; when some could not be read, the
  * answer is a ShareError naming them (after the others were put in).
  */
-async function putFiles(fs: MemFs, files: Array<{ path: string; data: Uint8Array | Blob }>): Promise<number> {
+async function putFiles(fs: FsBackend, files: Array<{ path: string; data: Uint8Array | Blob }>): Promise<number> {
   const failed: string[] = [];
   let added = 0;
   for (const f of files) {
     try {
-      putFile(fs, f.path, await blobBytes(f.data, f.path));
+      await putFile(fs, f.path, await blobBytes(f.data, f.path));
       added++;
     } catch (e) {
       failed.push(e instanceof Error ? e.message : String(e));
@@ -130,14 +137,43 @@ async function start(m: StartMessage): Promise<void> {
     infos.push({ name: d.name, size: loaded.disk.size, readOnly, format: loaded.format, persistent: d.persist !== undefined, ...(note ? { note } : {}) });
     devices.push(new VirtioBlk(loaded.disk, { readOnly, serial: `storvm-disk${i}` }));
   }
+  if (m.shares.some((s) => s.persist !== undefined || s.directory !== undefined)) {
+    // The machine this one replaces may hold the kept shares open: the page lets go first. A
+    // snapshot that is not one is refused before that, so the running guest goes on.
+    if (snapshot) {
+      try {
+        readSnapshot(snapshot);
+      } catch (e) {
+        if (e instanceof SnapshotError) throw new ImageError(`snapshot: ${e.message}`, 'format', 'snapshot');
+        throw e;
+      }
+    }
+    const answer = new Promise<void>((r) => (claimed = r));
+    post({ type: 'claim' });
+    await answer;
+  }
+  const shareInfos: Extract<WorkerMessage, { type: 'started' }>['shares'] = [];
   for (const [i, s] of m.shares.entries()) {
-    const fs = new MemFs({ capacity: SHARE_CAPACITY });
     progress({ what: `share ${i}`, phase: 'download', bytes: 0, total: s.files.length });
-    // Restored from a snapshot, the share's files come from the snapshot (and it is frozen after).
-    if (!snapshot) await putFiles(fs, s.files);
-    if (s.readOnly && !snapshot) fs.freeze();
+    let fs: FsBackend;
+    let note: string | undefined;
+    if (s.persist !== undefined || s.directory !== undefined) {
+      // A kept share is not in a snapshot: a restored session finds its files by path again.
+      const kept = await openDirShare(s, s.readOnly);
+      keptShares.push(kept);
+      fs = kept.fs;
+      note = kept.note;
+      if (!fs.readOnly) await putFiles(fs, s.files);
+    } else {
+      const mem = new MemFs({ capacity: SHARE_CAPACITY });
+      // Restored from a snapshot, the share's files come from the snapshot (and it is frozen after).
+      if (!snapshot) await putFiles(mem, s.files);
+      if (s.readOnly && !snapshot) mem.freeze();
+      fs = mem;
+    }
     shares.push(fs);
-    devices.push(new Virtio9p(fs, { tag: s.tag }));
+    shareInfos.push({ tag: s.tag, persistent: s.persist !== undefined || s.directory !== undefined, readOnly: fs.readOnly, device: s.virtiofs ? 'virtiofs' : '9p', ...(note ? { note } : {}) });
+    devices.push(s.virtiofs ? new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs }) : new Virtio9p(fs, { tag: s.tag }));
   }
   if (stopRequested) {
     post({ type: 'exit', reason: 'stopped', exitCode: 0, instructions: 0 });
@@ -153,7 +189,8 @@ async function start(m: StartMessage): Promise<void> {
       throw new VmError(`the snapshot could not be restored: ${e instanceof Error ? e.message : String(e)}`);
     }
     m.shares.forEach((s, i) => {
-      if (s.readOnly) shares[i]!.freeze();
+      const fs = shares[i];
+      if (s.readOnly && fs instanceof MemFs) fs.freeze();
     });
   } else try {
     vm = new Machine({
@@ -177,7 +214,7 @@ async function start(m: StartMessage): Promise<void> {
   post({
     type: 'started',
     disks: infos,
-    shares: m.shares.map((s) => ({ tag: s.tag })),
+    shares: shareInfos,
   });
   try {
     const r = await vm.run();
@@ -208,7 +245,7 @@ async function importInto(to: BlockBackend, from: BlockBackend, progress: (bytes
   await to.flush();
 }
 
-function share(i: number): MemFs {
+function share(i: number): FsBackend {
   const fs = shares[i];
   if (fs === undefined) throw new VmError(`there is no share ${i}`);
   return fs;
@@ -234,7 +271,7 @@ async function exportDisk(id: number, i: number, chunkBytes: number, format: 'ra
   }
 }
 
-async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } | { type: 'stop' }>): Promise<void> {
+async function request(m: Exclude<PageMessage, StartMessage | LabMessage | { type: 'input' } | { type: 'stop' } | { type: 'claimed' }>): Promise<void> {
   try {
     let value: unknown;
     let transfer: Transferable[] = [];
@@ -243,16 +280,16 @@ async function request(m: Exclude<PageMessage, StartMessage | { type: 'input' } 
         value = await putFiles(share(m.share), m.files);
         break;
       case 'share-list':
-        value = listShare(share(m.share));
+        value = await listShare(share(m.share));
         break;
       case 'share-read': {
-        const bytes = readFile(share(m.share), m.path);
+        const bytes = await readFile(share(m.share), m.path);
         value = bytes;
         transfer = [bytes.buffer];
         break;
       }
       case 'share-remove':
-        removeFile(share(m.share), m.path);
+        await removeFile(share(m.share), m.path);
         value = true;
         break;
       case 'disk-export':
@@ -284,6 +321,18 @@ scope.onmessage = (e) => {
     case 'input':
       if (machine) machine.input(m.bytes);
       else pendingInput.push(m.bytes);
+      return;
+    case 'lab':
+      if (starting) return;
+      starting = true;
+      runLab(m, post).then(
+        (report) => post({ type: 'lab-done', report }),
+        (err) => post({ type: 'fatal', error: toWire(err) }),
+      );
+      return;
+    case 'claimed':
+      claimed?.();
+      claimed = undefined;
       return;
     case 'stop':
       stopRequested = true;

@@ -183,31 +183,31 @@ describe('loading images in the worker', () => {
 });
 
 describe('share operations on a MemFs', () => {
-  it('puts files in (making directories), replaces, lists, reads back and removes', () => {
+  it('puts files in (making directories), replaces, lists, reads back and removes', async () => {
     const fs = new MemFs();
-    putFile(fs, 'a/b/c.txt', new TextEncoder().encode('one'));
-    putFile(fs, '/top.bin', pattern(70_000, 2));
-    putFile(fs, 'a/b/c.txt', new TextEncoder().encode('replaced'));
-    expect(new TextDecoder().decode(readFile(fs, 'a/b/c.txt'))).toBe('replaced');
-    expect(diffBytes(readFile(fs, 'top.bin'), pattern(70_000, 2))).toBe('equal');
-    expect(listShare(fs).map((e) => [e.path, e.type, e.size])).toEqual([
+    await putFile(fs, 'a/b/c.txt', new TextEncoder().encode('one'));
+    await putFile(fs, '/top.bin', pattern(70_000, 2));
+    await putFile(fs, 'a/b/c.txt', new TextEncoder().encode('replaced'));
+    expect(new TextDecoder().decode(await readFile(fs, 'a/b/c.txt'))).toBe('replaced');
+    expect(diffBytes(await readFile(fs, 'top.bin'), pattern(70_000, 2))).toBe('equal');
+    expect((await listShare(fs)).map((e) => [e.path, e.type, e.size])).toEqual([
       ['a', 'dir', 0],
       ['a/b', 'dir', 0],
       ['a/b/c.txt', 'file', 8],
       ['top.bin', 'file', 70_000],
     ]);
-    removeFile(fs, 'a/b/c.txt');
-    expect(() => readFile(fs, 'a/b/c.txt')).toThrow(ShareError);
-    removeFile(fs, 'a/b');
-    expect(listShare(fs).map((e) => e.path)).toEqual(['a', 'top.bin']);
+    await removeFile(fs, 'a/b/c.txt');
+    await expect(readFile(fs, 'a/b/c.txt')).rejects.toThrow(ShareError);
+    await removeFile(fs, 'a/b');
+    expect((await listShare(fs)).map((e) => e.path)).toEqual(['a', 'top.bin']);
   });
 
-  it('refuses paths that climb out, name nothing, or run through a file; and a full share', () => {
+  it('refuses paths that climb out, name nothing, or run through a file; and a full share', async () => {
     const fs = new MemFs({ capacity: 1000 });
-    putFile(fs, 'f', new Uint8Array(1));
-    for (const p of ['../x', 'a/../../x', '', '/', 'f/inside', 'nul\0name']) expect(() => putFile(fs, p, new Uint8Array(1)), p).toThrow(ShareError);
-    expect(() => putFile(fs, 'big', new Uint8Array(5000))).toThrow(/big: write failed|only/);
-    expect(() => readFile(fs, 'missing')).toThrow(/no such file/);
+    await putFile(fs, 'f', new Uint8Array(1));
+    for (const p of ['../x', 'a/../../x', '', '/', 'f/inside', 'nul\0name']) await expect(putFile(fs, p, new Uint8Array(1)), p).rejects.toThrow(ShareError);
+    await expect(putFile(fs, 'big', new Uint8Array(5000))).rejects.toThrow(/big: write failed|only/);
+    await expect(readFile(fs, 'missing')).rejects.toThrow(/no such file/);
   });
 });
 

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/node/cli.js';
-import { VARIANTS, WORKLOADS } from '../../src/node/lab/plan.js';
-import type { BenchReport } from '../../src/node/lab/report.js';
+import { VARIANTS, WORKLOADS } from '../../src/lab/plan.js';
+import type { BenchReport } from '../../src/lab/report.js';
 
 async function storvm(...argv: string[]) {
   let out = '';

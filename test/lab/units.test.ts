@@ -10,7 +10,7 @@ import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { BytesIn, BytesOut, P9Server } from '../../src/devices/p9/server.js';
 import { Encoder, P9 } from '../../src/devices/p9/wire.js';
 import { parseBenchArgs } from '../../src/node/lab/bench.js';
-import { guestScript, VARIANTS, WORKLOADS } from '../../src/node/lab/plan.js';
+import { guestScript, VARIANTS, WORKLOADS } from '../../src/lab/plan.js';
 import { packSparse, unpackSparse, unpackSparseToFile } from '../../src/node/lab/sparse-image.js';
 import { tarDirectory } from '../../src/node/lab/tar.js';
 import { describeReply, describeRequest, formatBlk, fuseTracer, p9Tracer, TraceTally } from '../../src/node/lab/trace.js';

@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import type { FsBackend } from '../../src/backends/fs/backend.js';
 import { MemFs } from '../../src/backends/fs/mem-fs.js';
 import { HostFs } from '../../src/node/host-fs.js';
+import { DirectoryHandleFs } from '../../src/browser/dir-fs.js';
+import { fakeFolder } from '../support/fake-dir-handle.js';
 
 export interface BackendCase {
   name: string;
@@ -14,6 +16,8 @@ export interface BackendCase {
   /** Makes a read-only backend holding one file `f` with content "hello" and a directory `d`. */
   makeReadOnly(): FsBackend;
   cleanup(): void;
+  /** False for a backend whose host has no hard links (link answers EPERM). */
+  hardLinks?: boolean;
 }
 
 export const memCase: BackendCase = {
@@ -59,4 +63,31 @@ export const hostCase: BackendCase = {
   cleanup: () => hostDirs.cleanup(),
 };
 
-export const cases: BackendCase[] = [memCase, hostCase];
+/** DirectoryHandleFs over an in-memory stand-in for OPFS (sync access handles). */
+export const dirHandleCase: BackendCase = {
+  name: 'DirectoryHandleFs',
+  make: () => new DirectoryHandleFs(fakeFolder()),
+  makeReadOnly: () => {
+    const root = fakeFolder();
+    const root2 = root;
+    void (async () => {
+      const f = await root2.getFileHandle('f', { create: true });
+      const w = await f.createWritable();
+      await w.write(new TextEncoder().encode('hello'));
+      await w.close();
+      await root2.getDirectoryHandle('d', { create: true });
+    })();
+    return new DirectoryHandleFs(root, { readOnly: true });
+  },
+  cleanup: () => {},
+  hardLinks: false,
+};
+
+/** The same over a folder without sync access handles (a picked folder: writable streams). */
+export const dirStreamCase: BackendCase = {
+  ...dirHandleCase,
+  name: 'DirectoryHandleFs (streams)',
+  make: () => new DirectoryHandleFs(fakeFolder({ sync: false })),
+};
+
+export const cases: BackendCase[] = [memCase, hostCase, dirHandleCase, dirStreamCase];

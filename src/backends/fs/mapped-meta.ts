@@ -68,8 +68,11 @@ export const META_MAX_RECORD = 1 << 20;
 /** Bytes of xattr names and values one inode may hold (ENOSPC beyond). */
 export const META_MAX_XATTR = 256 << 10;
 
-/** The node types a host regular file may stand for. */
-const MAPPABLE = new Set([S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
+/**
+ * The node types a host regular file may stand for. A store whose host has no symlinks of its own
+ * (src/backends/fs/path-meta.ts) passes a set that adds S_IFLNK.
+ */
+export const MAPPABLE: ReadonlySet<number> = new Set([S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK]);
 
 /** ns since the epoch of a time. */
 export function timeNs(t: FsTime): bigint {
@@ -86,7 +89,7 @@ export function recordFits(host: HostFacts, rec: MetaRecord): boolean {
 }
 
 /** The guest's stat of an inode: the host's facts with the record laid over them. */
-export function mappedStat(host: HostFacts, rec: MetaRecord | undefined): FsStat {
+export function mappedStat(host: HostFacts, rec: MetaRecord | undefined, mappable: ReadonlySet<number> = MAPPABLE): FsStat {
   const st: FsStat = {
     ino: host.ino,
     mode: host.mode,
@@ -104,7 +107,7 @@ export function mappedStat(host: HostFacts, rec: MetaRecord | undefined): FsStat
   if (rec === undefined || !recordFits(host, rec)) return st;
   const hostType = host.mode & S_IFMT;
   const recType = rec.mode & S_IFMT;
-  const type = hostType === S_IFREG && MAPPABLE.has(recType) ? recType : hostType;
+  const type = hostType === S_IFREG && mappable.has(recType) ? recType : hostType;
   st.mode = type === S_IFLNK ? S_IFLNK | 0o777 : type | (rec.mode & 0o7777);
   st.uid = rec.uid;
   st.gid = rec.gid;
@@ -117,8 +120,8 @@ export function mappedStat(host: HostFacts, rec: MetaRecord | undefined): FsStat
 }
 
 /** A record that shows what the host shows now (the starting point of a first change). */
-export function recordFromHost(host: HostFacts, prev: MetaRecord | undefined): MetaRecord {
-  const st = mappedStat(host, prev);
+export function recordFromHost(host: HostFacts, prev: MetaRecord | undefined, mappable: ReadonlySet<number> = MAPPABLE): MetaRecord {
+  const st = mappedStat(host, prev, mappable);
   const fits = prev !== undefined && recordFits(host, prev);
   return {
     btime: host.btime,

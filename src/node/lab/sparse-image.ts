@@ -11,9 +11,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { MemoryDisk } from '../../backends/block/memory-disk.js';
-
-const MAGIC = 'storvm-sparse-1\n';
-const BLOCK = 4096;
+import { BLOCK, MAGIC, parseSparseBytes } from '../../lab/sparse.js';
 
 function isZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -41,21 +39,7 @@ export function packSparse(image: Uint8Array): Uint8Array {
 
 /** Reads a packed image: its size and each non-zero block (index, contents). */
 function parseSparse(gz: Uint8Array): { size: number; blocks: Array<{ index: number; data: Uint8Array }> } {
-  const b = gunzipSync(gz);
-  if (b.length < 32 || new TextDecoder().decode(b.subarray(0, 16)) !== MAGIC) throw new Error('not a storvm sparse image');
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const size = Number(v.getBigUint64(16, true));
-  const bs = v.getUint32(24, true);
-  const count = v.getUint32(28, true);
-  const data = 32 + count * 4;
-  if (bs !== BLOCK || b.length !== data + count * bs) throw new Error('sparse image is truncated or malformed');
-  const blocks: Array<{ index: number; data: Uint8Array }> = [];
-  for (let k = 0; k < count; k++) {
-    const idx = v.getUint32(32 + 4 * k, true);
-    if ((idx + 1) * bs > size) throw new Error(`sparse image block ${idx} lies past its size`);
-    blocks.push({ index: idx, data: b.subarray(data + k * bs, data + (k + 1) * bs) });
-  }
-  return { size, blocks };
+  return parseSparseBytes(gunzipSync(gz));
 }
 
 /** Unpacks into a sparse MemoryDisk: only the non-zero blocks take memory. */

@@ -13,11 +13,8 @@ const BLK_TYPES: Record<number, string> = { 0: 'READ', 1: 'WRITE', 4: 'FLUSH', 8
 const BLK_STATUS: Record<number, string> = { 0: 'OK', 1: 'IOERR', 2: 'UNSUPP' };
 
 /** Linux errno names the lab's reports use. */
-export const ERRNO: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 5: 'EIO', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV',
-  20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 27: 'EFBIG', 28: 'ENOSPC', 30: 'EROFS', 36: 'ENAMETOOLONG', 38: 'ENOSYS',
-  39: 'ENOTEMPTY', 61: 'ENODATA', 71: 'EPROTO', 90: 'EMSGSIZE', 95: 'EOPNOTSUPP',
-};
+import { ERRNO } from '../../lab/collector.js';
+export { ERRNO };
 
 /** Per-workload totals of what was traced. */
 export class TraceTally {

@@ -1,0 +1,67 @@
+/**
+ * A lab run's setup from its sizes, environment-free: the markers, the guest script, the guest's
+ * memory, the raw disk's size and the kernel command line. Node's prepareLab
+ * (src/node/lab/session.ts) adds the control share's files on the host; the browser's lab puts
+ * the same files in a MemFs.
+ */
+import type { LabSetup, Markers } from './collector.js';
+import { VARIANTS, VIS_STORES, VIS_VIRTIOFS_STORES, guestScript } from './plan.js';
+
+export interface LabSetupOptions {
+  sizeMiB: number;
+  files: number;
+  variants?: readonly string[];
+  noVirtiofs?: string;
+  /** Entries and bytes of the tarball the untar workload unpacks. */
+  tar: { entries: number; bytes: number };
+  /** A fresh random tag for the markers (hex). */
+  tag: string;
+  version: string;
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** Base64 of a string's UTF-8 bytes (the kernel command line carries the command so). */
+export function base64(s: string): string {
+  const b = new TextEncoder().encode(s);
+  let out = '';
+  for (let i = 0; i < b.length; i += 3) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
+    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]! + (i + 1 < b.length ? B64[(n >> 6) & 63]! : '=') + (i + 2 < b.length ? B64[n & 63]! : '=');
+  }
+  return out;
+}
+
+/** The setup and the guest script (run.sh) of one run. */
+export function labSetup(o: LabSetupOptions): { setup: LabSetup; script: string } {
+  const S = o.sizeMiB;
+  const ops = Math.max(64, Math.min(4096, S * 64));
+  const markers: Markers = {};
+  for (const st of [...VIS_STORES, ...(o.noVirtiofs === undefined ? VIS_VIRTIOFS_STORES : [])]) markers[st] = `storvm-vis-${st}-${o.tag}`;
+  const variants = VARIANTS.filter((v) => o.variants === undefined || o.variants.includes(v.id));
+  const script = guestScript({
+    sizeMiB: S,
+    files: o.files,
+    ops,
+    tarEntries: o.tar.entries,
+    markers,
+    ...(o.variants !== undefined ? { variants: o.variants } : {}),
+    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
+  });
+  const bootargs = ['console=ttyS0', 'quiet loglevel=1', 'storvm.share=lab:/mnt/lab:ro', `storvm.cmd=${base64('/bin/sh /mnt/lab/run.sh')}`].join(' ');
+  const setup: LabSetup = {
+    sizeMiB: S,
+    files: o.files,
+    ops,
+    tarEntries: o.tar.entries,
+    tarBytes: o.tar.bytes,
+    markers,
+    variants: [...variants],
+    memoryMiB: Math.min(2048, 256 + 2 * S),
+    rawBytes: (S + 1) * 1048576,
+    bootargs,
+    version: o.version,
+    ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
+  };
+  return { setup, script };
+}
