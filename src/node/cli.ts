@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import type { Machine } from '../machine/machine.js';
 import { type MachineArgs, parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
+import { cacheCommand } from './cache-cli.js';
 
 export { UsageError };
 
@@ -23,6 +24,7 @@ commands:
                               (Ctrl-A x quits; with piped stdin the shell reads the pipe)
 ${BENCH_USAGE}
   snapshot info FILE          what a snapshot holds: memory, engine, guest time, devices, disks, sizes
+  cache info|clear            the boot cache: where it is, its entries and size; or empty it
   image chunk IMAGE OUTDIR [--chunk-size KiB]
                               cut a raw, .gz or qcow2 image into SHA-256-named chunk files and a
                               manifest.json, for the browser's lazily fetched HttpDisk (default 1024 KiB)
@@ -40,6 +42,8 @@ options of run and boot:
   --kernel FILE, --initrd FILE   boot these instead of guest-images/
   --append ARGS               more kernel command-line arguments
   --deterministic             guest time follows retired instructions, so a run replays exactly
+  --no-boot-cache             boot from scratch instead of restoring (and saving) the boot cache's
+                              snapshot of the booted kernel (also STORVM_NO_BOOT_CACHE=1)
   --cpu interp|wasm           how guest code runs: interpreted (default) or hot code translated to WebAssembly
   --save-on-exit FILE         when storvm stops the guest (Ctrl-A x, Ctrl-C), save a snapshot there;
                               in boot, Ctrl-A s saves one at any moment (to FILE, or ./storvm.snap)
@@ -71,6 +75,7 @@ export async function main(argv: string[], out: Stream = process.stdout, err: St
     if (command === 'bench') return await bench(rest, out, err);
     if (command === 'image') return await image(rest, out);
     if (command === 'snapshot') return await snapshot(rest, out);
+    if (command === 'cache') return await cacheCommand(rest, out);
     throw new UsageError(`unknown command '${command}' (try storvm --help)`);
   } catch (e) {
     err.write(`storvm: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -150,7 +155,7 @@ async function bench(argv: string[], out: Stream, err: Stream): Promise<number> 
 async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseMachineArgs(argv, false);
   const tracer = await openTrace(args, err);
-  const { machine, close, traceSummary } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
+  const { machine, close, traceSummary, input } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
     await tracer?.close();
     throw e;
   });
@@ -159,7 +164,7 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   let ctrlA = false;
   let saving: Promise<void> = Promise.resolve();
   const onData = (chunk: Buffer) => {
-    if (!raw) return machine.input(chunk);
+    if (!raw) return input(chunk);
     for (const b of chunk) {
       // Ctrl-A x quits, Ctrl-A s saves a snapshot, Ctrl-A Ctrl-A sends one Ctrl-A, as in QEMU's
       // -nographic console.
@@ -170,9 +175,9 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
           saving = saving.then(() => saveTo(machine, args.saveOnExit ?? 'storvm.snap', args, err).catch((e: unknown) => void err.write(`storvm: ${(e as Error).message}\r\n`)));
           continue;
         }
-        machine.input(Uint8Array.of(b));
+        input(Uint8Array.of(b));
       } else if (b === 0x01) ctrlA = true;
-      else machine.input(Uint8Array.of(b));
+      else input(Uint8Array.of(b));
     }
   };
   if (raw) stdin.setRawMode(true);

@@ -9,7 +9,10 @@ import { gunzipSync } from 'node:zlib';
 import { VirtioFs } from '../devices/fs/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
 import { VirtioBlk } from '../devices/blk/device.js';
-import { Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
+import { DEFAULT_CPU, Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
+import type { BlockBackend } from '../backends/block/backend.js';
+import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
+import { BOOT_CACHE_FORMAT, bootDir, cacheKey, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, MarkerFilter, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
 import { snapshotInfo } from '../machine/snapshot-info.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -24,15 +27,18 @@ const GUEST_IMAGES = new URL('../../guest-images/', import.meta.url);
 /** The Linux kernel command line is at most 1024 bytes on RISC-V (COMMAND_LINE_SIZE). */
 const CMDLINE_MAX = 1024;
 
-/** Reads a file, gunzipping it when it is gzip. */
-async function readMaybeGzip(path: string | URL, what: string): Promise<Uint8Array> {
-  let data: Uint8Array;
+/** Reads a kernel or initramfs file as it is on disk. */
+async function readImageFile(path: string | URL, what: string): Promise<Uint8Array> {
   try {
-    data = await readFile(path);
+    return await readFile(path);
   } catch (e) {
     throw new UsageError(`${what} ${path instanceof URL ? path.pathname : path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (run guest-images/build.sh)' : (e as Error).message}`);
   }
-  return data[0] === 0x1f && data[1] === 0x8b && what === 'kernel' ? gunzipSync(data) : data;
+}
+
+/** The kernel Image from its file, gunzipped when it is gzip (only a cold boot needs it). */
+function kernelImage(data: Uint8Array): Uint8Array {
+  return data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data;
 }
 
 // Where shares are mounted and how virtio-fs ones are: shared with the browser's startVm.
@@ -44,7 +50,19 @@ export interface Launched {
   close(): Promise<void>;
   /** With tracing on: one summary line per traced kind (count, data, mean device time). */
   traceSummary(): string[];
+  /**
+   * Console input from the user. With the boot cache it is held until init has taken the line
+   * that carries the shares and the command, then passed on in order.
+   */
+  input(bytes: Uint8Array): void;
+  /** How the boot went: restored from the boot cache ('hit'), booted and cached ('miss'), or neither ('off'). */
+  bootCache: 'hit' | 'miss' | 'off';
 }
+
+/** Longest console line init's `read` takes (the tty's canonical line is 4095 bytes). */
+const CTL_LINE_MAX = 4000;
+/** Console output before the snapshot point kept for replay; more than this and nothing is cached. */
+const CONSOLE_KEEP_MAX = 256 * 1024;
 
 /** Opens every disk and share, then builds the machine. Nothing boots until `machine.run()`. */
 export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) => void, trace?: (line: string) => void): Promise<Launched> {
@@ -58,65 +76,212 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
   const traceFuse = trace !== undefined && args.trace.includes('fuse') ? trace : undefined;
   const opened: OpenedImage[] = [];
   const shares: HostFs[] = [];
+  let cacheWrite: Promise<void> = Promise.resolve();
   const closeAll = async () => {
+    await cacheWrite;
     for (const s of shares.splice(0)) s.dispose();
     await Promise.all(opened.map((o) => o.close()));
   };
   try {
-    const devices: VirtioDevice[] = [];
-    for (const [i, d] of args.disks.entries()) {
-      let img: OpenedImage;
+    for (const d of args.disks) {
       try {
-        img = await openDiskImage(d.path, { readOnly: d.readOnly });
+        opened.push(await openDiskImage(d.path, { readOnly: d.readOnly }));
       } catch (e) {
         throw new UsageError(`disk ${d.path}: ${(e as Error).message}`);
       }
-      opened.push(img);
-      const name = `vd${String.fromCharCode(0x61 + i)}`;
-      devices.push(new VirtioBlk(img.disk, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: blkTracer(name, now, traceBlk, blkTally) } : {}) }));
     }
     const shareArgs: string[] = [];
     const mounts: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      const share = new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode });
-      shares.push(share);
-      if (s.virtiofs !== undefined) {
-        devices.push(new VirtioFs(share, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
-        mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
-        continue;
-      }
-      devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
-      shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
+      shares.push(new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode }));
+      if (s.virtiofs !== undefined) mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
+      else shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
+    /** The devices, over the disks as given or through read-recording wrappers (boot cache). */
+    const makeDevices = (disks: BlockBackend[]): VirtioDevice[] => {
+      const devices: VirtioDevice[] = [];
+      for (const [i, d] of args.disks.entries()) {
+        const name = `vd${String.fromCharCode(0x61 + i)}`;
+        devices.push(new VirtioBlk(disks[i]!, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: blkTracer(name, now, traceBlk, blkTally) } : {}) }));
+      }
+      for (const [i, s] of args.shares.entries()) {
+        const share = shares[i]!;
+        if (s.virtiofs !== undefined) devices.push(new VirtioFs(share, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
+        else devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+      }
+      return devices;
+    };
     const traceSummary = (): string[] => [
       ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
       ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
       ...(traceFuse ? [fuseTally.line('fuse', 'requests')] : []),
     ];
+    const base = { close: closeAll, traceSummary };
     if (args.restore !== undefined) {
-      const machine = await restoreMachine(args, devices, onConsole);
-      return { machine, close: closeAll, traceSummary };
+      const machine = await restoreMachine(args, makeDevices(opened.map((o) => o.disk)), onConsole);
+      return { ...base, machine, input: (b) => machine.input(b), bootCache: 'off' };
     }
-    const kernel = await readMaybeGzip(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
-    const initrd = await readMaybeGzip(args.initrd ?? new URL('initramfs.cpio.gz', GUEST_IMAGES), 'initrd');
-    const parts = ['console=ttyS0', args.verbose ? 'loglevel=7' : 'quiet loglevel=1', ...shareArgs];
+    const kernelFile = await readImageFile(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
+    const initrd = await readImageFile(args.initrd ?? new URL('initramfs.cpio.gz', GUEST_IMAGES), 'initrd');
     const command = guestCommand(mounts, args.command);
-    if (command !== '') parts.push(`storvm.cmd=${Buffer.from(command).toString('base64')}`);
-    if (args.append) parts.push(args.append);
-    const bootargs = parts.join(' ');
-    if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);
-    const opts: MachineOptions = { memoryMiB: args.memoryMiB, kernel, initrd, bootargs, devices, deterministic: args.deterministic, onConsole, host: nodeHost };
-    if (args.cpu !== undefined) opts.cpu = args.cpu;
-    let machine: Machine;
-    try {
-      machine = new Machine(opts);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
+    const quiet = args.verbose ? 'loglevel=7' : 'quiet loglevel=1';
+    const cmdArg = command !== '' ? [`storvm.cmd=${Buffer.from(command).toString('base64')}`] : [];
+    const machineOpts = (bootargs: string, devices: VirtioDevice[], out: (b: Uint8Array) => void): MachineOptions => {
+      const opts: MachineOptions = { memoryMiB: args.memoryMiB, kernel: kernelImage(kernelFile), initrd, bootargs, devices, deterministic: args.deterministic, onConsole: out, host: nodeHost };
+      if (args.cpu !== undefined) opts.cpu = args.cpu;
+      return opts;
+    };
+    const newMachine = (opts: MachineOptions): Machine => {
+      try {
+        return new Machine(opts);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    };
+
+    if (!bootCacheUsable(args)) {
+      const parts = ['console=ttyS0', quiet, ...shareArgs, ...cmdArg];
+      if (args.append) parts.push(args.append);
+      const bootargs = parts.join(' ');
+      if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);
+      const machine = newMachine(machineOpts(bootargs, makeDevices(opened.map((o) => o.disk)), onConsole));
+      return { ...base, machine, input: (b) => machine.input(b), bootCache: 'off' };
     }
-    return { machine, close: closeAll, traceSummary };
+
+    // The boot cache: the kernel command line is the same for every run with these inputs, and
+    // what varies (shares, the command) is typed to init on the console after the snapshot point.
+    const bootargs = ['console=ttyS0', quiet, 'storvm.ctl=console', ...(args.append ? [args.append] : [])].join(' ');
+    if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten --append)`);
+    const line = [...shareArgs, ...cmdArg].join(' ');
+    if (line.length > CTL_LINE_MAX) throw new UsageError(`the guest command is ${line.length} bytes encoded; init takes at most ${CTL_LINE_MAX} (shorten the command)`);
+    const key = cacheKey({
+      kernel: kernelFile,
+      initrd,
+      bootargs,
+      memoryMiB: args.memoryMiB,
+      cpu: args.cpu ?? DEFAULT_CPU,
+      deterministic: args.deterministic,
+      devices: [
+        ...args.disks.map((d, i): KeyDevice => {
+          const disk = opened[i]!.disk;
+          return { kind: 'blk', size: disk.size, readOnly: d.readOnly || disk.readOnly, discard: disk.discard !== undefined, writeZeroes: disk.writeZeroes !== undefined, serial: `storvm-disk${i}` };
+        }),
+        ...args.shares.map((s): KeyDevice => ({ kind: '9p', tag: s.tag, readOnly: s.readOnly, mode: s.mode })),
+      ],
+    });
+    const dir = bootDir();
+    const file = entryPath(key, dir);
+    // Input the user types is held until init has read the line.
+    let delivered = false;
+    const held: Uint8Array[] = [];
+    let machine: Machine | undefined;
+    const input = (b: Uint8Array) => (delivered ? machine!.input(b) : held.push(b));
+    const deliver = () => {
+      machine!.input(new TextEncoder().encode(line + '\n'));
+      delivered = true;
+      for (const b of held.splice(0)) machine!.input(b);
+    };
+
+    const warm = await restoreFromCache(file, key, opened, makeDevices, onConsole, args);
+    if (warm !== undefined) {
+      machine = warm;
+      deliver();
+      await touchEntry(file);
+      return { ...base, machine, input, bootCache: 'hit' };
+    }
+
+    const recorders = opened.map((o) => new ReadRecordingDisk(o.disk));
+    const early: Uint8Array[] = [];
+    let earlyBytes = 0;
+    const filter = new MarkerFilter(
+      (b) => {
+        if (!filter.found) {
+          early.push(b);
+          earlyBytes += b.length;
+        }
+        onConsole(b);
+      },
+      () => {
+        const m = machine!;
+        const saving = m.save({ meta: { ...snapshotMeta(args), bootCache: key }, codec: nodeCodec });
+        cacheWrite = saving.then(
+          async (snap) => {
+            deliver();
+            for (const r of recorders) r.bootCacheMode = false;
+            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || earlyBytes > CONSOLE_KEEP_MAX) return;
+            const header: EntryHeader = {
+              format: BOOT_CACHE_FORMAT,
+              key,
+              storvm: storvmVersion(),
+              created: new Date().toISOString(),
+              summary: `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`,
+              disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
+              console: Buffer.concat(early).toString('base64'),
+            };
+            await writeEntry(file, encodeEntry(header, snap), dir).catch((e: unknown) => {
+              if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not written: ${(e as Error).message}\n`);
+            });
+          },
+          () => {
+            // No snapshot (the devices would not settle): this run goes on uncached.
+            for (const r of recorders) r.bootCacheMode = false;
+            deliver();
+          },
+        );
+      },
+    );
+    machine = newMachine(machineOpts(bootargs, makeDevices(recorders), (b) => filter.push(b)));
+    return { ...base, machine, input, bootCache: 'miss' };
   } catch (e) {
     await closeAll();
     throw e;
+  }
+}
+
+/** Whether this run can use the boot cache (see docs/boot-cache.md for why each case can't). */
+export function bootCacheUsable(args: MachineArgs): boolean {
+  if (!args.bootCache || process.env.STORVM_NO_BOOT_CACHE) return false;
+  // A foreign initramfs may not know storvm.ctl=console; virtio-fs can't be saved yet.
+  return args.initrd === undefined && args.shares.every((s) => s.virtiofs === undefined);
+}
+
+/**
+ * A machine restored from the cache entry, over the disks given now, or undefined (no entry, or one
+ * that must not be used: it is deleted, unless only the disks differ, and the run boots cold).
+ */
+async function restoreFromCache(
+  file: string,
+  key: string,
+  opened: OpenedImage[],
+  makeDevices: (disks: BlockBackend[]) => VirtioDevice[],
+  onConsole: (bytes: Uint8Array) => void,
+  args: MachineArgs,
+): Promise<Machine | undefined> {
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = await readEntry(file);
+  } catch {
+    return undefined;
+  }
+  if (bytes === undefined) return undefined;
+  try {
+    const { header, snapshot } = decodeEntry(bytes, key, opened.map((o) => o.disk.size));
+    // The blocks the kernel read while booting must hold the same bytes on the disks given now.
+    for (const [i, d] of header.disks.entries()) {
+      if ((await hashBlocks(opened[i]!.disk, d.runs)) !== d.hash) return undefined;
+    }
+    const recorders = opened.map((o, i) => new ReadRecordingDisk(o.disk, header.disks[i]!));
+    const opts: RestoreOptions = { devices: makeDevices(recorders), host: nodeHost, onConsole, codec: nodeCodec };
+    if (args.deterministic) opts.deterministic = true;
+    if (args.cpu !== undefined) opts.cpu = args.cpu;
+    const machine = await Machine.restore(snapshot, opts);
+    for (const r of recorders) r.bootCacheMode = false;
+    if (header.console !== '') onConsole(Buffer.from(header.console, 'base64'));
+    return machine;
+  } catch (e) {
+    if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not used (${(e as Error).message}); booting\n`);
+    await removeEntry(file);
+    return undefined;
   }
 }
 

@@ -51,6 +51,8 @@ export interface MachineArgs {
   restore?: string;
   /** Whether --mem was given (a restore takes the snapshot's memory size otherwise). */
   memGiven?: boolean;
+  /** Use the boot cache (default; `--no-boot-cache` turns it off). */
+  bootCache: boolean;
 }
 
 export type TraceKind = '9p' | 'fuse' | 'blk';
@@ -128,7 +130,7 @@ export function parseShare(spec: string, index: number): ShareSpec {
 
 /** Parses the options of `run` / `boot`. */
 export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineArgs {
-  const args: MachineArgs = { memoryMiB: 256, disks: [], shares: [], deterministic: false, verbose: false, command: [], trace: [] };
+  const args: MachineArgs = { memoryMiB: 256, disks: [], shares: [], deterministic: false, verbose: false, command: [], trace: [], bootCache: true };
   const value = (i: number, name: string): string => {
     const v = argv[i + 1];
     if (v === undefined) throw new UsageError(`${name} needs a value`);
@@ -165,6 +167,9 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         break;
       case '--deterministic':
         args.deterministic = true;
+        break;
+      case '--no-boot-cache':
+        args.bootCache = false;
         break;
       case '--trace': {
         const v = value(i++, a);
