@@ -152,7 +152,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     // what varies (shares, the command) is typed to init on the console after the snapshot point.
     const bootargs = ['console=ttyS0', quiet, 'storvm.ctl=console', ...(args.append ? [args.append] : [])].join(' ');
     if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten --append)`);
-    const line = [...shareArgs, ...cmdArg].join(' ');
+    const line = ctlLine(shareArgs.map((a) => a.slice('storvm.share='.length)), command);
     if (line.length > CTL_LINE_MAX) throw new UsageError(`the guest command is ${line.length} bytes encoded; init takes at most ${CTL_LINE_MAX} (shorten the command)`);
     const key = cacheKey({
       kernel: kernelFile,
@@ -236,6 +236,17 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     await closeAll();
     throw e;
   }
+}
+
+/**
+ * The line init reads on the console with storvm.ctl=console: shell assignments it evals, in
+ * printable ASCII only (every other byte, and ' and \, as $'\NNN'), so the tty's line editing
+ * (^C, ^U, CR to NL…) never sees a control character.
+ */
+export function ctlLine(shares: string[], command: string): string {
+  let q = "$'";
+  for (const b of Buffer.from(command)) q += b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`;
+  return `shares='${shares.join(' ')}'; cmd=${q}'`;
 }
 
 /** Whether this run can use the boot cache (see docs/boot-cache.md for why each case can't). */

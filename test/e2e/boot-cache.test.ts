@@ -66,6 +66,8 @@ describe('the boot cache', () => {
       'printf STORVM-BLOCK | dd of=/dev/vda bs=512 seek=3 conv=sync 2>/dev/null',
       'mkdir /mnt/e && mount -t ext4 -o ro /dev/vdb /mnt/e && cat /mnt/e/hello.txt && wc -l < /mnt/e/dir/numbers.txt',
       'grep -c . /proc/mounts; ls -1 /mnt',
+      // Quotes, a backslash, a control byte, UTF-8 and a newline cross to init intact.
+      String.raw`printf '%s|' "it's" 'back\slash' "$(printf '\001')" é | od -An -c` + '\necho two-lines',
       'exit 7',
     ].join('; ');
     const results = [];
@@ -90,7 +92,8 @@ describe('the boot cache', () => {
     }
     expect(results[0]!.err).toBe('');
     expect(results[0]!.code).toBe(7);
-    expect(results[0]!.out).toMatch(/^written on the host\nhello from ext4\n10000\n\d+\ne\nhost\n$/);
+    expect(results[0]!.out).toMatch(/^written on the host\nhello from ext4\n10000\n\d+\ne\nhost\n/);
+    expect(results[0]!.out.slice(results[0]!.out.lastIndexOf('host\n') + 5)).toBe(String.raw`   i   t   '   s   |   b   a   c   k   \   s   l   a   s   h   |` + '\n 001   | 303 251   |\ntwo-lines\n');
     expect(results[1]).toEqual(results[0]);
     expect(results[2]).toEqual(results[0]);
   });
