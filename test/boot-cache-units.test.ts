@@ -28,6 +28,7 @@ import {
 } from '../src/node/boot-cache.js';
 import { storvmVersion } from '../src/node/version.js';
 import { main } from '../src/node/cli.js';
+import { ctlLine } from '../src/node/launch.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('latin1');
@@ -112,6 +113,15 @@ describe('ReadRecordingDisk', () => {
     for (const bad of [null, {}, [[0]], [[0, 0]], [[-1, 1]], [[5, 1], [0, 1]], [[0, 2], [1, 1]], [[255, 2]], [[0.5, 1]], [['0', 1]], [[2 ** 60, 1]]]) {
       expect(validRuns(bad, size)).toBe(false);
     }
+  });
+});
+
+describe('the console line init evals', () => {
+  it('is printable ASCII: quotes, backslashes, control bytes, newlines and UTF-8 as octal escapes', () => {
+    const line = ctlLine(['host:/mnt/host', 'data:/mnt/data:ro'], "a'b\\c\n\x01\x03\x15\ré ok");
+    expect(line).toBe("shares='host:/mnt/host data:/mnt/data:ro'; cmd=$'a\\047b\\134c\\012\\001\\003\\025\\015\\303\\251 ok'");
+    expect([...line].every((c) => c >= ' ' && c <= '~')).toBe(true);
+    expect(ctlLine([], '')).toBe("shares=''; cmd=$''");
   });
 });
 

@@ -64,6 +64,8 @@ describe('option parsing', () => {
     expect(parseMachineArgs(['--cpu', 'interp', '--', 'true'], true).cpu).toBe('interp');
     expect(parseMachineArgs(['--cpu', 'wasm', '--', 'true'], true).cpu).toBe('wasm');
     expect(a.command).toEqual(['ls', '-l']);
+    expect(a.bootCache).toBe(true);
+    expect(parseMachineArgs(['--no-boot-cache', '--', 'true'], true).bootCache).toBe(false);
   });
 
   it('reads virtio-fs shares: :virtiofs with or without :ro and a cache mode, tags of at most 36 characters', () => {
