@@ -38,7 +38,7 @@ if (missing) {
 function nodeBoot(): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, ['bin/storvm.mjs', 'boot', '--verbose', '--mem', '256'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/storvm.mjs', 'boot', '--no-boot-cache', '--verbose', '--mem', '256'], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');

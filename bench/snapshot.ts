@@ -43,7 +43,7 @@ async function waitFor(get: () => string, s: string, limitMs = 180_000): Promise
 /** In process: boot, save, restore, answer. */
 async function inProcess() {
   let out = '';
-  const args = parseMachineArgs(['--mem', String(MEM)], false);
+  const args = parseMachineArgs(['--no-boot-cache', '--mem', String(MEM)], false);
   const t0 = performance.now();
   const a = await launch(args, (b) => void (out += Buffer.from(b).toString()));
   const running = a.machine.run();
@@ -114,7 +114,7 @@ for (let i = 0; i < RUNS; i++) {
   const r = await inProcess();
   rows.push(r);
   if (i === 0) writeFileSync(file, r.snap);
-  cold.push(await processToAnswer(['boot', '--mem', String(MEM)], false));
+  cold.push(await processToAnswer(['boot', '--no-boot-cache', '--mem', String(MEM)], false));
   warm.push(await processToAnswer(['boot', '--restore', file], true));
   process.stderr.write(`round ${i + 1}/${RUNS}: cold ${ms(cold[i]!)}, restored ${ms(warm[i]!)}\n`);
 }
