@@ -17,6 +17,7 @@ import {
   cacheKey,
   clearCache,
   decodeEntry,
+  EarlyConsole,
   encodeEntry,
   type EntryHeader,
   listEntries,
@@ -58,6 +59,21 @@ describe('MarkerFilter', () => {
     const fake = `${marker.slice(0, 5)}X\x1b${marker.slice(0, 3)}Y`;
     expect(run([enc(fake)])).toEqual({ text: fake, at: -1, found: false });
     expect(run([enc(`\x1b${marker}z`)])).toEqual({ text: '\x1bz', at: 1, found: true });
+  });
+});
+
+describe('EarlyConsole', () => {
+  it('keeps what the guest printed up to its bound, then nothing, and says so', () => {
+    const e = new EarlyConsole(10);
+    e.push(enc('12345'));
+    e.push(enc('67890'));
+    expect(Buffer.from(e.bytes()).toString()).toBe('1234567890');
+    expect(e.overflowed).toBe(false);
+    e.push(enc('x'));
+    expect(e.overflowed).toBe(true);
+    expect(e.bytes().length).toBe(0);
+    for (let i = 0; i < 1000; i++) e.push(new Uint8Array(1000));
+    expect((e as unknown as { chunks: unknown[] }).chunks.length).toBe(0); // holds nothing more
   });
 });
 

@@ -302,3 +302,34 @@ export class MarkerFilter {
     if (pass.length > 0) this.out(Uint8Array.from(pass));
   }
 }
+
+/**
+ * What the guest printed before the snapshot point, kept for the entry up to `max` bytes; past
+ * that nothing more is kept (the host never holds more than `max`) and no entry is made.
+ */
+export class EarlyConsole {
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+
+  constructor(private readonly max: number) {}
+
+  get overflowed(): boolean {
+    return this.total > this.max;
+  }
+
+  push(b: Uint8Array): void {
+    this.total += b.length;
+    if (this.overflowed) this.chunks = [];
+    else this.chunks.push(b.slice());
+  }
+
+  bytes(): Uint8Array {
+    const out = new Uint8Array(this.overflowed ? 0 : this.total);
+    let at = 0;
+    for (const c of this.chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  }
+}

@@ -12,7 +12,7 @@ import { VirtioBlk } from '../devices/blk/device.js';
 import { DEFAULT_CPU, Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
 import type { BlockBackend } from '../backends/block/backend.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
-import { BOOT_CACHE_FORMAT, bootDir, cacheKey, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, MarkerFilter, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
+import { BOOT_CACHE_FORMAT, bootDir, cacheKey, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, EarlyConsole, MarkerFilter, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
 import { snapshotInfo } from '../machine/snapshot-info.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -191,14 +191,10 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     }
 
     const recorders = opened.map((o) => new ReadRecordingDisk(o.disk));
-    const early: Uint8Array[] = [];
-    let earlyBytes = 0;
+    const early = new EarlyConsole(CONSOLE_KEEP_MAX);
     const filter = new MarkerFilter(
       (b) => {
-        if (!filter.found) {
-          early.push(b);
-          earlyBytes += b.length;
-        }
+        if (!filter.found) early.push(b);
         onConsole(b);
       },
       () => {
@@ -208,7 +204,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
           async (snap) => {
             deliver();
             for (const r of recorders) r.bootCacheMode = false;
-            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || earlyBytes > CONSOLE_KEEP_MAX) return;
+            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
             const header: EntryHeader = {
               format: BOOT_CACHE_FORMAT,
               key,
@@ -216,7 +212,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
               created: new Date().toISOString(),
               summary: `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`,
               disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
-              console: Buffer.concat(early).toString('base64'),
+              console: Buffer.from(early.bytes()).toString('base64'),
             };
             await writeEntry(file, encodeEntry(header, snap), dir).catch((e: unknown) => {
               if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not written: ${(e as Error).message}\n`);
