@@ -52,6 +52,8 @@ export class FuseContext {
     readonly session: FuseSession,
     readonly cache: FuseCacheMode,
     readonly maxWrite: number,
+    /** Whether INIT offers POSIX_LOCKS (the server keeps POSIX locks). */
+    readonly posixLocks: boolean,
     /** The request reader, over the server's request buffer. */
     readonly r: FuseReader,
     /** The reply writer, over a buffer of MAX_BUILT_REPLY bytes. */

@@ -103,6 +103,11 @@ export const FATTR = {
   CTIME: 1 << 10,
 } as const;
 
+/** fuse_lk_in.lk_flags: the request is a flock(2), not a POSIX lock (only with FLOCK_LOCKS). */
+export const FUSE_LK_FLOCK = 1;
+/** fuse_file_lock.end of a lock that runs to the end of the file (Linux OFFSET_MAX). */
+export const OFFSET_MAX = 0x7fffffffffffffffn;
+
 export const FUSE_GETATTR_FH = 1;
 export const FUSE_FSYNC_FDATASYNC = 1;
 /** renameat2(2) flags. */

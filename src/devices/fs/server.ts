@@ -4,7 +4,7 @@
  * arguments) into a byte sink, so it knows nothing of virtqueues.
  *
  * This file frames requests and dispatches them, like the 9P server (../p9/server.ts): the
- * messages live in ops/ by group (init, lookup, dirs, attrs, files, xattr), the session state
+ * messages live in ops/ by group (init, lookup, dirs, attrs, files, locks, xattr), the session state
  * (node ids with their lookup counts, file handles, what INIT agreed) in session.ts, the reply
  * plumbing in context.ts.
  *
@@ -23,6 +23,7 @@ import { access, getattr, setattr, statfs } from './ops/attrs.js';
 import { link, mkdir, mknod, readdir, readlink, rename, symlink, unlink } from './ops/dirs.js';
 import { copyFileRange, create, fallocate, flush, fsync, lseek, open, read, release, write } from './ops/files.js';
 import { init } from './ops/init.js';
+import { getlk, interrupt, setlk } from './ops/locks.js';
 import { batchForget, forget, lookup } from './ops/lookup.js';
 import { getxattr, removexattr, setxattr } from './ops/xattr.js';
 import { FuseSession } from './session.js';
@@ -39,6 +40,14 @@ export interface FuseServerOptions {
   maxNodes?: number;
   /** Most open handles at a time; more opens answer EMFILE. Default 65,536. */
   maxHandles?: number;
+  /**
+   * Keep POSIX locks (fcntl F_SETLK/F_SETLKW/F_GETLK) in the server, offering POSIX_LOCKS at
+   * INIT, so that every guest process's locks live in one table beside the backend. Costs a FLUSH
+   * per close(2). Default false: the guest kernel keeps them, as with virtiofsd's default.
+   */
+  posixLocks?: boolean;
+  /** Most lock ranges held with posixLocks; more answer ENOLCK. Default 65,536. */
+  maxLocks?: number;
   /**
    * Called as each request starts with its first bytes (header and arguments, at most 256; for
    * WRITE the header and write_in only); the function it returns gets the reply's first bytes
@@ -77,8 +86,9 @@ export class FuseServer {
     this.maxNodes = opts.maxNodes ?? 1 << 20;
     this.maxHandles = opts.maxHandles ?? 65536;
     this.trace = opts.trace;
-    this.session = new FuseSession(fs, this.maxNodes, this.maxHandles);
-    this.c = new FuseContext(fs, this.session, this.cache, mw, this.r, new FuseWriter(new Uint8Array(MAX_BUILT_REPLY)));
+    this.session = new FuseSession(fs, this.maxNodes, this.maxHandles, opts.maxLocks ?? 65536);
+    const w = new FuseWriter(new Uint8Array(MAX_BUILT_REPLY));
+    this.c = new FuseContext(fs, this.session, this.cache, mw, opts.posixLocks === true, this.r, w);
   }
 
   /** Whether FUSE_INIT was answered (and no DESTROY since). */
@@ -177,7 +187,7 @@ export class FuseServer {
       case FUSE.BATCH_FORGET:
         return batchForget(c, r);
       case FUSE.INTERRUPT:
-        return 0; // requests finish on their own; no reply is due (fuse.h: EAGAIN only to retry)
+        return interrupt(c, r);
       case FUSE.GETATTR:
         return getattr(c, q, r);
       case FUSE.SETATTR:
@@ -242,9 +252,14 @@ export class FuseServer {
         return copyFileRange(c, q, r);
       case FUSE.SYNCFS:
         return c.empty(q);
+      case FUSE.GETLK:
+        return getlk(c, q, r);
+      case FUSE.SETLK:
+        return setlk(c, q, r, false);
+      case FUSE.SETLKW:
+        return setlk(c, q, r, true);
       default:
-        // GETLK/SETLK(W) (POSIX_LOCKS is not offered, so the kernel keeps locks itself), BMAP,
-        // IOCTL, POLL, DAX mappings and anything unknown.
+        // BMAP, IOCTL, POLL, DAX mappings and anything unknown.
         return c.error(q, ENOSYS);
     }
   }

@@ -1,12 +1,14 @@
 /**
  * The state of one FUSE session, in one place: the node-id table (inodes the guest kernel holds,
  * each with the lookup count FUSE defines: every entry reply adds one, FORGET takes them back),
- * the file-handle table (open files and directories), and what INIT agreed. Both tables are
+ * the file-handle table (open files and directories), the POSIX locks the server keeps, and what
+ * INIT agreed. Both tables are
  * capped, ids are never reused, and the root (node id 1) is never forgotten. The message modules
  * (ops/) read and change it only through here; INIT, DESTROY and a device reset start it afresh.
  */
 import type { Async, FsBackend, FsFile, FsNode, FsResult } from '../../backends/fs/backend.js';
 import { EBADF, EISDIR, ENOTDIR } from '../../backends/fs/errno.js';
+import { LockTable } from '../locks.js';
 import { FUSE_ROOT_ID } from './fuse.js';
 
 /** An inode the guest holds by node id. */
@@ -38,15 +40,21 @@ export class FuseSession {
   private nextId = 2n;
   readonly handles = new Map<bigint, Handle>();
   private nextFh = 1n;
+  /** POSIX locks, when INIT agreed POSIX_LOCKS (see ops/locks.ts). */
+  readonly locks: LockTable;
 
   constructor(
     private readonly fs: FsBackend,
     readonly maxNodes: number,
     readonly maxHandles: number,
-  ) {}
+    maxLocks: number,
+  ) {
+    this.locks = new LockTable(maxLocks);
+  }
 
-  /** Drops every node id and handle (closing files) and what INIT agreed. */
+  /** Drops every node id, handle (closing files) and lock, and what INIT agreed; waiting SETLKWs end. */
   reset(): void {
+    this.locks.clear();
     for (const h of this.handles.values()) this.fs.close(h.file);
     this.handles.clear();
     for (const n of this.nodes.values()) this.fs.release(n.node);

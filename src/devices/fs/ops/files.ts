@@ -37,6 +37,7 @@ import {
 } from '../../../backends/fs/errno.js';
 import { type P9Input as FuseInput, scatter, splitAfter } from '../../p9/io.js';
 import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { lockOwner } from './locks.js';
 import {
   type FuseReader,
   FALLOC_FL_KEEP_SIZE,
@@ -70,11 +71,13 @@ function openFlags(c: FuseContext, flags: number): number {
 
 /**
  * open_flags of a regular file: DIRECT_IO for cache=none, KEEP_CACHE for always; and NOFLUSH
- * always, since every WRITE reached the backend before it was answered, so a FLUSH at close
- * (two per `: > f` in a shell) would only cost a round trip.
+ * unless the server keeps POSIX locks, since every WRITE reached the backend before it was
+ * answered, so a FLUSH at close (two per `: > f` in a shell) would only cost a round trip.
  */
 function fileOpenFlags(c: FuseContext): number {
-  return FOPEN_NOFLUSH | (c.cache === 'none' ? FOPEN_DIRECT_IO : c.cache === 'always' ? FOPEN_KEEP_CACHE : 0);
+  // With POSIX locks kept here, FLUSH is how close(2) drops the closer's locks: it must come.
+  const noflush = (c.session.flags & INIT.POSIX_LOCKS) !== 0 ? 0 : FOPEN_NOFLUSH;
+  return noflush | (c.cache === 'none' ? FOPEN_DIRECT_IO : c.cache === 'always' ? FOPEN_KEEP_CACHE : 0);
 }
 
 function openOut(c: FuseContext, q: Req, fh: bigint, dir: boolean): number {
@@ -172,10 +175,16 @@ export function release(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Re
 
 export function flush(c: FuseContext, q: Req, r: FuseReader): Reply {
   const fh = r.id();
+  r.u32();
+  r.u32();
+  const owner = r.id();
   if (r.bad) return c.error(q, EINVAL);
   const h = c.session.handleOf(fh, false);
+  if (typeof h === 'number') return c.error(q, h);
+  // close(2) of any descriptor drops the process's POSIX locks on the file (fuse_flush_in.lock_owner).
+  if ((c.session.flags & INIT.POSIX_LOCKS) !== 0) c.session.locks.unlockOwner(h.file.node.ino, lockOwner(owner));
   // Writes reach the backend as they come; there is nothing buffered to flush.
-  return typeof h === 'number' ? c.error(q, h) : c.empty(q);
+  return c.empty(q);
 }
 
 export function fsync(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply {

@@ -29,6 +29,7 @@ export function init(c: FuseContext, q: Req, r: FuseReader): Reply {
   if (c.cache !== 'none') want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO;
   if (c.cache === 'auto') want |= INIT.AUTO_INVAL_DATA;
   if (c.cache === 'always') want |= INIT.WRITEBACK_CACHE | INIT.CACHE_SYMLINKS;
+  if (c.posixLocks) want |= INIT.POSIX_LOCKS;
   c.session.flags = (want & flags) >>> 0;
   c.session.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
   w.u32(FUSE_KERNEL_VERSION);
