@@ -269,3 +269,58 @@ describe('FUSE POSIX locks (posixLocks)', () => {
     expect([...c.mem.view(at + 1024, 256)].every((b) => b === 0xee)).toBe(true);
   });
 });
+
+describe('virtio-fs hiprio notifications', () => {
+  it('FORGET completions share one interrupt at the end of the burst; request replies interrupt at once', async () => {
+    const dev = new VirtioFs(new MemFs());
+    const c = new FuseClient(dev);
+    await c.init();
+    const a = await c.mkdir(ROOT, 'a');
+    const b = await c.mkdir(ROOT, 'b');
+    c.drv.ackInterrupt();
+    const raisedBefore = c.drv.irq.raised;
+    // Two FORGETs posted and kicked in one synchronous burst: completed, but no interrupt yet.
+    const q = c.drv.queues[0]!;
+    const at = c.drv.allocator.alloc(512, 64);
+    [a.nodeid, b.nodeid].forEach((id, i) => {
+      const m = c.message(FUSE.FORGET, id, new Args().u64(1).done());
+      c.mem.write(at + 128 * i, m);
+      q.writeDesc(i, { addr: at + 128 * i, len: m.length, flags: 0, next: 0 });
+      q.publish(i);
+      q.kick();
+    });
+    expect(dev.server.lookupCount(a.nodeid)).toBe(0);
+    expect(dev.server.lookupCount(b.nodeid)).toBe(0);
+    expect(c.drv.irq.level).toBe(false);
+    await Promise.resolve();
+    expect(c.drv.irq.level).toBe(true);
+    expect(c.drv.irq.raised - raisedBefore).toBe(1);
+    expect(q.takeUsed()).toHaveLength(2);
+    c.drv.ackInterrupt();
+    // A request on a request queue signals right away, and carries a pending FORGET's with it.
+    // (As virtqueue_enable_cb does, the driver asks to hear of the next used entry of each queue.)
+    q.setUsedEvent(q.usedIdx);
+    const rq = c.drv.queues[1]!;
+    rq.takeUsed();
+    rq.setUsedEvent(rq.usedIdx);
+    const m = c.message(FUSE.FORGET, a.nodeid, new Args().u64(1).done());
+    c.mem.write(at, m);
+    q.writeDesc(0, { addr: at, len: m.length, flags: 0, next: 0 });
+    q.publish(0);
+    q.kick();
+    expect(c.drv.irq.level).toBe(false);
+    const g = c.message(FUSE.GETATTR, ROOT, new Args().u32(0).u32(0).u64(0).done());
+    c.mem.write(at + 128, g);
+    rq.writeDesc(0, { addr: at + 128, len: g.length, flags: 1, next: 1 });
+    rq.writeDesc(1, { addr: at + 256, len: 200, flags: 2, next: 0 });
+    rq.publish(0);
+    rq.kick();
+    expect(c.drv.irq.level).toBe(true);
+    const raised = c.drv.irq.raised;
+    c.drv.ackInterrupt();
+    await Promise.resolve();
+    expect(c.drv.irq.raised).toBe(raised); // nothing left to signal
+    expect(rq.takeUsed()).toHaveLength(1);
+    expect(q.takeUsed()).toHaveLength(1);
+  });
+});

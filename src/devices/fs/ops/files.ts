@@ -29,6 +29,7 @@ import {
   EMFILE,
   ENFILE,
   ENOENT,
+  ENOSYS,
   ENOTDIR,
   ENXIO,
   EOPNOTSUPP,
@@ -180,10 +181,14 @@ export function flush(c: FuseContext, q: Req, r: FuseReader): Reply {
   const owner = r.id();
   if (r.bad) return c.error(q, EINVAL);
   const h = c.session.handleOf(fh, false);
+  // Writes reach the backend as they come, so there is nothing buffered to flush: without POSIX
+  // locks to drop, ENOSYS tells the kernel never to send FLUSH again (fc->no_flush). That spares
+  // the two FLUSHes per `: > f` the writeback cache (cache=always) sends despite NOFLUSH; the
+  // kernel still writes dirty pages back before it would have sent one.
   if (typeof h === 'number') return c.error(q, h);
+  if ((c.session.flags & INIT.POSIX_LOCKS) === 0) return c.error(q, ENOSYS);
   // close(2) of any descriptor drops the process's POSIX locks on the file (fuse_flush_in.lock_owner).
-  if ((c.session.flags & INIT.POSIX_LOCKS) !== 0) c.session.locks.unlockOwner(h.file.node.ino, lockOwner(owner));
-  // Writes reach the backend as they come; there is nothing buffered to flush.
+  c.session.locks.unlockOwner(h.file.node.ino, lockOwner(owner));
   return c.empty(q);
 }
 
