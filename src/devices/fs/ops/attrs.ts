@@ -1,5 +1,5 @@
 /** Attributes: GETATTR, SETATTR, ACCESS, STATFS. */
-import { type FsFile, type FsNode, type FsSetAttr, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
+import { type Async, type FsFile, type FsNode, type FsResult, type FsSetAttr, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
 import { EACCES, EBADF, EFBIG, EINVAL, EISDIR, ENOENT, EROFS, FsError } from '../../../backends/fs/errno.js';
 import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
 import { type FuseReader, FATTR, FUSE_GETATTR_FH, FUSE_ROOT_ID } from '../fuse.js';
@@ -80,8 +80,44 @@ export function setattr(c: FuseContext, q: Req, r: FuseReader): Reply {
   const changes = valid & (FATTR.MODE | FATTR.UID | FATTR.GID | FATTR.SIZE | FATTR.ATIME | FATTR.MTIME | FATTR.CTIME);
   if (changes === 0) return attrReply(c, q, node, file);
   if (c.fs.readOnly) return c.error(q, EROFS);
-  return andThen(c.fs.setattr(node, a, file), (res) => (res instanceof FsError ? c.error(q, res.errno) : attrReply(c, q, node, file)));
+  const set = (): Reply =>
+    andThen(c.fs.setattr(node, a, file), (res) => (res instanceof FsError ? c.error(q, res.errno) : attrReply(c, q, node, file)));
+  // chown, or a truncate by a caller without CAP_FSETID, of a non-directory (HANDLE_KILLPRIV_V2).
+  if ((valid & FATTR.KILL_SUIDGID) === 0 || (node.mode & S_IFMT) === S_IFDIR) return set();
+  if (a.mode !== undefined) {
+    a.mode = withoutSuidgid(a.mode);
+    return set();
+  }
+  return andThen(c.fs.getattr(node, file), (st) => {
+    if (st instanceof FsError) return c.error(q, st.errno);
+    const m = withoutSuidgid(st.mode & 0o7777);
+    if (m !== (st.mode & 0o7777)) a.mode = m;
+    return set();
+  });
 }
+
+/**
+ * Permission bits with set-user-ID cleared, and set-group-ID too when group execute is set (the
+ * VFS's rule: without group execute, set-group-ID marks mandatory locking and stays).
+ */
+export function withoutSuidgid(mode: number): number {
+  let m = mode & ~S_ISUID;
+  if ((m & S_IXGRP) !== 0) m &= ~S_ISGID;
+  return m;
+}
+
+/** Clears set-user-ID / set-group-ID of a file after a write or an O_TRUNC open asked for it. */
+export function killSuidgid(c: FuseContext, node: FsNode, file?: FsFile): Async<FsResult<void>> {
+  return andThen(c.fs.getattr(node, file), (st): Async<FsResult<void>> => {
+    if (st instanceof FsError) return st;
+    const m = withoutSuidgid(st.mode & 0o7777);
+    return m === (st.mode & 0o7777) ? undefined : c.fs.setattr(node, { mode: m }, file);
+  });
+}
+
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
 
 export function access(c: FuseContext, q: Req, r: FuseReader): Reply {
   const mask = r.u32();

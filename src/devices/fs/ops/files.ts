@@ -38,6 +38,7 @@ import {
 } from '../../../backends/fs/errno.js';
 import { type P9Input as FuseInput, scatter, splitAfter } from '../../p9/io.js';
 import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { killSuidgid } from './attrs.js';
 import { lockOwner } from './locks.js';
 import {
   type FuseReader,
@@ -47,6 +48,8 @@ import {
   FOPEN_KEEP_CACHE,
   FOPEN_NOFLUSH,
   FUSE_FSYNC_FDATASYNC,
+  FUSE_OPEN_KILL_SUIDGID,
+  FUSE_WRITE_KILL_SUIDGID,
   IN_HEADER_SIZE,
   INIT,
   OUT_HEADER_SIZE,
@@ -91,7 +94,7 @@ function openOut(c: FuseContext, q: Req, fh: bigint, dir: boolean): number {
 
 export function open(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply {
   const flags = r.u32();
-  r.u32();
+  const openFlags2 = r.u32();
   if (r.bad) return c.error(q, EINVAL);
   const node = c.session.node(q.nodeid);
   if (node === undefined) return c.error(q, ENOENT);
@@ -110,9 +113,16 @@ export function open(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply
   return andThen(c.fs.open(node, bflags), (f) => {
     if (f instanceof FsError) return c.error(q, f.errno);
     const fh = c.session.addHandle(f, dir);
-    const n = openOut(c, q, fh, dir);
-    if (n === OUT_HEADER_SIZE) c.session.closeHandle(fh);
-    return n;
+    const answer = (): number => {
+      const n = openOut(c, q, fh, dir);
+      if (n === OUT_HEADER_SIZE) c.session.closeHandle(fh);
+      return n;
+    };
+    // An O_TRUNC open by a caller without CAP_FSETID clears set-user-ID / set-group-ID.
+    if (!dir && (bflags & O_TRUNC) !== 0 && (openFlags2 & FUSE_OPEN_KILL_SUIDGID) !== 0 && (c.session.flags & INIT.HANDLE_KILLPRIV_V2) !== 0) {
+      return andThen(killSuidgid(c, f.node, f), answer);
+    }
+    return answer();
   });
 }
 
@@ -282,6 +292,7 @@ export function write(c: FuseContext, input: FuseInput, q: Req, len: number): Re
   const fh = r.id();
   const offset = r.u64();
   const size = r.u32();
+  const writeFlags = r.u32();
   // The size must describe exactly the bytes that follow.
   if (size !== input.remaining) return c.error(q, EINVAL);
   if (size > c.maxWrite) return c.error(q, E2BIG);
@@ -301,12 +312,15 @@ export function write(c: FuseContext, input: FuseInput, q: Req, len: number): Re
     }
     views = [copy];
   }
-  const reply = (n: number): number => {
+  const sent = (n: number): number => {
     const w = c.begin(q);
     w.u32(n);
     w.u32(0);
     return c.send(q);
   };
+  // A write by a caller without CAP_FSETID clears set-user-ID / set-group-ID (HANDLE_KILLPRIV_V2).
+  const kill = (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 && (c.session.flags & INIT.HANDLE_KILLPRIV_V2) !== 0;
+  const reply = (n: number): Reply => (kill && n > 0 ? andThen(killSuidgid(c, file.node, file), () => sent(n)) : sent(n));
   let done = 0;
   const step = (i: number): Reply => {
     for (; i < views.length; i++) {
