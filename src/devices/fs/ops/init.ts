@@ -24,15 +24,15 @@ export function init(c: FuseContext, q: Req, r: FuseReader): Reply {
     return c.send(q);
   }
   let want = INIT.ASYNC_READ | INIT.ATOMIC_O_TRUNC | INIT.BIG_WRITES | INIT.PARALLEL_DIROPS | INIT.ASYNC_DIO | INIT.MAX_PAGES;
-  // The server clears set-user-ID / set-group-ID when the kernel says so on WRITE, truncating
-  // SETATTR, chown and O_TRUNC opens: with DIRECT_IO (cache=none) the kernel can't do it itself,
-  // and it saves the security.capability GETXATTR it would send before each cached write.
   // READDIRPLUS answers lookups with each listing; with zero timeouts (cache=none) the kernel
   // would throw them away and ask again, so only the caching modes offer it (as virtiofsd does).
   if (c.cache !== 'none') want |= INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO;
   if (c.cache === 'auto') want |= INIT.AUTO_INVAL_DATA;
   if (c.cache === 'always') want |= INIT.WRITEBACK_CACHE | INIT.CACHE_SYMLINKS;
   if (c.posixLocks) want |= INIT.POSIX_LOCKS;
+  // The server clears set-user-ID / set-group-ID when the kernel says so on WRITE, truncating
+  // SETATTR, chown and O_TRUNC opens: with DIRECT_IO (cache=none) the kernel can't do it itself,
+  // and it saves the security.capability GETXATTR it would send before each cached write.
   want |= INIT.HANDLE_KILLPRIV_V2;
   c.session.flags = (want & flags) >>> 0;
   c.session.minor = Math.min(minor, FUSE_KERNEL_MINOR_VERSION);
