@@ -66,3 +66,18 @@ for (const bc of cases) {
     });
   });
 }
+
+for (const bc of cases) {
+  describe(`open-unlinked files over ${bc.name}`, () => {
+    it('GETATTR without a handle of a file unlinked while open answers from the open file (pjdfstest unlink/14.t)', async () => {
+      const c = new FuseClient(new VirtioFs(bc.make(), { cache: 'none' }));
+      await c.init();
+      const { entry, fh } = await c.create(ROOT, 'gone', 0o102, 0o100644);
+      await c.write(entry.nodeid, fh, 0, new Uint8Array([1, 2, 3]));
+      await c.call(FUSE.UNLINK, ROOT, new Args().str('gone').done());
+      const st = await c.getattr(entry.nodeid);
+      expect([st.nlink, st.size]).toEqual([0, 3]);
+      await c.release(entry.nodeid, fh);
+    });
+  });
+}

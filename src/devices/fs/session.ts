@@ -118,6 +118,12 @@ export class FuseSession {
     return fh;
   }
 
+  /** An open file of `node` through any handle (a rare path: it looks at every handle). */
+  openFileOf(node: FsNode): FsFile | undefined {
+    for (const h of this.handles.values()) if (h.file.node === node) return h.file;
+    return undefined;
+  }
+
   /** Forgets a handle and closes its file; an unknown handle changes nothing. */
   closeHandle(fh: bigint): Async<FsResult<void>> {
     const h = this.handles.get(fh);

@@ -22,7 +22,13 @@ export function getattr(c: FuseContext, q: Req, r: FuseReader): Reply {
 
 function attrReply(c: FuseContext, q: Req, node: FsNode, file?: FsFile): Reply {
   return andThen(c.fs.getattr(node, file), (st) => {
-    if (st instanceof FsError) return c.error(q, st.errno);
+    if (st instanceof FsError) {
+      // fstat(2) of a file unlinked while open comes without a handle (fuse_getattr has none):
+      // a backend that stats by name can't find it, but an open handle of the node still can.
+      const open = file === undefined && st.errno === ENOENT ? c.session.openFileOf(node) : undefined;
+      if (open !== undefined) return attrReply(c, q, node, open);
+      return c.error(q, st.errno);
+    }
     const w = c.begin(q);
     w.u64(c.timeout);
     w.u32(0);
