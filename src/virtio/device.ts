@@ -116,6 +116,8 @@ export abstract class QueueDevice implements VirtioDevice {
   private held: Array<{ seq: number; deliver: () => void }> | undefined;
   private submitted = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Queues with a used-buffer notification held back by {@link lazyNotify}. */
+  private lazy: number[] = [];
 
   /**
    * Serves one valid chain of queue `queue`. Returns the bytes written into its writable part, or
@@ -127,6 +129,34 @@ export abstract class QueueDevice implements VirtioDevice {
   /** Called on reset, after the context is dropped. */
   protected onReset(): void {}
 
+  /**
+   * Whether used-buffer notifications of `queue` may wait: until another queue of the device
+   * notifies, or at the latest until the current burst of guest work ends (a microtask, so the end
+   * of the CPU slice), so that many completions cost the guest one interrupt. Only for queues
+   * whose completions nobody waits on, such as virtio-fs's FORGETs. Default: none.
+   */
+  protected lazyNotify(_queue: number): boolean {
+    return false;
+  }
+
+  /** Raises (or, for a lazy queue, schedules) the used-buffer notification of `queue`. */
+  private signal(ctx: DeviceContext, queue: number): void {
+    if (this.lazyNotify(queue)) {
+      if (this.lazy.length === 0) void Promise.resolve().then(() => this.flushLazy(ctx));
+      if (!this.lazy.includes(queue)) this.lazy.push(queue);
+      return;
+    }
+    this.flushLazy(ctx);
+    ctx.signalUsed(queue);
+  }
+
+  private flushLazy(ctx: DeviceContext): void {
+    if (this.lazy.length === 0) return;
+    const queues = this.lazy;
+    this.lazy = [];
+    if (this.ctx === ctx) for (const q of queues) ctx.signalUsed(q);
+  }
+
   writeConfig(_offset: number, _size: number, _value: number): void {}
 
   activate(ctx: DeviceContext): void {
@@ -137,6 +167,7 @@ export abstract class QueueDevice implements VirtioDevice {
     this.ctx = undefined;
     this.busy = [];
     this.throttled = [];
+    this.lazy = [];
     this.onReset();
   }
 
@@ -176,7 +207,7 @@ export abstract class QueueDevice implements VirtioDevice {
       }
     }
     if (queue.broken !== undefined) ctx.needsReset(queue.broken);
-    if (completed && queue.needsNotification(mem)) ctx.signalUsed(queueIndex);
+    if (completed && queue.needsNotification(mem)) this.signal(ctx, queueIndex);
   }
 
   setDeterministic(on: boolean): void {
@@ -226,7 +257,7 @@ export abstract class QueueDevice implements VirtioDevice {
     if (this.ctx === ctx) {
       const queue = ctx.queues[queueIndex]!;
       this.busy[queueIndex]!--;
-      if (queue.epoch === chain.epoch && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) ctx.signalUsed(queueIndex);
+      if (queue.epoch === chain.epoch && queue.addUsed(ctx.mem, chain, len) && queue.needsNotification(ctx.mem)) this.signal(ctx, queueIndex);
     }
     // The request is over: its bounce buffers, if any, go back to the budget even when the chain
     // was dropped (given back, addUsed released them already).

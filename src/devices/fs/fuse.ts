@@ -79,6 +79,7 @@ export const INIT = {
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
   CACHE_SYMLINKS: 1 << 23,
+  HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
 
 /** fuse_open_out.open_flags. */
@@ -101,7 +102,18 @@ export const FATTR = {
   MTIME_NOW: 1 << 8,
   LOCKOWNER: 1 << 9,
   CTIME: 1 << 10,
+  KILL_SUIDGID: 1 << 11,
 } as const;
+
+/** fuse_lk_in.lk_flags: the request is a flock(2), not a POSIX lock (only with FLOCK_LOCKS). */
+export const FUSE_LK_FLOCK = 1;
+/** fuse_file_lock.end of a lock that runs to the end of the file (Linux OFFSET_MAX). */
+export const OFFSET_MAX = 0x7fffffffffffffffn;
+
+/** fuse_write_in.write_flags: clear set-user-ID and set-group-ID (HANDLE_KILLPRIV_V2). */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_open_in.open_flags / fuse_create_in.open_flags: the same for an O_TRUNC open. */
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
 
 export const FUSE_GETATTR_FH = 1;
 export const FUSE_FSYNC_FDATASYNC = 1;

@@ -5,7 +5,7 @@
  */
 import type { FsBackend, FsFile, FsNode } from '../../backends/fs/backend.js';
 import { EINVAL, EMFILE, FsError } from '../../backends/fs/errno.js';
-import { LockTable } from './locks.js';
+import { LockTable } from '../locks.js';
 import { NOFID } from './wire.js';
 
 /** A fid: a reference to a file the client named, maybe opened, maybe an xattr channel. */

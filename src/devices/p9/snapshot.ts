@@ -7,15 +7,19 @@
 import type { FsBackend, FsNode } from '../../backends/fs/backend.js';
 import { O_ACCMODE, O_APPEND, O_RDONLY } from '../../backends/fs/backend.js';
 import { FsError } from '../../backends/fs/errno.js';
-import type { LockRange } from './locks.js';
+import type { LockRange } from '../locks.js';
+import { p9LockOwner } from './ops/locks.js';
 import { Fid, type P9Session } from './session.js';
 
 export interface P9SessionSnapshot {
   msize: number;
   rootIno: string | null;
   fids: Array<{ no: number; uid: number; path: string[] | null; open: number | null }>;
-  locks: Array<{ ino: string; ranges: LockRange[] }>;
+  /** Lock ranges; `end` null for "to the end of the file" (JSON has no Infinity). */
+  locks: Array<{ ino: string; ranges: SavedRange[] }>;
 }
+
+type SavedRange = Omit<LockRange, 'end'> & { end: number | null };
 
 export function saveSession(session: P9Session, fs: FsBackend): P9SessionSnapshot {
   const fids: P9SessionSnapshot['fids'] = [];
@@ -28,7 +32,7 @@ export function saveSession(session: P9Session, fs: FsBackend): P9SessionSnapsho
     msize: session.msize,
     rootIno: session.rootIno === undefined ? null : session.rootIno.toString(),
     fids,
-    locks: session.locks.entries().map(([ino, ranges]) => ({ ino: ino.toString(), ranges })),
+    locks: session.locks.entries().map(([ino, ranges]) => ({ ino: ino.toString(), ranges: ranges.map((r) => ({ ...r, end: r.end === Infinity ? null : r.end })) })),
   };
 }
 
@@ -77,11 +81,22 @@ export async function loadSession(session: P9Session, fs: FsBackend, raw: unknow
   const locks: Array<[bigint, LockRange[]]> = [];
   for (const l of s.locks) {
     if (typeof l?.ino !== 'string' || !/^\d+$/.test(l.ino) || !Array.isArray(l.ranges)) bad('lock entry');
-    for (const r of l.ranges) {
-      const ok = typeof r === 'object' && r !== null && [r.start, r.end, r.type, r.procId].every((v) => Number.isInteger(v) && v >= 0) && typeof r.clientId === 'string';
+    const ranges: LockRange[] = [];
+    for (const r of l.ranges as Array<Partial<SavedRange> & { procId?: number }>) {
+      if (typeof r !== 'object' || r === null) bad('lock range');
+      // Snapshots written before the lock table moved to src/devices/locks.ts name the owner by procId.
+      const pid = r.pid ?? r.procId;
+      const end = r.end === null ? Infinity : r.end;
+      const ok =
+        [r.start, pid, r.type].every((v) => Number.isInteger(v) && v! >= 0) &&
+        (r.type === 0 || r.type === 1) &&
+        (end === Infinity || (Number.isInteger(end) && end! > r.start!)) &&
+        typeof r.clientId === 'string' &&
+        (r.owner === undefined || typeof r.owner === 'string');
       if (!ok) bad('lock range');
+      ranges.push({ start: r.start!, end: end!, type: r.type!, pid: pid!, clientId: r.clientId!, owner: r.owner ?? p9LockOwner(pid!, r.clientId!) });
     }
-    locks.push([BigInt(l.ino), l.ranges]);
+    locks.push([BigInt(l.ino), ranges]);
   }
   session.locks.load(locks);
 }

@@ -16,6 +16,11 @@ import {
   P9,
 } from '../wire.js';
 
+/** A 9P lock owner is the pair (client id, process id) the client sends. */
+export function p9LockOwner(procId: number, clientId: string): string {
+  return procId + ':' + clientId;
+}
+
 export function tlock(c: P9Context, d: Decoder, tag: number, out: P9Output): Reply {
   const fidNo = d.u32();
   const type = d.u8();
@@ -35,7 +40,7 @@ export function tlock(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
     status = LOCK_ERROR;
   } else {
     const end = length === 0 || start + length > Number.MAX_SAFE_INTEGER ? Infinity : start + length;
-    const r = c.session.locks.set(fid.node.ino, { start, end, type, procId, clientId });
+    const r = c.session.locks.set(fid.node.ino, { start, end, type, owner: p9LockOwner(procId, clientId), pid: procId, clientId });
     status = r === 'ok' ? LOCK_SUCCESS : r === 'blocked' ? LOCK_BLOCKED : LOCK_ERROR;
     if (r === 'full') return c.error(out, tag, ENOLCK);
   }
@@ -57,7 +62,8 @@ export function tgetlock(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   if (type !== LOCK_TYPE_RDLCK && type !== LOCK_TYPE_WRLCK) return c.error(out, tag, EINVAL);
   if (start > Number.MAX_SAFE_INTEGER) return c.error(out, tag, EINVAL);
   const end = length === 0 || start + length > Number.MAX_SAFE_INTEGER ? Infinity : start + length;
-  const held = c.session.locks.conflict(fid.node.ino, { start, end, type, procId, clientId });
+  const req = { start, end, type, owner: p9LockOwner(procId, clientId), pid: procId, clientId };
+  const held = c.session.locks.conflict(fid.node.ino, req);
   const e = c.begin(P9.Rgetlock, tag, out);
   if (held === undefined) {
     e.u8(LOCK_TYPE_UNLCK);
@@ -69,7 +75,7 @@ export function tgetlock(c: P9Context, d: Decoder, tag: number, out: P9Output): 
     e.u8(held.type);
     e.u64(held.start);
     e.u64(held.end === Infinity ? 0 : held.end - held.start);
-    e.u32(held.procId);
+    e.u32(held.pid);
     e.str(held.clientId);
   }
   return c.send(tag, out);
