@@ -31,11 +31,11 @@ export interface HartRunOptions extends HartOptions {
   ram: HartOptions['ram'] & { memory?: WasmMemory };
   /** Default 'interp'. */
   engine?: CpuEngine;
-  /** 'wasm': entries into a pc before it is translated (default 8192; tests use 1 to translate everything). */
+  /** 'wasm': entries into a pc before its page is translated (default 4096; tests use 1 to translate everything). */
   hotThreshold?: number;
-  /** 'wasm': regions kept before the translation cache is emptied (default 8192). */
+  /** 'wasm': translated pages kept before the translation cache is emptied (default 2048). */
   maxRegions?: number;
-  /** 'wasm': hot entries compiled together in one module (default 8; 1 compiles each at once). */
+  /** 'wasm': hot pages compiled together in one module (default 4; 1 compiles each at once). */
   batch?: number;
 }
 
@@ -130,7 +130,7 @@ export class Hart extends HartState {
         else {
           const slot = jit.find(ramPage, off, pageLo, pch);
           if (slot >= 0) {
-            const got = jit.call(slot, this.dSet, limit - n);
+            const got = jit.call(slot, this.dSet, limit - n, jit.block, this.iSet);
             n += got;
             jit.stats.retired += got;
             const ex = this.exitArea;

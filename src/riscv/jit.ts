@@ -1,15 +1,23 @@
 /**
- * Block translator: compiles hot guest code to WebAssembly, one module per entry point.
+ * Block translator: compiles hot guest code to WebAssembly, one function per 4 KiB RAM page.
  *
- * A translation unit ("region") starts at a guest pc that the hart's outer loop reached often
- * enough (a branch target, a trap vector, the pc after a system instruction). From there it
- * follows straight-line code and direct branches *within the same 4 KiB page*; every branch
- * target found becomes a basic block, and a `br_table` loop dispatches between them, so a loop
- * inside one page runs in wasm without coming back to JavaScript. Registers used by the region
- * live in wasm i64 locals (RV64 maps onto i64: no int32 halves) and are written back on exit.
+ * The hart's outer loop counts entries into each pc (branch targets, trap vectors, the pc after
+ * a system instruction; the interpreter also counts its taken in-page branches). When one entry
+ * of a page reaches `hotThreshold`, the page is translated as a whole: every entry seen so far
+ * is a basic-block leader, code is followed from each through straight-line code and the
+ * fall-through of conditional branches, and a `br_table` loop dispatches between the blocks, so
+ * code inside one page runs in wasm without coming back to JavaScript. Taken branches to
+ * offsets never entered leave the function: cold paths are not compiled. An entry that gets hot
+ * later compiles the page again with it. Registers used by the function live in wasm i64
+ * locals (RV64 maps onto i64: no int32 halves) and are written back on exit.
+ *
+ * Chaining: a function that leaves for a pc that has translated code does not go back to
+ * JavaScript; the dispatcher module (wasm.ts) looks the pc up in a chain cache in memory,
+ * checks the fetch TLB still maps it to the same RAM page, and calls that function. Only exits
+ * to the interpreter, a spent budget or a cache miss return to the hart's loop.
  *
  * Translated code never traps. Everything that could trap or needs the hart's JavaScript state
- * leaves the region *before* it executes, with the exact pc and the exact count of retired
+ * leaves the function *before* it executes, with the exact pc and the exact count of retired
  * instructions, and the hart's interpreter (the oracle) runs it:
  *   - loads and stores whose address is not in the Sv39 software TLB (the fast path is inline;
  *     the page walk, MMIO, faults, stores into pages that hold code all stay in the interpreter);
@@ -17,30 +25,41 @@
  *   - a 32-bit instruction that straddles the page end.
  * So pc, tval and instret on a trap are the interpreter's, by construction.
  *
- * A region also leaves when its instruction budget is spent: each basic block checks, before it
- * runs, that it fits in what the caller has left, so `Hart.run(limit)` retires exactly as many
- * instructions as the interpreter would and interrupts are seen at the same points.
+ * A function also leaves when its instruction budget is spent: each basic block checks, before
+ * it runs, that it fits in what the caller has left, so `Hart.run(limit)` retires exactly as many
+ * instructions as the interpreter would and interrupts are seen at the same points. (Translated
+ * code changes nothing interrupts depend on, so chaining past the hart's interrupt check takes
+ * none later than the interpreter would.)
  *
  * Invalidation: a translated page is marked as code (HartState.markCode), which keeps it out of
  * the store TLB; any store into it (from the hart, the page walker's A/D update, AMOs) goes
- * through HartState.noteStore, which drops the page's regions (onCodeDropped). FENCE.I drops
- * every code page (device DMA into RAM is covered this way, as for the decoded cache). The cache
- * is bounded: past `maxRegions` everything is dropped and translation starts again.
+ * through HartState.noteStore, which drops the page's translation (onCodeDropped) and its chain
+ * cache entries. After FENCE.I every translated page is compared with the copy taken when it
+ * was translated before it runs again (device DMA into RAM is covered this way), and the chain
+ * cache is emptied. The cache is bounded: past `maxRegions` pages everything is dropped and
+ * translation starts again.
  */
 import { decode16, decode32 } from './decode.js';
 import type { HartState } from './state.js';
-import { ST_EXIT, ST_PAR, ST_PAW, ST_TAGR, ST_TAGW, ST_XH, ST_XL, STATE_BYTES } from './state.js';
-import { Bytes, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
+import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
+import { Bytes, CHAIN_BYTES, CHAIN_ENTRIES, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /** Exit reasons in the exit area (word 2). */
 export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1;
 
-interface Region {
-  /** slot in the dispatch table, -1 when the entry cannot be translated (interpreter only) */
+/** The translation of one RAM page for one virtual page: one wasm function. */
+interface PageCode {
+  /** slot in the dispatch table, -1 once dropped */
   slot: number;
-  /** virtual page the region was translated for (AUIPC and link values are baked in) */
+  /** virtual page the code was translated for (AUIPC and link values are baked in) */
   vLo: number;
   vHi: number;
+}
+
+/** An entry into a translated page: its code and the basic block the entry starts. */
+interface Region {
+  code: PageCode;
+  block: number;
 }
 
 /** Raised for a translator the host cannot run (no WebAssembly, RAM not in its memory). */
@@ -49,13 +68,13 @@ export class JitUnavailableError extends Error {
 }
 
 /**
- * Guest RAM inside a WebAssembly.Memory, with the hart's state area after it: what a hart with
- * the translator needs. `bytes` is RAM (index 0 is guest address `base`).
+ * Guest RAM inside a WebAssembly.Memory, with the hart's state area and the translator's chain
+ * cache after it: what a hart with the translator needs. `bytes` is RAM (index 0 is guest address `base`).
  */
 export function createWasmRam(base: number, size: number): { base: number; bytes: Uint8Array; memory: WasmMemory } {
   if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
   if (size % 4096 !== 0 || size <= 0) throw new RangeError('RAM size must be a positive multiple of 4096');
-  const pages = Math.ceil((size + STATE_BYTES) / 65536);
+  const pages = Math.ceil((size + STATE_BYTES + CHAIN_BYTES) / 65536);
   if (pages > 65536) throw new RangeError('RAM too large for a WebAssembly memory');
   const memory = new wasmApi.Memory({ initial: pages, maximum: pages });
   return { base, bytes: new Uint8Array(memory.buffer, 0, size), memory };
@@ -71,19 +90,23 @@ function kindOf(op: number): number {
   return K_STOP;
 }
 
-// Locals: params 0 dSet, 1 budget; i32 2 n, 3 idx, 4 reason, 5 vpn, 6 tlb index;
-// i64 7 npc, 8..11 temps, 12.. x1..x31.
-const L_DSET = 0, L_BUDGET = 1, L_N = 2, L_IDX = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
+// Locals: params 0 dSet, 1 budget, 2 block index (the entry's, then the dispatch variable);
+// i32 3 n, 4 reason, 5 vpn, 6 tlb index; i64 7 npc, 8..11 temps, 12.. x1..x31.
+const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
 const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_X = 11; // x_i is local L_X + i
-const MAX_INSNS = 200, MAX_BLOCKS = 24;
+/** Longest basic block, and most blocks in one page's function. */
+const MAX_INSNS = 200, MAX_BLOCKS = 1024;
 
 interface Insn { off: number; w: number; imm: number; len: number; kind: number }
 
 export interface JitStats {
+  /** pages translated now */
   regions: number;
-  /** regions compiled, and the modules they were compiled in */
+  /** page translations compiled (a page is compiled again when new entries into it get hot) */
   compiled: number;
+  /** modules they were compiled in */
   modules: number;
+  /** page translations dropped because their code changed */
   dropped: number;
   flushes: number;
   wasmBytes: number;
@@ -94,12 +117,13 @@ export interface JitStats {
 }
 
 export class Jit {
-  /** Per RAM page: regions by entry offset / 2. */
   // Per RAM page, allocated in full up front: a sparse JS array indexed by page number falls
   // into dictionary mode in V8, and these are read on every entry into the outer loop.
+  /** Per RAM page: the entries into its translation, by offset / 2. */
   private readonly pages: (Array<Region | undefined> | undefined)[];
+  /** Per RAM page: entries seen by offset / 2 (outer-loop entries and taken in-page branches). */
   private readonly heat: (Uint16Array | undefined)[];
-  /** Copy of each translated page's bytes, taken when its first region was translated. */
+  /** Copy of each translated page's bytes, taken when it was translated. */
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
   private readonly suspect = new Set<number>();
@@ -107,30 +131,37 @@ export class Jit {
   private readonly ram32: Int32Array;
   private regions = 0;
   private dropEpoch = 0;
-  private pending: { page: number; entry: number; region: Region }[] = [];
+  /** Pages waiting to be compiled, with the virtual page to compile them for. */
+  private pending = new Map<number, { vLo: number; vHi: number }>();
   readonly stats: JitStats = { regions: 0, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
   private readonly imports: object;
   private readonly S: number;
   private readonly table: WasmTable;
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
-  /** Runs the region in `slot`: (slot, dSet, budget) -> instructions retired. */
-  readonly call: (slot: number, dSet: number, budget: number) => number;
+  /** The basic block of the entry `find` returned last (the third argument of `call`). */
+  block = 0;
+  /**
+   * Runs the page function in `slot` from basic block `block`, and the code it chains to:
+   * (slot, dSet, budget, block, iSet) -> instructions retired (wasm.ts, dispatcherBytes).
+   */
+  readonly call: (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
+  /** The chain cache (CHAIN_ENTRIES x pc lo, pc hi, RAM page offset, slot * 1024 + block + 1). */
+  private readonly chain: Int32Array;
 
   constructor(
     private readonly h: HartState,
     memory: WasmMemory,
     stateOffset: number,
     /**
-     * Entries into a pc before it is translated. Compiling a region costs about as much CPU as
-     * interpreting some 20,000 instructions (Liftoff, then TurboFan on V8), so only code entered
-     * this often pays back; measured on the Linux boot (bench/README.md).
+     * Entries into a pc before its page is translated. A page is compiled as a whole, from every
+     * entry into it seen so far; measured on the Linux boot (bench/README.md).
      */
-    readonly hotThreshold = 8192,
-    /** regions kept before the cache is emptied */
-    readonly maxRegions = 8192,
-    /** entries compiled together into one module */
-    readonly batch = 8,
+    readonly hotThreshold = 4096,
+    /** page translations kept before the cache is emptied */
+    readonly maxRegions = 2048,
+    /** pages compiled together into one module */
+    readonly batch = 4,
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
     this.imports = {
@@ -146,11 +177,16 @@ export class Jit {
       },
     };
     this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
-    const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes()), { m: { t: this.table } });
-    this.call = d.exports['call'] as (slot: number, dSet: number, budget: number) => number;
+    const chainAt = stateOffset + STATE_BYTES;
+    if (chainAt + CHAIN_BYTES > memory.buffer.byteLength) throw new JitUnavailableError('no room for the chain cache: RAM must come from createWasmRam');
+    this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * 4);
+    this.clearChain(-1);
+    const layout = { exit: stateOffset + ST_EXIT, tagX: stateOffset + ST_TAGX, paX: stateOffset + ST_PAX, chain: chainAt };
+    const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes(layout)), { m: { t: this.table, mem: memory } });
+    this.call = d.exports['call'] as (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
     this.S = stateOffset;
     h.onCodeDropped = (p) => this.drop(p);
-    h.onFenceI = () => { for (const p of this.live) this.suspect.add(p); };
+    h.onFenceI = () => { for (const p of this.live) this.suspect.add(p); this.clearChain(-1); };
     this.ram32 = new Int32Array(h.ram.buffer, h.ram.byteOffset, h.ramSize >>> 2);
     const n = h.ramSize >>> 12;
     this.pages = new Array<Array<Region | undefined> | undefined>(n).fill(undefined);
@@ -158,7 +194,7 @@ export class Jit {
     this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
   }
 
-  /** After FENCE.I: keeps the page's regions if its bytes are unchanged, else drops them. */
+  /** After FENCE.I: keeps the page's translation if its bytes are unchanged, else drops it. */
   private recheck(page: number): void {
     this.suspect.delete(page);
     const snap = this.snapshot[page];
@@ -170,25 +206,52 @@ export class Jit {
   }
 
   /**
-   * The dispatch slot of the compiled region entered at RAM page `page`, offset `off`, for
-   * virtual page (vLo, vHi); -1 when there is none (yet): the interpreter runs.
+   * The dispatch slot of the translated code entered at RAM page `page`, offset `off`, for
+   * virtual page (vLo, vHi), with its basic block in `this.block`; -1 when there is none (yet):
+   * the interpreter runs.
    */
   find(page: number, off: number, vLo: number, vHi: number): number {
     let rs = this.pages[page];
     if (rs !== undefined && this.suspect.size !== 0 && this.suspect.has(page)) { this.recheck(page); rs = this.pages[page]; }
     if (rs !== undefined) {
       const r = rs[off >>> 1];
-      if (r !== undefined && r.vLo === vLo && r.vHi === vHi) return r.slot;
+      if (r !== undefined && r.code.vLo === vLo && r.code.vHi === vHi && r.code.slot >= 0) {
+        if (r.block < 0) return -1; // starts with an instruction only the interpreter runs
+        this.block = r.block;
+        this.cache(vLo | off, vHi, page, r.code.slot, r.block);
+        return r.code.slot;
+      }
     }
     let heat = this.heat[page];
     if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
     const t = ++heat[off >>> 1]!;
     if (t < this.hotThreshold) return -1;
-    heat[off >>> 1] = 0;
-    return this.translate(page, off, vLo, vHi);
+    heat[off >>> 1] = 1; // still marks the offset as an entry
+    if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
+    if (this.pending.size < this.batch) return -1;
+    this.compilePending();
+    const r = this.pages[page]?.[off >>> 1];
+    if (r === undefined || r.block < 0 || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -1;
+    this.block = r.block;
+    this.cache(vLo | off, vHi, page, r.code.slot, r.block);
+    return r.code.slot;
   }
 
-  /** The regions of a RAM page by entry offset / 2 (for the interpreter's in-page branches). */
+  /** Puts an entry into the chain cache, so translated code that leaves for this pc goes straight on. */
+  private cache(lo: number, hi: number, page: number, slot: number, block: number): void {
+    const e = (((lo >>> 1) ^ (lo >>> 13)) & (CHAIN_ENTRIES - 1)) << 2, c = this.chain;
+    c[e] = lo; c[e + 1] = hi; c[e + 2] = page * 4096; c[e + 3] = slot * 1024 + block + 1;
+  }
+
+  /** Empties the chain cache entries into RAM page `page` (-1: all). */
+  private clearChain(page: number): void {
+    const c = this.chain, at = page * 4096;
+    for (let e = 0; e < c.length; e += 4) {
+      if (page < 0 || c[e + 2] === at) { c[e] = 0; c[e + 1] = 0x40000000; c[e + 2] = -1; c[e + 3] = 0; } // no pc is that
+    }
+  }
+
+  /** The entries into a RAM page's translation by offset / 2 (for the interpreter's in-page branches). */
   regionsOf(page: number): unknown[] | undefined {
     return this.pages[page];
   }
@@ -200,15 +263,14 @@ export class Jit {
     return heat;
   }
 
-  /** Drops the regions of RAM page `page` (its code changed). */
+  /** Drops the translation of RAM page `page` (its code changed). */
   drop(page: number): void {
     const rs = this.pages[page];
     if (rs === undefined) return;
     this.dropEpoch++;
-    let k = 0;
-    for (const r of rs) if (r !== undefined) { k++; this.release(r); }
-    this.regions -= k;
-    this.stats.dropped += k;
+    this.release(rs, page);
+    this.regions--;
+    this.stats.dropped++;
     this.stats.regions = this.regions;
     this.pages[page] = undefined;
     this.snapshot[page] = undefined;
@@ -216,21 +278,24 @@ export class Jit {
     this.suspect.delete(page);
   }
 
-  private release(r: Region): void {
-    if (r.slot < 0) return;
-    this.table.set(r.slot, null);
-    this.freeSlots.push(r.slot);
-    r.slot = -1;
+  private release(rs: Array<Region | undefined>, page: number): void {
+    const code = rs.find((r) => r !== undefined)?.code;
+    if (code === undefined || code.slot < 0) return;
+    if (page >= 0) this.clearChain(page);
+    this.table.set(code.slot, null);
+    this.freeSlots.push(code.slot);
+    code.slot = -1;
   }
 
-  /** Drops every region. */
+  /** Drops every translation. */
   flush(): void {
     this.dropEpoch++;
-    for (const rs of this.pages) if (rs !== undefined) for (const r of rs) if (r !== undefined) this.release(r);
+    for (const rs of this.pages) if (rs !== undefined) this.release(rs, -1);
+    this.clearChain(-1);
     this.pages.fill(undefined);
     this.heat.fill(undefined);
     this.snapshot.fill(undefined);
-    this.pending = [];
+    this.pending.clear();
     this.live.clear();
     this.suspect.clear();
     this.regions = 0;
@@ -250,45 +315,34 @@ export class Jit {
     return { off, w: d.w, imm: d.imm, len: 2, kind: kindOf(d.w & 0xff) };
   }
 
-  /** Queues the entry for translation; compiles the queue once it holds `batch` entries. */
-  private translate(page: number, entry: number, vLo: number, vHi: number): number {
-    if (this.regions >= this.maxRegions) this.flush();
-    const region: Region = { slot: -1, vLo, vHi };
-    let rs = this.pages[page];
-    if (rs === undefined) { rs = new Array<Region | undefined>(2048); this.pages[page] = rs; this.live.add(page); }
-    const old = rs[entry >>> 1];
-    if (old === undefined) { this.regions++; this.stats.regions = this.regions; }
-    else this.release(old);
-    rs[entry >>> 1] = region;
-    this.pending.push({ page, entry, region });
-    if (this.pending.length >= this.batch) this.compilePending();
-    return region.slot;
-  }
-
-  /** Decodes the region entered at `entry` and emits its function body (undefined: nothing to translate). */
-  private plan(page: number, entry: number, vLo: number, vHi: number): Uint8Array | undefined {
+  /**
+   * Decodes RAM page `page` from every entry seen into it and emits its function body, with
+   * the basic block of each entry; undefined when no entry starts with translatable code.
+   */
+  private plan(page: number, vLo: number, vHi: number): { body: Uint8Array; entries: Map<number, number> } | undefined {
     const base = page * 4096;
-    // 1. Find the basic-block leaders reachable from the entry inside this page.
-    const leaders = new Set<number>([entry]);
-    const work = [entry];
-    let scanned = 0;
+    const heat = this.heat[page];
+    // 1. The basic-block leaders: the entries, and every branch target reachable from them
+    // inside this page.
+    const leaders = new Set<number>();
+    const work: number[] = [];
+    if (heat !== undefined) for (let i = 0; i < 2048; i++) if (heat[i] !== 0) { leaders.add(2 * i); work.push(2 * i); }
+    const entries = [...leaders];
     while (work.length > 0) {
       let o = work.pop()!;
-      for (;;) {
+      for (let k = 0; ; k++) {
         const d = this.decodeAt(base, o);
-        scanned++;
         if (d.kind === K_PLAIN) {
           o += d.len;
-          if (o >= 4096 || leaders.has(o)) break;
+          if (o >= 4096 || leaders.has(o) || k >= MAX_INSNS) break;
           continue;
         }
-        if ((d.kind === K_BRANCH || d.kind === K_JAL) && scanned < MAX_INSNS) {
-          const add = (t: number) => {
-            if (t >= 0 && t < 4096 && !leaders.has(t) && leaders.size < MAX_BLOCKS) { leaders.add(t); work.push(t); }
-          };
-          add(o + d.imm);
-          if (d.kind === K_BRANCH) add(o + d.len);
-        }
+        const add = (t: number) => {
+          if (t >= 0 && t < 4096 && !leaders.has(t) && leaders.size < MAX_BLOCKS) { leaders.add(t); work.push(t); }
+        };
+        // The fall-through of a conditional branch is translated with it; a taken target only
+        // once it has been entered (it has heat): cold paths stay out of the compiled code.
+        if (d.kind === K_BRANCH) add(o + d.len);
         break;
       }
     }
@@ -308,49 +362,74 @@ export class Jit {
       }
       return list;
     });
-    if (blocks[index.get(entry)!]![0]!.kind === K_STOP) return undefined;
+    // Entries whose first instruction only the interpreter runs get block -1.
+    const entryBlocks = new Map<number, number>();
+    let any = false;
+    for (const e of entries) {
+      const b = index.get(e)!;
+      const run = blocks[b]![0]!.kind !== K_STOP;
+      entryBlocks.set(e, run ? b : -1);
+      any ||= run;
+    }
+    if (!any) return undefined;
     this.h.markCode(page);
-    if (this.snapshot[page] === undefined) this.snapshot[page] = this.ram32.slice(page * 1024, page * 1024 + 1024);
-    return this.emit(starts, blocks, index, entry, vLo, vHi);
+    this.snapshot[page] = this.ram32.slice(page * 1024, page * 1024 + 1024);
+    return { body: this.emit(blocks, index, vLo, vHi), entries: entryBlocks };
   }
 
-  /** Compiles the queued entries into one module (one compile and instantiation for the lot). */
+  /** Compiles the pages waiting into one module (one compile and instantiation for the lot). */
   compilePending(): void {
-    const todo = this.pending;
-    if (todo.length === 0) return;
-    this.pending = [];
-    const bodies: Uint8Array[] = [], regions: Region[] = [];
-    for (const p of todo) {
-      if (this.pages[p.page]?.[p.entry >>> 1] !== p.region) continue; // dropped meanwhile
-      const body = this.plan(p.page, p.entry, p.region.vLo, p.region.vHi);
-      if (body === undefined) continue; // starts with an instruction only the interpreter runs
-      bodies.push(body);
-      regions.push(p.region);
+    if (this.pending.size === 0) return;
+    const todo = [...this.pending];
+    this.pending.clear();
+    const bodies: Uint8Array[] = [], plans: Array<{ page: number; code: PageCode; entries: Map<number, number> }> = [];
+    for (const [page, v] of todo) {
+      const p = this.plan(page, v.vLo, v.vHi);
+      if (p === undefined) continue;
+      bodies.push(p.body);
+      plans.push({ page, code: { slot: -1, vLo: v.vLo, vHi: v.vHi }, entries: p.entries });
     }
     if (bodies.length === 0) return;
     const bytes = moduleBytes(bodies);
     const inst = new wasmApi!.Instance(new wasmApi!.Module(bytes), this.imports);
-    regions.forEach((r, i) => {
+    plans.forEach((p, i) => {
+      const old = this.pages[p.page];
+      if (old !== undefined) this.release(old, p.page);
+      else {
+        if (this.regions >= this.maxRegions) this.flushKeeping(p.page);
+        this.regions++;
+        this.live.add(p.page);
+      }
       let slot = this.freeSlots.pop();
       if (slot === undefined) {
         slot = this.nextSlot++;
         if (slot >= this.table.length) this.table.grow(this.table.length);
       }
       this.table.set(slot, inst.exports[`f${i}`]);
-      r.slot = slot;
+      p.code.slot = slot;
+      const rs = new Array<Region | undefined>(2048);
+      for (const [off, block] of p.entries) rs[off >>> 1] = { code: p.code, block };
+      this.pages[p.page] = rs;
     });
+    this.stats.regions = this.regions;
     this.stats.compiled += bodies.length;
     this.stats.modules++;
     this.stats.wasmBytes += bytes.length;
   }
 
+  /** The cache is full: drops every translation, but keeps the entries seen into `page`. */
+  private flushKeeping(page: number): void {
+    const heat = this.heat[page], snap = this.snapshot[page];
+    this.flush();
+    this.heat[page] = heat;
+    this.snapshot[page] = snap;
+  }
+
   // ------------------------------------------------------------------ code generation
 
-  private emit(starts: number[], blocks: Insn[][], index: Map<number, number>, entry: number, vLo: number, vHi: number): Uint8Array {
+  private emit(blocks: Insn[][], index: Map<number, number>, vLo: number, vHi: number): Uint8Array {
     const S = this.S;
     const e = new Bytes();
-    const vbase = (BigInt(vHi) << 32n) | BigInt(vLo >>> 0);
-    const pcAt = (off: number) => BigInt.asIntN(64, vbase + BigInt(off));
     const K = blocks.length;
     const used = new Uint8Array(33), written = new Uint8Array(33);
     for (const b of blocks) {
@@ -368,13 +447,18 @@ export class Jit {
     const i32c = (v: number) => { op(W.i32Const); e.s32(v); };
     const i64c = (v: number) => { op(W.i64Const); e.s32(v); }; // sign-extended 32-bit value
     const i64big = (v: bigint) => { op(W.i64Const); e.sbig(v); };
+    /** i64.const of the virtual address at page offset `off` (which may leave the page). */
+    const pcConst = (off: number) => {
+      const r = (vLo >>> 0) + off;
+      op(W.i64Const); e.s64(r | 0, (vHi + Math.floor(r / 4294967296)) | 0);
+    };
     const mem = (code: number, align: number, offset: number) => { op(code); e.u32(align); e.u32(offset); };
     const get = (x: number) => { if (x === 0) i64c(0); else lget(L_X + x); };
     const set = (x: number) => lset(L_X + x);
 
-    // locals: 5 x i32, then 4 temps + npc + 31 registers as i64
+    // locals: 4 x i32, then 4 temps + npc + 31 registers as i64
     e.u32(2);
-    e.u32(5); e.byte(T_I32);
+    e.u32(4); e.byte(T_I32);
     e.u32(5 + 31); e.byte(T_I64);
     // prologue: registers in
     for (let x = 1; x < 32; x++) {
@@ -383,91 +467,109 @@ export class Jit {
       i32c(0); mem(W.i64Load32U, 2, S + ST_XH + 4 * x);
       i64c(32); op(W.i64Shl); op(W.i64Or); set(x);
     }
-    i32c(index.get(entry)!); lset(L_IDX);
 
-    op(W.loop); e.byte(T_VOID);
+    // block $exit { block $interp { loop { block b(K-1) ... block b0 { br_table } code 0 } ...
+    // code K-1 } } (to the interpreter) } epilogue. Every block's code ends in a branch.
     op(W.block); e.byte(T_VOID); // $exit
+    op(W.block); e.byte(T_VOID); // $interp
+    op(W.loop); e.byte(T_VOID);
     for (let i = K - 1; i >= 0; i--) { op(W.block); e.byte(T_VOID); }
     lget(L_IDX);
     op(W.brTable); e.u32(K);
     for (let i = 0; i < K; i++) e.u32(i);
-    e.u32(K);
+    e.u32(K - 1);
     op(W.end); // end of $b0: block 0's code follows
 
-    for (let i = 0; i < K; i++) {
+    // Emission state, shared by the helpers below (closures made once per function, not per
+    // instruction: making them is a good part of the emitter's cost).
+    let i = 0, depth = 0; // block index; extra nesting (if) inside the block's code
+    let rd = 0, rs1 = 0, rs2 = 0, imm = 0, o = 0, k = 0;
+    const brLoop = () => { op(W.br); e.u32(K - 1 - i + depth); };
+    const brExit = () => { op(W.br); e.u32(K + 1 - i + depth); };
+    const addN = (k: number) => { if (k !== 0) { lget(L_N); i32c(k); op(W.i32Add); lset(L_N); } };
+    /** Leaves with pc = offset `off` of this page, after `k` more instructions retired. */
+    const exitAt = (off: number, k: number, reason: number) => {
+      pcConst(off); lset(L_NPC);
+      if (reason !== 0) { i32c(reason); lset(L_REASON); }
+      addN(k);
+      brExit();
+    };
+    /** Continues at page offset t after k instructions (a block of this function, else exit). */
+    const goTo = (t: number, k: number) => {
+      const j = index.get(t);
+      if (j === undefined || t < 0 || t >= 4096) { exitAt(t, k, 0); return; }
+      addN(k);
+      i32c(j); lset(L_IDX);
+      brLoop();
+    };
+    const ifThen = (body: () => void) => {
+      op(W.if); e.byte(T_VOID); depth++;
+      body();
+      depth--; op(W.end);
+    };
+    /**
+     * Leaves to the interpreter at page offset `off` after `k` more instructions: the pair goes
+     * in one local and the exit code after $interp makes pc and the count of it (a few bytes
+     * per exit where a full exit takes twenty: every load and store has one).
+     */
+    const toInterp = (off: number, k: number) => {
+      i32c(off | (k << 12)); lset(L_VPN);
+      op(W.br); e.u32(K - i + depth);
+    };
+    const exitInterpret = () => toInterp(o, k);
+    const bin = (wop: number) => { if (rd === 32) return; get(rs1); get(rs2); op(wop); set(rd); };
+    const binI = (wop: number) => { if (rd === 32) return; get(rs1); i64c(imm); op(wop); set(rd); };
+    const cmp = (wop: number, useImm: boolean) => {
+      if (rd === 32) return;
+      get(rs1); if (useImm) i64c(imm); else get(rs2); op(wop); op(W.i64ExtendI32U); set(rd);
+    };
+    const w32 = (wop: number, useImm: boolean) => {
+      if (rd === 32) return;
+      get(rs1); op(W.i32WrapI64);
+      if (useImm) i32c(imm); else { get(rs2); op(W.i32WrapI64); }
+      op(wop); op(W.i64ExtendI32S); set(rd);
+    };
+    /** Inline Sv39 TLB lookup of address local L_T0; leaves the RAM offset on the stack. */
+    const tlb = (size: number, tag: number, pa: number) => {
+      lget(L_T0); i64c(12); op(W.i64ShrU); op(W.i32WrapI64); i32c(0x7ffffff); op(W.i32And); lset(L_VPN);
+      lget(L_DSET); lget(L_VPN); i32c(255); op(W.i32And); op(W.i32Or); i32c(2); op(W.i32Shl); lset(L_TI);
+      lget(L_TI); mem(W.i32Load, 2, S + tag); lget(L_VPN); i32c(1); op(W.i32Add); op(W.i32Eq);
+      lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); i32c(4096 - size); op(W.i32LeU); op(W.i32And);
+      lget(L_T0); i64c(25); op(W.i64Shl); i64c(25); op(W.i64ShrS); lget(L_T0); op(W.i64Eq); op(W.i32And);
+      op(W.i32Eqz);
+      ifThen(() => {
+        // Missed: the hart walks the page table and fills the TLB (RAM pages only, no
+        // fault taken); if the entry still is not there, the interpreter does the access.
+        lget(L_T0); op(W.i32WrapI64); lget(L_T0); i64c(32); op(W.i64ShrU); op(W.i32WrapI64);
+        i32c(tag === ST_TAGR ? 0 : 1); i32c(size); op(W.call); e.u32(0);
+        op(W.i32Eqz);
+        ifThen(exitInterpret);
+      });
+      lget(L_TI); mem(W.i32Load, 2, S + pa);
+      lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
+    };
+    const addr = () => { get(rs1); i64c(imm); op(W.i64Add); lset(L_T0); };
+
+    for (i = 0; i < K; i++) {
       const blk = blocks[i]!;
-      let depth = 0; // extra nesting (if) inside the block's code
-      const brExit = () => { op(W.br); e.u32(K - 1 - i + depth); };
-      const brLoop = () => { op(W.br); e.u32(K - i + depth); };
-      const addN = (k: number) => { if (k !== 0) { lget(L_N); i32c(k); op(W.i32Add); lset(L_N); } };
-      /** Leaves with pc = offset `off` of this page, after `k` more instructions retired. */
-      const exitAt = (off: number, k: number, reason: number) => {
-        i64big(pcAt(off)); lset(L_NPC);
-        if (reason !== 0) { i32c(reason); lset(L_REASON); }
-        addN(k);
-        brExit();
-      };
-      /** Continues at page offset t after k instructions (a block of this region, else exit). */
-      const goTo = (t: number, k: number) => {
-        const j = index.get(t);
-        if (j === undefined || t < 0 || t >= 4096) { exitAt(t, k, 0); return; }
-        addN(k);
-        i32c(j); lset(L_IDX);
-        brLoop();
-      };
-      const ifThen = (body: () => void) => {
-        op(W.if); e.byte(T_VOID); depth++;
-        body();
-        depth--; op(W.end);
-      };
+      depth = 0;
       const len = blk.length;
       // The whole block must fit in the budget, else the interpreter runs the rest of it.
       lget(L_N); i32c(len); op(W.i32Add); lget(L_BUDGET); op(W.i32GtU);
-      ifThen(() => exitAt(blk[0]!.off, 0, EXIT_INTERPRET));
+      ifThen(() => toInterp(blk[0]!.off, 0));
 
       let ended = false;
-      for (let k = 0; k < len; k++) {
+      for (k = 0; k < len; k++) {
         const d = blk[k]!;
-        const w = d.w, imm = d.imm, o = d.off;
-        const rd = (w >>> 8) & 63, rs1 = (w >>> 14) & 31, rs2 = (w >>> 19) & 31;
+        const w = d.w;
+        imm = d.imm; o = d.off;
+        rd = (w >>> 8) & 63; rs1 = (w >>> 14) & 31; rs2 = (w >>> 19) & 31;
         const code = w & 0xff;
-        if (d.kind === K_STOP) { exitAt(o, k, EXIT_INTERPRET); ended = true; break; }
-        const bin = (wop: number) => { if (rd === 32) return; get(rs1); get(rs2); op(wop); set(rd); };
-        const binI = (wop: number) => { if (rd === 32) return; get(rs1); i64c(imm); op(wop); set(rd); };
-        const cmp = (wop: number, useImm: boolean) => {
-          if (rd === 32) return;
-          get(rs1); if (useImm) i64c(imm); else get(rs2); op(wop); op(W.i64ExtendI32U); set(rd);
-        };
-        const w32 = (wop: number, useImm: boolean) => {
-          if (rd === 32) return;
-          get(rs1); op(W.i32WrapI64);
-          if (useImm) i32c(imm); else { get(rs2); op(W.i32WrapI64); }
-          op(wop); op(W.i64ExtendI32S); set(rd);
-        };
-        /** Inline Sv39 TLB lookup of address local L_T0; leaves the RAM offset on the stack. */
-        const tlb = (size: number, tag: number, pa: number) => {
-          lget(L_T0); i64c(12); op(W.i64ShrU); op(W.i32WrapI64); i32c(0x7ffffff); op(W.i32And); lset(L_VPN);
-          lget(L_DSET); lget(L_VPN); i32c(255); op(W.i32And); op(W.i32Or); i32c(2); op(W.i32Shl); lset(L_TI);
-          lget(L_TI); mem(W.i32Load, 2, S + tag); lget(L_VPN); i32c(1); op(W.i32Add); op(W.i32Eq);
-          lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); i32c(4096 - size); op(W.i32LeU); op(W.i32And);
-          lget(L_T0); i64c(25); op(W.i64Shl); i64c(25); op(W.i64ShrS); lget(L_T0); op(W.i64Eq); op(W.i32And);
-          op(W.i32Eqz);
-          ifThen(() => {
-            // Missed: the hart walks the page table and fills the TLB (RAM pages only, no
-            // fault taken); if the entry still is not there, the interpreter does the access.
-            lget(L_T0); op(W.i32WrapI64); lget(L_T0); i64c(32); op(W.i64ShrU); op(W.i32WrapI64);
-            i32c(tag === ST_TAGR ? 0 : 1); i32c(size); op(W.call); e.u32(0);
-            op(W.i32Eqz);
-            ifThen(() => exitAt(o, k, EXIT_INTERPRET));
-          });
-          lget(L_TI); mem(W.i32Load, 2, S + pa);
-          lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
-        };
-        const addr = () => { get(rs1); i64c(imm); op(W.i64Add); lset(L_T0); };
+        if (d.kind === K_STOP) { toInterp(o, k); ended = true; break; }
         switch (code) {
           case 89: if (rd !== 32) { get(rs1); set(rd); } break; // MV
           case 1: if (rd !== 32) { i64c(imm); set(rd); } break; // LUI
-          case 2: if (rd !== 32) { i64big(pcAt(o + imm)); set(rd); } break; // AUIPC
+          case 2: if (rd !== 32) { pcConst(o + imm); set(rd); } break; // AUIPC
           case 22: binI(W.i64Add); break; // ADDI
           case 23: cmp(W.i64LtS, true); break; // SLTI
           case 24: cmp(W.i64LtU, true); break; // SLTIU
@@ -588,14 +690,14 @@ export class Jit {
             break;
           }
           case 3: { // JAL
-            if (rd !== 32) { i64big(pcAt(o + d.len)); set(rd); }
+            if (rd !== 32) { pcConst(o + d.len); set(rd); }
             goTo(o + imm, k + 1);
             ended = true;
             break;
           }
           case 4: { // JALR: target computed before rd is written (rd may be rs1)
             get(rs1); i64c(imm); op(W.i64Add); i64c(-2); op(W.i64And); lset(L_NPC);
-            if (rd !== 32) { i64big(pcAt(o + d.len)); set(rd); }
+            if (rd !== 32) { pcConst(o + d.len); set(rd); }
             addN(k + 1);
             brExit();
             ended = true;
@@ -625,10 +727,14 @@ export class Jit {
         else if (index.get(next) === i + 1) addN(len);
         else goTo(next, len);
       }
-      op(W.end); // closes $b(i+1), or $exit after the last block
+      op(W.end); // closes $b(i+1), or the loop after the last block
       if (i === K - 1) break;
     }
-    // after $exit: epilogue, still inside the loop (which then falls out)
+    op(W.end); // $interp: pc = this page + (L_VPN & 0xfff), n += L_VPN >>> 12
+    pcConst(0); lget(L_VPN); i32c(0xfff); op(W.i32And); op(W.i64ExtendI32U); op(W.i64Add); lset(L_NPC);
+    lget(L_N); lget(L_VPN); i32c(12); op(W.i32ShrU); op(W.i32Add); lset(L_N);
+    i32c(EXIT_INTERPRET); lset(L_REASON);
+    op(W.end); // $exit: epilogue
     i32c(0); lget(L_NPC); mem(W.i64Store, 3, S + ST_EXIT);
     i32c(0); lget(L_REASON); mem(W.i32Store, 2, S + ST_EXIT + 8);
     for (let x = 1; x < 32; x++) {
@@ -636,7 +742,6 @@ export class Jit {
       i32c(0); get(x); mem(W.i64Store32, 2, S + ST_XL + 4 * x);
       i32c(0); get(x); i64c(32); op(W.i64ShrU); mem(W.i64Store32, 2, S + ST_XH + 4 * x);
     }
-    op(W.end); // loop
     lget(L_N);
     op(W.end); // function
     return e.view().slice();

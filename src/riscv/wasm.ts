@@ -105,7 +105,7 @@ export class Bytes {
 }
 
 /**
- * Wraps function bodies into a module: each of type (i32, i32) -> i32, memory imported as
+ * Wraps function bodies into a module: each of type (i32, i32, i32) -> i32, memory imported as
  * "m"."mem", function 0 imported as "m"."fill" (i32 x4 -> i32), body i is function i + 1 and
  * exported as "f<i>". A body is without its size prefix: local declarations, then code, `end`.
  */
@@ -118,7 +118,7 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
     m.bytes(content);
   };
   const vec = (fill: (b: Bytes) => void) => { const b = new Bytes(); fill(b); return b.view(); };
-  section(1, Uint8Array.from([2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32]));
+  section(1, Uint8Array.from([2, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32]));
   // import "m" "mem" memory, limits min 0 (no max: the memory object decides); "m" "fill" func type 1
   section(2, Uint8Array.from([2, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00, 1, 0x6d, 4, 0x66, 0x69, 0x6c, 0x6c, 0x00, 1]));
   section(3, vec((b) => { b.u32(bodies.length); for (let i = 0; i < bodies.length; i++) b.byte(0); }));
@@ -136,20 +136,69 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
   return m.view().slice();
 }
 
+/** Where the dispatcher finds the exit record, the fetch TLB and the chain cache in memory. */
+export interface DispatchLayout {
+  /** exit record: pc (lo, hi), reason (0: go on at pc) */
+  exit: number;
+  tagX: number;
+  paX: number;
+  /** chain cache: CHAIN_ENTRIES entries of pc lo, pc hi, RAM page offset, slot * 1024 + block + 1 */
+  chain: number;
+}
+
+export const CHAIN_ENTRIES = 4096, CHAIN_BYTES = CHAIN_ENTRIES * 16;
+
 /**
- * The dispatcher module: `call(slot, a, b)` does `call_indirect` through the imported table
- * "m"."t". JavaScript then calls one exported function for every region (one call site, one
- * JS-to-wasm wrapper), and the hop into the region's own module is a wasm-to-wasm call.
+ * The dispatcher module: `call(slot, dSet, budget, block, iSet)` runs the page function in
+ * `slot` from `block` through the imported table "m"."t", and as long as it leaves with reason
+ * 0 (go on at pc) and budget left, looks the new pc up in the chain cache and runs that code
+ * too, without coming back to JavaScript. A cache entry counts only while the fetch TLB still
+ * maps its pc to the RAM page it was made for (the same check as HartState.fetchPage). Returns
+ * the instructions retired; the exit record holds where it stopped. JavaScript calls one
+ * exported function for every entry (one call site, one JS-to-wasm wrapper).
  */
-export function dispatcherBytes(): Uint8Array {
+export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
-  const section = (id: number, content: number[]) => { m.byte(id); m.u32(content.length); m.bytes(content); };
-  section(1, [2, 0x60, 2, T_I32, T_I32, 1, T_I32, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32]);
-  section(2, [1, 1, 0x6d, 1, 0x74, 0x01, 0x70, 0x00, 0x00]); // import "m" "t" table funcref min 0
+  const section = (id: number, content: number[] | Uint8Array) => { m.byte(id); m.u32(content.length); m.bytes(content); };
+  section(1, [2, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32, 0x60, 5, T_I32, T_I32, T_I32, T_I32, T_I32, 1, T_I32]);
+  // import "m" "t" table funcref min 0; "m" "mem" memory min 0
+  section(2, [2, 1, 0x6d, 1, 0x74, 0x01, 0x70, 0x00, 0x00, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00]);
   section(3, [1, 1]);
   section(7, [1, 4, 0x63, 0x61, 0x6c, 0x6c, 0x00, 0]); // export "call"
-  const body = [0, W.localGet, 1, W.localGet, 2, W.localGet, 0, 0x11, 0, 0, W.end]; // call_indirect type 0 table 0
-  section(10, [1, body.length, ...body]);
+  // params 0 slot, 1 dSet, 2 budget, 3 block, 4 iSet; i32 locals 5 n, 6 lo, 7 hi, 8 entry, 9 vpn, 10 tlb index, 11 packed
+  const b = new Bytes();
+  b.u32(1); b.u32(7); b.byte(T_I32);
+  const get = (l: number) => { b.byte(W.localGet); b.u32(l); };
+  const set = (l: number) => { b.byte(W.localSet); b.u32(l); };
+  const c = (v: number) => { b.byte(W.i32Const); b.s32(v); };
+  const load = (offset: number) => { b.byte(W.i32Load); b.u32(2); b.u32(offset); };
+  const leaveIf = () => { b.byte(W.if); b.byte(T_VOID); get(5); b.byte(W.return); b.byte(W.end); };
+  b.byte(W.loop); b.byte(T_VOID);
+  get(1); get(2); get(5); b.byte(W.i32Sub); get(3); get(0);
+  b.byte(0x11); b.u32(0); b.u32(0); // call_indirect type 0 table 0
+  get(5); b.byte(W.i32Add); set(5);
+  c(0); load(at.exit + 8); leaveIf(); // to the interpreter
+  get(5); get(2); b.byte(W.i32GeU); leaveIf(); // budget spent
+  c(0); load(at.exit); set(6);
+  c(0); load(at.exit + 4); set(7);
+  get(6); c(1); b.byte(W.i32ShrU); get(6); c(13); b.byte(W.i32ShrU); b.byte(W.i32Xor); c(CHAIN_ENTRIES - 1); b.byte(W.i32And); c(4); b.byte(W.i32Shl); set(8);
+  get(8); load(at.chain); get(6); b.byte(W.i32Ne); leaveIf();
+  get(8); load(at.chain + 4); get(7); b.byte(W.i32Ne); leaveIf();
+  get(7); c(0x7f); b.byte(W.i32And); c(20); b.byte(W.i32Shl); get(6); c(12); b.byte(W.i32ShrU); b.byte(W.i32Or); set(9);
+  get(4); get(9); c(255); b.byte(W.i32And); b.byte(W.i32Or); c(2); b.byte(W.i32Shl); set(10);
+  get(10); load(at.tagX); get(9); c(1); b.byte(W.i32Add); b.byte(W.i32Ne); leaveIf();
+  get(10); load(at.paX); get(8); load(at.chain + 8); b.byte(W.i32Ne); leaveIf();
+  get(8); load(at.chain + 12); c(1); b.byte(W.i32Sub); set(11);
+  get(11); c(10); b.byte(W.i32ShrU); set(0);
+  get(11); c(1023); b.byte(W.i32And); set(3);
+  b.byte(W.br); b.u32(0);
+  b.byte(W.end); // loop
+  get(5);
+  b.byte(W.end);
+  const body = b.view();
+  const code = new Bytes();
+  code.u32(1); code.u32(body.length); code.bytes(body);
+  section(10, code.view());
   return m.view().slice();
 }

@@ -25,9 +25,9 @@ const HANDLER = 0x3000;
 const SCRATCH = 0x12000; // x29 points here; accesses reach 2 KiB either side
 const BAD = 0x1000_0000; // x28: nothing answers there (bare) / unmapped (Sv39)
 
-function makeHart(engine: CpuEngine): { hart: Hart; bytes: Uint8Array } {
+function makeHart(engine: CpuEngine, hotThreshold = 1): { hart: Hart; bytes: Uint8Array } {
   const ram = engine === 'wasm' ? createWasmRam(BASE, RAM) : { base: BASE, bytes: new Uint8Array(RAM) };
-  return { hart: new Hart({ ram, engine, hotThreshold: 1, batch: 1 }), bytes: ram.bytes };
+  return { hart: new Hart({ ram, engine, hotThreshold, batch: 1 }), bytes: ram.bytes };
 }
 
 const POOL = Array.from({ length: 27 }, (_, i) => i + 1); // x1..x27; x28-x31 have jobs
@@ -273,6 +273,40 @@ describe('translated code and changing code', () => {
     };
     const a = run('interp'), b = run('wasm');
     expect(a.calls).toBeGreaterThan(1000);
+    expect(b).toEqual(a);
+  });
+
+  it('a virtual page mapped to other code after SFENCE runs the new code, also where translated code chains to it', () => {
+    const run = (engine: CpuEngine) => {
+      // The new code is interpreted a while before it is translated: meanwhile the caller's
+      // code must not chain to the old page's translation.
+      const { hart, bytes } = makeHart(engine, 64);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      // main at 0x0 calls VA 0x80201000 (not in main's fetch TLB slot) forever; it first maps
+      // the page at 0x1000 (x13 += 1), then the page at 0x2000 (x13 += 100)
+      put(bytes, 0, [JALR(1, 6, 0), ADDI(12, 12, 1), J(-8, 0)]);
+      put(bytes, 0x1000, [ADDI(13, 13, 1), JALR(0, 1, 0)]);
+      put(bytes, 0x2000, [ADDI(13, 13, 100), JALR(0, 1, 0)]);
+      const root = 0x100000, l1 = 0x101000, l0 = 0x102000, l0b = 0x103000;
+      const pte = (pa: number, flags: number) => (((BASE + pa) / 4096) * 1024 + flags) | 0;
+      dv.setInt32(root + 2 * 8, pte(l1, 1), true);
+      dv.setInt32(l1, pte(l0, 1), true);
+      dv.setInt32(l1 + 8, pte(l0b, 1), true);
+      for (let p = 0; p < 512; p++) dv.setInt32(l0 + 8 * p, pte(p * 4096, 0xcf), true);
+      dv.setInt32(l0b + 8, pte(0x1000, 0xcf), true);
+      hart.satpMode = 8; hart.satpPpn = (BASE + root) / 4096; hart.priv = 1; hart.updateModes();
+      hart.xl[6] = (BASE + 0x201000) | 0;
+      hart.setPc(BASE);
+      for (let i = 0; i < 50; i++) hart.run(61);
+      const before = hart.xl[13]!;
+      dv.setInt32(l0b + 8, pte(0x2000, 0xcf), true); // as the kernel would, then SFENCE.VMA
+      hart.flushTlb();
+      for (let i = 0; i < 50; i++) hart.run(61);
+      return { before, after: hart.xl[13], calls: hart.xl[12], instret: hart.instret };
+    };
+    const a = run('interp'), b = run('wasm');
+    expect(a.calls).toBeGreaterThan(1000);
+    expect(a.after! - a.before).toBeGreaterThan(100 * 500);
     expect(b).toEqual(a);
   });
 
