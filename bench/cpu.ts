@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { Hart, type CpuEngine } from '../src/riscv/hart.js';
 import { loadTestProgram } from '../src/riscv/htif.js';
 import { createWasmRam } from '../src/riscv/jit.js';
+import { tuneV8ForTranslator } from '../src/node/v8-tuning.js';
+
+tuneV8ForTranslator(); // as `storvm --cpu wasm` runs
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'cpu-guest');
 const image = new Uint8Array(readFileSync(join(dir, 'cpu.elf')));

@@ -21,6 +21,7 @@ import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './lab/trace.js';
 import { nodeCodec, nodeHost } from './host.js';
 import { openDiskImage, type OpenedImage } from './image-disk.js';
 import { UsageError, type MachineArgs } from './options.js';
+import { tuneV8ForTranslator } from './v8-tuning.js';
 
 const GUEST_IMAGES = new URL('../../guest-images/', import.meta.url);
 
@@ -133,6 +134,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     };
     const newMachine = (opts: MachineOptions): Machine => {
       try {
+        if ((opts.cpu ?? DEFAULT_CPU) === 'wasm') tuneV8ForTranslator();
         return new Machine(opts);
       } catch (e) {
         throw new UsageError((e as Error).message);
@@ -281,6 +283,7 @@ async function restoreFromCache(
     const opts: RestoreOptions = { devices: makeDevices(recorders), host: nodeHost, onConsole, codec: nodeCodec };
     if (args.deterministic) opts.deterministic = true;
     if (args.cpu !== undefined) opts.cpu = args.cpu;
+    if ((args.cpu ?? DEFAULT_CPU) === 'wasm') tuneV8ForTranslator();
     const machine = await Machine.restore(snapshot, opts);
     for (const r of recorders) r.bootCacheMode = false;
     if (header.console !== '') onConsole(Buffer.from(header.console, 'base64'));
@@ -308,6 +311,7 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
   const opts: RestoreOptions = { devices, host: nodeHost, onConsole, codec: nodeCodec };
   if (args.deterministic) opts.deterministic = true;
   if (args.cpu !== undefined) opts.cpu = args.cpu;
+  if (args.cpu !== 'interp') tuneV8ForTranslator(); // the snapshot may say 'wasm'
   return Machine.restore(bytes, opts);
 }
 
