@@ -73,8 +73,8 @@ export interface MachineOptions {
 
 /**
  * The default CPU engine, chosen by measurement (bench/README.md, 2026-12-01): the translator
- * runs compute loops 4-6x faster, but the boot and kernel-heavy work (dd, fork+exec) 15-40%
- * slower, and those are most of what this machine runs.
+ * runs compute loops 5x and shell loops 1.8x faster, the boot at the same cost, but syscall-heavy
+ * work such as dd a third slower, and booting and I/O are most of what this machine runs.
  */
 export const DEFAULT_CPU: CpuEngine = 'interp';
 
