@@ -105,6 +105,9 @@ export class Hart extends HartState {
     let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
     const hot = jit === undefined ? 0 : jit.hotThreshold;
     let interpretNext = false;
+    // Traps taken in this call: a trap vector whose first instruction traps again retires
+    // nothing, so the call also ends after `limit` traps and the host gets control back.
+    let traps = 0;
     outer: while (n < limit) {
       const pending = (this.mipSw | this.mipExt) & this.mie;
       if (this.waiting) {
@@ -120,6 +123,7 @@ export class Hart extends HartState {
       } catch (e) {
         if (e !== TRAP) throw e;
         this.takeTrap();
+        if (++traps >= limit) break;
         continue;
       }
       const ramPage = pageOff >>> 12;
@@ -429,6 +433,7 @@ export class Hart extends HartState {
         this.busTouched = false;
         this.pcLo = pageLo | off; this.pcHi = pch;
         this.takeTrap();
+        if (++traps >= limit) break;
       }
     }
     this.instret = base + n;

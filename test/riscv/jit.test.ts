@@ -324,6 +324,21 @@ describe('translated code and changing code', () => {
     expect(hart.jit!.stats.flushes).toBeGreaterThan(0);
   });
 
+  for (const engine of ['interp', 'wasm'] as const) {
+    it(`run() returns when every trap traps again (a vector at an illegal instruction or outside RAM), ${engine}`, () => {
+      const { hart, bytes } = makeHart(engine);
+      bytes.fill(0, 0, 0x2000); // all-zero parcels are illegal
+      hart.c64[C_MTVEC] = (BASE + 0x1000) | 0; // an illegal instruction: traps to itself
+      hart.setPc(BASE);
+      expect(hart.run(1000)).toBe(0);
+      expect(hart.c64[16]).toBe(2); // mcause: illegal instruction
+      hart.c64[C_MTVEC] = 0x1000; // no RAM there: the fetch faults, again and again
+      expect(hart.run(1000)).toBe(0);
+      expect(hart.c64[16]).toBe(1); // instruction access fault
+      expect(hart.instret).toBe(0);
+    });
+  }
+
   it("the 'wasm' engine refuses RAM outside a WebAssembly.Memory", () => {
     expect(() => new Hart({ ram: { base: BASE, bytes: new Uint8Array(1 << 16) }, engine: 'wasm' })).toThrow(/createWasmRam/);
     expect(() => new Hart({ ram: { base: BASE, bytes: new Uint8Array(1 << 16) }, engine: 'jit' as CpuEngine })).toThrow(/unknown CPU engine/);
