@@ -5,7 +5,7 @@
  * `snapshot info` and `boot --restore`.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -144,6 +144,35 @@ describe('snapshots of the booted guest', () => {
       const err = await restoreOn(argv, bad, c).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SnapshotError);
     }
+  });
+
+  it('a virtio-fs share: node ids and open handles come back by path; a handle whose file vanished answers EBADF', { timeout: 300_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-snapvfs-'));
+    writeFileSync(join(dir, 'a.txt'), 'hello-vfs\n');
+    writeFileSync(join(dir, 'gone.txt'), 'soon gone\n');
+    const argv = ['--mem', '64', '--share', `${dir}:virtiofs`];
+    const con = new Console();
+    const a = await launch(parseMachineArgs(argv, false), con.sink);
+    const running = a.machine.run();
+    await con.until('# ');
+    a.machine.input(enc.encode('exec 3</mnt/host/a.txt; exec 4</mnt/host/gone.txt; cd /mnt/host; ls -l >/dev/null; echo vfs-$((1+1))\n'));
+    await con.until('vfs-2');
+    a.machine.stop();
+    await running;
+    const snap = await a.machine.save({ codec: nodeCodec });
+    await a.close();
+    rmSync(join(dir, 'gone.txt'));
+    const c = new Console();
+    const { m, launched } = await restoreOn(argv, snap, c);
+    const r = m.run();
+    m.input(enc.encode('cat <&3; cat a.txt; echo from-restored > b.txt; sync; ls; cat <&4; echo vfs-done-$((2+2))\n'));
+    await c.until('vfs-done-4');
+    m.stop();
+    await r;
+    await launched.close();
+    expect(c.text).toContain('hello-vfs\r\nhello-vfs\r\na.txt  b.txt\r\n');
+    expect(c.text).toMatch(/Bad file descriptor/);
+    expect(readFileSync(join(dir, 'b.txt'), 'utf8')).toBe('from-restored\n');
   });
 
   it('--deterministic: the restored run prints exactly what the uninterrupted run printed after the snapshot, with the same instret and status', { timeout: 180_000 }, async () => {

@@ -13,6 +13,8 @@ import { OverlayDisk } from '../../src/backends/block/overlay-disk.js';
 import { hashDisk } from '../../src/backends/block/identity.js';
 import { VirtioBlk } from '../../src/devices/blk/device.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
+import { VirtioFs } from '../../src/devices/fs/device.js';
+import type { FuseSessionSnapshot } from '../../src/devices/fs/snapshot.js';
 import { FlatRam } from '../../src/memory/flat-ram.js';
 import { decodeRam, encodeRam, ramImageStats } from '../../src/machine/ram-image.js';
 import { crc32, readSnapshot, SNAPSHOT_VERSION, SnapshotError, writeSnapshot } from '../../src/machine/snapshot-format.js';
@@ -272,6 +274,25 @@ describe('9P over an in-memory share', () => {
     expect(new TextDecoder().decode(await c.read(1, 0, 100))).toBe('alpha-beta');
     expect(fresh.nodePath((await fresh.lookup(fresh.rootNode, 'dir')) as never)).toEqual(['dir']);
     await expect(reattach(c.drv, new Virtio9p(new MemFs({ tree: { x: 'y' } })), saved, state)).rejects.toThrow(/not empty/);
+  });
+});
+
+describe('FUSE session state', () => {
+  it('refuses node ids, handles and paths that cannot be the saved session\'s', async () => {
+    const good = new VirtioFs(new MemFs({ tree: { a: 'x' } }), { tag: 't' }).saveState();
+    const st = good.state as { session: FuseSessionSnapshot };
+    const load = (edit: (s: FuseSessionSnapshot) => void) => {
+      const copy = structuredClone(st);
+      edit(copy.session);
+      return new VirtioFs(new MemFs(), { tag: 't' }).loadState({ state: copy, blobs: good.blobs! });
+    };
+    await expect(load(() => {})).resolves.toBeUndefined();
+    await expect(load((s) => s.nodes.push({ id: '1', nlookup: 1, path: [] }))).rejects.toThrow(/node id 1/);
+    await expect(load((s) => s.nodes.push({ id: '5', nlookup: 1, path: ['..'] }))).rejects.toThrow(/node entry/);
+    await expect(load((s) => s.nodes.push({ id: '99999', nlookup: 1, path: ['a'] }))).rejects.toThrow(/node id 99999/);
+    await expect(load((s) => s.handles.push({ fh: '0', dir: false, flags: 0, path: ['a'] }))).rejects.toThrow(/handle 0/);
+    await expect(load((s) => (s.nextId = '-1'))).rejects.toThrow(/id counters/);
+    await expect(new VirtioFs(new MemFs(), { tag: 'other' }).loadState({ state: structuredClone(st), blobs: good.blobs! })).rejects.toThrow(DeviceStateMismatch);
   });
 });
 

@@ -9,7 +9,8 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { DEVICE_ID_FS } from '../../virtio/constants.js';
-import { type DeviceSnapshot, COMMON_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
+import { type DeviceSnapshot, DeviceStateMismatch, COMMON_FEATURES, QueueDevice, readConfigBytes } from '../../virtio/device.js';
+import { loadFuseSession, saveFuseSession } from './snapshot.js';
 import { GuardedOutput } from '../p9/io.js';
 import { FuseServer, type FuseServerOptions } from './server.js';
 
@@ -60,9 +61,26 @@ export class VirtioFs extends QueueDevice {
     this.server = new FuseServer(fs, opts);
   }
 
-  /** Not yet: the FUSE server's node ids and handles are not saved, so a snapshot is refused. */
+  /**
+   * Snapshot state: the tag, the FUSE session (node ids and handles by path, INIT, locks), and for
+   * an in-memory share its files.
+   */
   saveState(): DeviceSnapshot {
-    throw new Error(`virtio-fs share '${this.tag}' can't be saved in a snapshot yet (use a 9p share)`);
+    const contents = this.fs.saveContents?.();
+    return { state: { tag: this.tag, contents: contents !== undefined, session: saveFuseSession(this.server.session, this.fs) }, blobs: contents ? [contents] : [] };
+  }
+
+  async loadState(snap: DeviceSnapshot): Promise<void> {
+    const s = snap.state as { tag?: unknown; contents?: unknown; session?: unknown } | null;
+    if (typeof s !== 'object' || s === null) throw new Error('virtio-fs: malformed state');
+    if (s.tag !== this.tag) throw new DeviceStateMismatch(`share tag '${String(s.tag)}' in the snapshot, '${this.tag}' given`);
+    if (s.contents === true) {
+      const blob = snap.blobs?.[0];
+      if (blob === undefined) throw new Error('virtio-fs: the share contents are missing');
+      if (this.fs.loadContents === undefined) throw new DeviceStateMismatch(`the snapshot carries share '${this.tag}' whole (it was in memory); give an in-memory share`);
+      this.fs.loadContents(blob);
+    }
+    await loadFuseSession(this.server.session, this.fs, s.session);
   }
 
   readConfig(offset: number, size: number): number {

@@ -25,6 +25,8 @@ export class Handle {
   constructor(
     readonly file: FsFile,
     readonly dir: boolean,
+    /** The backend flags it was opened with (O_TRUNC left out), to open it again after a snapshot restore. */
+    readonly flags = 0,
   ) {}
 }
 
@@ -112,10 +114,34 @@ export class FuseSession {
     return h;
   }
 
-  addHandle(file: FsFile, dir: boolean): bigint {
+  addHandle(file: FsFile, dir: boolean, flags = 0): bigint {
     const fh = this.nextFh++;
-    this.handles.set(fh, new Handle(file, dir));
+    this.handles.set(fh, new Handle(file, dir, flags));
     return fh;
+  }
+
+  /** Snapshots: the next node id and file handle to give out (ids are never reused). */
+  get counters(): { nextId: bigint; nextFh: bigint } {
+    return { nextId: this.nextId, nextFh: this.nextFh };
+  }
+
+  /** Snapshot restore: a node id as the guest holds it, with its lookup count. */
+  restoreNode(id: bigint, node: FsNode, nlookup: number): void {
+    const n = new Inode(id, node);
+    n.nlookup = nlookup;
+    this.nodes.set(id, n);
+    this.byNode.set(node, n);
+    this.fs.retain(node);
+  }
+
+  /** Snapshot restore: an open handle under the number the guest holds, and the counters. */
+  restoreHandle(fh: bigint, file: FsFile, dir: boolean, flags: number): void {
+    this.handles.set(fh, new Handle(file, dir, flags));
+  }
+
+  restoreCounters(nextId: bigint, nextFh: bigint): void {
+    this.nextId = nextId;
+    this.nextFh = nextFh;
   }
 
   /** An open file of `node` through any handle (a rare path: it looks at every handle). */

@@ -112,7 +112,7 @@ export function open(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply
   if (!dir && c.fs.readOnly && ((bflags & O_ACCMODE) !== O_RDONLY || (bflags & O_TRUNC) !== 0)) return c.error(q, EROFS);
   return andThen(c.fs.open(node, bflags), (f) => {
     if (f instanceof FsError) return c.error(q, f.errno);
-    const fh = c.session.addHandle(f, dir);
+    const fh = c.session.addHandle(f, dir, bflags & ~O_TRUNC);
     const answer = (): number => {
       const n = openOut(c, q, fh, dir);
       if (n === OUT_HEADER_SIZE) c.session.closeHandle(fh);
@@ -151,7 +151,7 @@ export function create(c: FuseContext, q: Req, r: FuseReader): Reply {
         c.fs.close(f);
         return c.error(q, ENFILE);
       }
-      const fh = c.session.addHandle(f, false);
+      const fh = c.session.addHandle(f, false, bflags & ~O_TRUNC);
       const w = c.begin(q);
       c.putEntry(w, id, st);
       w.u64(fh);
