@@ -158,13 +158,7 @@ class Reader {
 
 /** Loads an image made by saveMemFs into a new MemFs (options as for `new MemFs`). */
 export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
-  const r = new Reader(image);
-  if (new TextDecoder().decode(r.bytes(8)) !== MAGIC) throw new MemFsImageError('not a storvm MemFs image');
-  const version = r.u32();
-  if (version !== VERSION) throw new MemFsImageError(`unsupported image version ${version}`);
-  const count = r.u32();
-  // Every record takes at least 56 bytes: a count the image can't hold is refused up front.
-  if (count === 0 || count > (image.length - r.pos) / 56) throw new MemFsImageError(`bad inode count ${count}`);
+  const { r, count } = readHeader(image);
   const { readOnly, tree: _tree, ...rest } = opts;
   const fs = new MemFs(rest);
   fillFromImage(fs, r, count, image.length);
@@ -178,13 +172,20 @@ export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
  */
 export function loadMemFsInto(fs: MemFs, image: Uint8Array): void {
   if (fs.rootNode.dir!.byName.size > 0) throw new MemFsImageError('the filesystem to load into is not empty');
+  const { r, count } = readHeader(image);
+  fillFromImage(fs, r, count, image.length);
+}
+
+/** Magic, version and inode count, checked; the reader is left at the first inode. */
+function readHeader(image: Uint8Array): { r: Reader; count: number } {
   const r = new Reader(image);
   if (new TextDecoder().decode(r.bytes(8)) !== MAGIC) throw new MemFsImageError('not a storvm MemFs image');
   const version = r.u32();
   if (version !== VERSION) throw new MemFsImageError(`unsupported image version ${version}`);
   const count = r.u32();
+  // Every record takes at least 56 bytes: a count the image can't hold is refused up front.
   if (count === 0 || count > (image.length - r.pos) / 56) throw new MemFsImageError(`bad inode count ${count}`);
-  fillFromImage(fs, r, count, image.length);
+  return { r, count };
 }
 
 function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): void {

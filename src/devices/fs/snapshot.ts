@@ -6,14 +6,12 @@
  * is gone is left out, so the guest's next use of it answers ENOENT or EBADF instead of failing the
  * restore.
  */
-import type { FsBackend, FsNode } from '../../backends/fs/backend.js';
+import type { FsBackend } from '../../backends/fs/backend.js';
 import { O_ACCMODE, O_CREAT, O_EXCL, O_RDONLY, O_TRUNC } from '../../backends/fs/backend.js';
 import { FsError } from '../../backends/fs/errno.js';
-import type { LockRange } from '../locks.js';
+import { lookupPath, parseLocks, type SavedLocks, saveLocks, validPath } from '../session-snapshot.js';
 import { FUSE_ROOT_ID } from './fuse.js';
 import type { FuseSession } from './session.js';
-
-type SavedRange = Omit<LockRange, 'end'> & { end: number | null };
 
 export interface FuseSessionSnapshot {
   initialized: boolean;
@@ -23,7 +21,7 @@ export interface FuseSessionSnapshot {
   nextFh: string;
   nodes: Array<{ id: string; nlookup: number; path: string[] | null }>;
   handles: Array<{ fh: string; dir: boolean; flags: number; path: string[] | null }>;
-  locks: Array<{ ino: string; ranges: SavedRange[] }>;
+  locks: SavedLocks;
 }
 
 export function saveFuseSession(session: FuseSession, fs: FsBackend): FuseSessionSnapshot {
@@ -36,11 +34,10 @@ export function saveFuseSession(session: FuseSession, fs: FsBackend): FuseSessio
     nextFh: nextFh.toString(),
     nodes: [...session.nodes.values()].filter((n) => n.id !== FUSE_ROOT_ID).map((n) => ({ id: n.id.toString(), nlookup: n.nlookup, path: fs.nodePath(n.node) ?? null })),
     handles: [...session.handles].map(([fh, h]) => ({ fh: fh.toString(), dir: h.dir, flags: h.flags, path: fs.nodePath(h.file.node) ?? null })),
-    locks: session.locks.entries().map(([ino, ranges]) => ({ ino: ino.toString(), ranges: ranges.map((r) => ({ ...r, end: r.end === Infinity ? null : r.end })) })),
+    locks: saveLocks(session.locks),
   };
 }
 
-const MAX_DEPTH = 4096;
 const DIGITS = /^\d{1,20}$/;
 
 /** Puts a saved session back on a fresh one. Throws Error for a malformed state. */
@@ -53,8 +50,7 @@ export async function loadFuseSession(session: FuseSession, fs: FsBackend, raw: 
   if (typeof s.initialized !== 'boolean' || !Number.isInteger(s.flags) || !Number.isInteger(s.minor)) bad('INIT state');
   if (typeof s.nextId !== 'string' || !DIGITS.test(s.nextId) || typeof s.nextFh !== 'string' || !DIGITS.test(s.nextFh)) bad('id counters');
   if (s.nodes.length > session.maxNodes || s.handles.length > session.maxHandles) bad('more node ids or handles than this server keeps');
-  const pathOk = (p: unknown): p is string[] | null =>
-    p === null || (Array.isArray(p) && p.length <= MAX_DEPTH && p.every((n) => typeof n === 'string' && n !== '' && n !== '.' && n !== '..' && !n.includes('/') && !n.includes('\0')));
+  const pathOk = (p: unknown): p is string[] | null => p === null || validPath(p);
   session.reset();
   const nextId = BigInt(s.nextId!), nextFh = BigInt(s.nextFh!);
   const root = await fs.root();
@@ -67,7 +63,7 @@ export async function loadFuseSession(session: FuseSession, fs: FsBackend, raw: 
     if (typeof n?.id !== 'string' || !DIGITS.test(n.id) || !Number.isInteger(n.nlookup) || n.nlookup < 1 || !pathOk(n.path)) bad('node entry');
     const id = BigInt(n.id);
     if (id <= FUSE_ROOT_ID || id >= nextId || session.nodes.has(id)) bad(`node id ${n.id}`);
-    const node = n.path === null ? undefined : await walk(fs, root, n.path);
+    const node = n.path === null ? undefined : (await lookupPath(fs, root, n.path))?.node;
     if (node !== undefined) session.restoreNode(id, node, n.nlookup);
   }
   for (const h of s.handles) {
@@ -76,38 +72,11 @@ export async function loadFuseSession(session: FuseSession, fs: FsBackend, raw: 
     if (fh < 1n || fh >= nextFh || session.handles.has(fh)) bad(`handle ${h.fh}`);
     const flags = h.dir ? O_RDONLY : h.flags & ~(O_CREAT | O_EXCL | O_TRUNC);
     if (fs.readOnly && (flags & O_ACCMODE) !== O_RDONLY) bad(`handle ${h.fh} was open for writing; the share is read-only now`);
-    const node = h.path === null ? undefined : await walk(fs, root, h.path);
+    const node = h.path === null ? undefined : (await lookupPath(fs, root, h.path))?.node;
     if (node === undefined) continue;
     const file = await fs.open(node, flags);
     if (!(file instanceof FsError)) session.restoreHandle(fh, file, h.dir, flags);
   }
   session.restoreCounters(nextId, nextFh);
-  const locks: Array<[bigint, LockRange[]]> = [];
-  for (const l of s.locks) {
-    if (typeof l?.ino !== 'string' || !DIGITS.test(l.ino) || !Array.isArray(l.ranges)) bad('lock entry');
-    const ranges: LockRange[] = [];
-    for (const r of l.ranges as Array<Partial<SavedRange>>) {
-      const end = r?.end === null ? Infinity : r?.end;
-      const ok =
-        typeof r === 'object' && r !== null &&
-        [r.start, r.pid, r.type].every((v) => Number.isInteger(v) && v! >= 0) &&
-        (r.type === 0 || r.type === 1) &&
-        (end === Infinity || (Number.isInteger(end) && end! > r.start!)) &&
-        typeof r.owner === 'string' && typeof r.clientId === 'string';
-      if (!ok) bad('lock range');
-      ranges.push({ start: r.start!, end: end!, type: r.type!, pid: r.pid!, clientId: r.clientId!, owner: r.owner! });
-    }
-    locks.push([BigInt(l.ino), ranges]);
-  }
-  session.locks.load(locks);
-}
-
-async function walk(fs: FsBackend, root: FsNode, path: string[]): Promise<FsNode | undefined> {
-  let node = root;
-  for (const name of path) {
-    const next = await fs.lookup(node, name);
-    if (next instanceof FsError) return undefined;
-    node = next;
-  }
-  return node;
+  session.locks.load(parseLocks(s.locks, 'FUSE session'));
 }

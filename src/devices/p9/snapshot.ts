@@ -4,10 +4,10 @@
  * again and reopens what was open; a fid whose file is gone meanwhile becomes stale (ESTALE to
  * the guest, clunk lets it go) instead of failing the restore.
  */
-import type { FsBackend, FsNode } from '../../backends/fs/backend.js';
+import type { FsBackend } from '../../backends/fs/backend.js';
 import { O_ACCMODE, O_APPEND, O_RDONLY } from '../../backends/fs/backend.js';
 import { FsError } from '../../backends/fs/errno.js';
-import type { LockRange } from '../locks.js';
+import { lookupPath, parseLocks, type SavedLocks, saveLocks, validPath } from '../session-snapshot.js';
 import { p9LockOwner } from './ops/locks.js';
 import { Fid, type P9Session } from './session.js';
 
@@ -16,10 +16,9 @@ export interface P9SessionSnapshot {
   rootIno: string | null;
   fids: Array<{ no: number; uid: number; path: string[] | null; open: number | null }>;
   /** Lock ranges; `end` null for "to the end of the file" (JSON has no Infinity). */
-  locks: Array<{ ino: string; ranges: SavedRange[] }>;
+  locks: SavedLocks;
 }
 
-type SavedRange = Omit<LockRange, 'end'> & { end: number | null };
 
 export function saveSession(session: P9Session, fs: FsBackend): P9SessionSnapshot {
   const fids: P9SessionSnapshot['fids'] = [];
@@ -32,11 +31,9 @@ export function saveSession(session: P9Session, fs: FsBackend): P9SessionSnapsho
     msize: session.msize,
     rootIno: session.rootIno === undefined ? null : session.rootIno.toString(),
     fids,
-    locks: session.locks.entries().map(([ino, ranges]) => ({ ino: ino.toString(), ranges: ranges.map((r) => ({ ...r, end: r.end === Infinity ? null : r.end })) })),
+    locks: saveLocks(session.locks),
   };
 }
-
-const MAX_DEPTH = 4096;
 
 /** Puts a saved session back on a fresh one (after reset). Throws Error for a malformed state. */
 export async function loadSession(session: P9Session, fs: FsBackend, raw: unknown, maxMsize: number): Promise<void> {
@@ -56,10 +53,10 @@ export async function loadSession(session: P9Session, fs: FsBackend, raw: unknow
     if (typeof f !== 'object' || f === null || !Number.isInteger(f.no) || f.no < 0 || f.no > 0xfffffffe || session.fids.has(f.no) || session.stale.has(f.no)) bad('fid entry');
     if (!Number.isInteger(f.uid) || f.uid < 0 || f.uid > 0xffffffff) bad(`fid ${f.no} uid`);
     const path = f.path;
-    if (path !== null && (!Array.isArray(path) || path.length > MAX_DEPTH || path.some((n) => typeof n !== 'string' || n === '' || n === '.' || n === '..' || n.includes('/') || n.includes('\0')))) {
+    if (path !== null && !validPath(path)) {
       bad(`fid ${f.no} path`);
     }
-    const found = path === null ? undefined : await walk(fs, root, path);
+    const found = path === null ? undefined : await lookupPath(fs, root, path);
     if (found === undefined) {
       session.stale.add(f.no);
       continue;
@@ -78,38 +75,5 @@ export async function loadSession(session: P9Session, fs: FsBackend, raw: unknow
     }
     session.addFid(f.no, fid);
   }
-  const locks: Array<[bigint, LockRange[]]> = [];
-  for (const l of s.locks) {
-    if (typeof l?.ino !== 'string' || !/^\d+$/.test(l.ino) || !Array.isArray(l.ranges)) bad('lock entry');
-    const ranges: LockRange[] = [];
-    for (const r of l.ranges as Array<Partial<SavedRange> & { procId?: number }>) {
-      if (typeof r !== 'object' || r === null) bad('lock range');
-      // Snapshots written before the lock table moved to src/devices/locks.ts name the owner by procId.
-      const pid = r.pid ?? r.procId;
-      const end = r.end === null ? Infinity : r.end;
-      const ok =
-        [r.start, pid, r.type].every((v) => Number.isInteger(v) && v! >= 0) &&
-        (r.type === 0 || r.type === 1) &&
-        (end === Infinity || (Number.isInteger(end) && end! > r.start!)) &&
-        typeof r.clientId === 'string' &&
-        (r.owner === undefined || typeof r.owner === 'string');
-      if (!ok) bad('lock range');
-      ranges.push({ start: r.start!, end: end!, type: r.type!, pid: pid!, clientId: r.clientId!, owner: r.owner ?? p9LockOwner(pid!, r.clientId!) });
-    }
-    locks.push([BigInt(l.ino), ranges]);
-  }
-  session.locks.load(locks);
-}
-
-/** Looks a path up from the root: the node and its parent, or undefined when any step fails. */
-async function walk(fs: FsBackend, root: FsNode, path: string[]): Promise<{ node: FsNode; parent: FsNode | null } | undefined> {
-  let node = root;
-  let parent: FsNode | null = null;
-  for (const name of path) {
-    const next = await fs.lookup(node, name);
-    if (next instanceof FsError) return undefined;
-    parent = node;
-    node = next;
-  }
-  return { node, parent };
+  session.locks.load(parseLocks(s.locks, '9P session', p9LockOwner));
 }
