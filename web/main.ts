@@ -634,13 +634,7 @@ $('save-state').addEventListener('click', () => guard(saveState()));
 $('resume-state').addEventListener('click', () => guard(resumeSaved()));
 $('download-state').addEventListener('click', () =>
   guard(
-    stateBlob().then((blob) => {
-      const a = document.createElement('a');
-      a.href = URL.createObjectURL(blob);
-      a.download = 'storvm-state.snap';
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-    }),
+    stateBlob().then((blob) => saveBlob(blob, 'storvm-state.snap')),
   ),
 );
 $<HTMLInputElement>('upload-state').addEventListener('change', (e) => {

@@ -61,6 +61,7 @@ import * as E from '../backends/fs/errno.js';
 import { FsError, fsError } from '../backends/fs/errno.js';
 import { type HostFacts, META_MAX_RECORD, type MetaRecord, newRecord, recordSetXattr, timeNs } from '../backends/fs/mapped-meta.js';
 import { PATH_META_DIR, type PathMetaFiles, PathMetaStore, pathRecordFromHost, pathStat } from '../backends/fs/path-meta.js';
+import { systemNow } from '../backends/fs/backend.js';
 
 // ---- the part of the File System API used here (structural, so tests can stand in for it) ------
 
@@ -325,11 +326,6 @@ const PRIVATE = PATH_META_DIR;
 const ROOT_RECORD = 'root';
 const TRASH = 'trash';
 
-function nowTime(): FsTime {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
-}
-
 function msTime(ms: number): FsTime {
   const sec = Math.floor(ms / 1000);
   return { sec, nsec: Math.round((ms - sec * 1000) * 1_000_000) % 1_000_000_000 };
@@ -353,7 +349,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     this.ro = opts.readOnly ?? false;
     this.sync = opts.syncHandles;
     this.estimate = opts.estimate;
-    this.rootNode = new DirNode(null, '', 1n, S_IFDIR | 0o755, root, nowTime());
+    this.rootNode = new DirNode(null, '', 1n, S_IFDIR | 0o755, root, systemNow());
     this.rootNode.children = new Map();
     this.store = new PathMetaStore<DirNode>(this.metaFiles());
   }
@@ -501,7 +497,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   }
 
   private touchDir(dir: DirNode): void {
-    dir.dirTime = nowTime();
+    dir.dirTime = systemNow();
     dir.version = nextVersion(dir.version);
   }
 
@@ -538,7 +534,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       // Keep the known handle: it follows moves made through it.
       return known;
     }
-    const n = new DirNode(dir, name, this.nextIno++, h.kind === 'directory' ? S_IFDIR | 0o755 : S_IFREG | 0o644, h, nowTime());
+    const n = new DirNode(dir, name, this.nextIno++, h.kind === 'directory' ? S_IFDIR | 0o755 : S_IFREG | 0o644, h, systemNow());
     if (known !== undefined) map.delete(name);
     map.set(name, n);
     return n;
@@ -627,7 +623,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       if (a.mode !== undefined) rec.mode = (rec.mode & S_IFMT) | (a.mode & 0o7777);
       if (a.uid !== undefined) rec.uid = a.uid >>> 0;
       if (a.gid !== undefined) rec.gid = a.gid >>> 0;
-      const now = nowTime();
+      const now = systemNow();
       rec.ctime = now;
       if (times) {
         // The host's times can't be set: the record keeps the guest's for as long as the host
@@ -728,7 +724,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       const n = this.adopt(dir, name, h);
       n.rec = null;
       const host = await this.facts(n);
-      const r = await this.putRecord(n, host, newRecord(host, mode, creds, rdev, nowTime()));
+      const r = await this.putRecord(n, host, newRecord(host, mode, creds, rdev, systemNow()));
       if (r !== undefined) {
         await undo();
         return r;
@@ -1002,7 +998,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       src.parent = newDir;
       src.name = newName;
       (newDir.children ??= new Map()).set(newName, src);
-      if (rec !== undefined) rec.ctime = nowTime();
+      if (rec !== undefined) rec.ctime = systemNow();
       this.touchDir(oldDir);
       this.touchDir(newDir);
       return moved;
@@ -1085,7 +1081,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       const rec = pathRecordFromHost(host, (await this.record(node)) ?? undefined);
       const r = fn(rec);
       if (r !== undefined) return r;
-      rec.ctime = nowTime();
+      rec.ctime = systemNow();
       return this.putRecord(node, host, rec);
     });
   }

@@ -26,6 +26,7 @@ import type { LabMessage, PageMessage, ProgressInfo, StartMessage, WorkerMessage
 import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 import { openDirShare, type OpenedDirShare } from './dir-share.js';
+import { isZero } from '../backends/block/bytes.js';
 
 /** The part of DedicatedWorkerGlobalScope used here (the DOM lib types `self` as a Window). */
 interface WorkerScope {
@@ -239,7 +240,7 @@ async function importInto(to: BlockBackend, from: BlockBackend, progress: (bytes
   for (let at = 0; at < from.size; at += buf.length) {
     const piece = buf.subarray(0, Math.min(buf.length, from.size - at));
     await from.read(at, piece);
-    if (!piece.every((b) => b === 0)) await to.write(at, piece);
+    if (!isZero(piece)) await to.write(at, piece);
     if ((at & ((16 << 20) - 1)) === 0) progress(at);
   }
   await to.flush();

@@ -36,6 +36,7 @@ import { jsonSection, parseJsonSection, readSnapshot, SNAPSHOT_VERSION, Snapshot
 import type { HartSnapshot } from '../riscv/state.js';
 import type { TransportSnapshot } from '../virtio/mmio.js';
 import { DeviceStateMismatch } from '../virtio/device.js';
+import { deviceName } from '../virtio/constants.js';
 
 /** What the machine needs from its environment (Node, a browser worker, a test). */
 export interface MachineHost {
@@ -491,10 +492,6 @@ export class Machine {
   }
 }
 
-const DEVICE_NAMES: Record<number, string> = { 2: 'virtio-blk', 9: 'virtio-9p', 26: 'virtio-fs' };
-function deviceName(id: number): string {
-  return DEVICE_NAMES[id] ?? `virtio device ${id}`;
-}
 
 function uartState(r: StateReader): UartSnapshot {
   return {

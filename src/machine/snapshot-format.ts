@@ -10,6 +10,8 @@
  * JSON, "RAM " is guest RAM (see ram-image.ts), "BLOB" an opaque device blob (index order).
  */
 
+import { crc32 } from '../backends/block/bytes.js';
+
 export const SNAPSHOT_MAGIC = 'STORVMSN';
 export const SNAPSHOT_VERSION = 1;
 const HEADER = 20;
@@ -33,23 +35,7 @@ export interface Section {
   data: Uint8Array;
 }
 
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE 802.3, the one zlib and PNG use). */
-export function crc32(b: Uint8Array, crc = 0): number {
-  let t = crcTable;
-  if (t === undefined) {
-    t = crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      t[n] = c >>> 0;
-    }
-  }
-  let c = ~crc;
-  for (let i = 0; i < b.length; i++) c = t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+export { crc32 };
 
 /** Joins sections into one snapshot file. */
 export function writeSnapshot(sections: readonly Section[]): Uint8Array {
@@ -146,10 +132,6 @@ export class StateReader {
 
   private bad(key: string, what: string): never {
     throw new SnapshotError('state', `snapshot: ${this.where}.${key} is not ${what}`);
-  }
-
-  has(key: string): boolean {
-    return this.o[key] !== undefined;
   }
 
   num(key: string): number {

@@ -72,6 +72,7 @@ import {
   recordSetXattr,
 } from '../backends/fs/mapped-meta.js';
 import { HostMetaFiles } from './host-meta.js';
+import { systemNow } from '../backends/fs/backend.js';
 
 export type ShareMode = 'mapped' | 'passthrough';
 
@@ -220,10 +221,6 @@ function facts(st: fs.BigIntStats): HostFacts {
   };
 }
 
-function systemNow(): FsTime {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
-}
 
 /** Seconds as Node's utimes takes them (it keeps microseconds). */
 function seconds(t: FsTime): number {

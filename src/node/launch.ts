@@ -13,7 +13,6 @@ import { DEFAULT_CPU, Machine, type MachineOptions, type RestoreOptions } from '
 import type { BlockBackend } from '../backends/block/backend.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
 import { BOOT_CACHE_FORMAT, bootDir, cacheKey, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, EarlyConsole, MarkerFilter, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
-import { snapshotInfo } from '../machine/snapshot-info.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import { HostFs } from './host-fs.js';
@@ -304,15 +303,17 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
   } catch (e) {
     throw new UsageError(`snapshot ${file}: ${(e as Error).message}`);
   }
-  const info = snapshotInfo(bytes);
-  if (args.memGiven && info.meta.memoryMiB !== args.memoryMiB) {
-    throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${String(info.meta.memoryMiB)} MiB (leave --mem out)`);
-  }
   const opts: RestoreOptions = { devices, host: nodeHost, onConsole, codec: nodeCodec };
   if (args.deterministic) opts.deterministic = true;
   if (args.cpu !== undefined) opts.cpu = args.cpu;
   if (args.cpu !== 'interp') tuneV8ForTranslator(); // the snapshot may say 'wasm'
-  return Machine.restore(bytes, opts);
+  // The snapshot is read and checked once, by restore; its memory size is the machine's.
+  const machine = await Machine.restore(bytes, opts);
+  const savedMiB = machine.ram.size / 2 ** 20;
+  if (args.memGiven && savedMiB !== args.memoryMiB) {
+    throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${savedMiB} MiB (leave --mem out)`);
+  }
+  return machine;
 }
 
 /** What `storvm snapshot info` shows of how a snapshot was made (kept in its META section). */

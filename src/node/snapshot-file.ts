@@ -4,6 +4,7 @@
  */
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { snapshotInfo } from '../machine/snapshot-info.js';
+import { deviceName } from '../virtio/constants.js';
 
 export async function writeSnapshotFile(file: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -16,7 +17,6 @@ export async function writeSnapshotFile(file: string, bytes: Uint8Array): Promis
   }
 }
 
-const DEVICE_NAMES: Record<number, string> = { 2: 'virtio-blk', 9: 'virtio-9p', 26: 'virtio-fs' };
 
 /** The lines of `storvm snapshot info`. Throws SnapshotError for a file that is not a good snapshot. */
 export function snapshotInfoLines(bytes: Uint8Array): string[] {
@@ -33,7 +33,7 @@ export function snapshotInfoLines(bytes: Uint8Array): string[] {
   const shares = Array.isArray(m.shares) ? (m.shares as Array<{ dir: string; tag: string; readOnly: boolean; mode: string }>) : [];
   let d = 0, s = 0;
   for (const dev of devices) {
-    const name = DEVICE_NAMES[dev.deviceId] ?? `device ${dev.deviceId}`;
+    const name = deviceName(dev.deviceId);
     let what = '';
     if (dev.deviceId === 2 && disks[d]) what = ` ${disks[d]!.path}${disks[d++]!.readOnly ? ' (ro)' : ''}`;
     else if (dev.deviceId !== 2 && shares[s]) what = ` ${shares[s]!.dir} tag ${shares[s]!.tag}${shares[s++]!.readOnly ? ' (ro)' : ''}`;

@@ -93,3 +93,10 @@ export const MMIO_WINDOW = 0x1000;
 export const DEVICE_ID_BLOCK = 2;
 export const DEVICE_ID_9P = 9;
 export const DEVICE_ID_FS = 26;
+
+const DEVICE_NAMES: Readonly<Record<number, string>> = { [DEVICE_ID_BLOCK]: 'virtio-blk', [DEVICE_ID_9P]: 'virtio-9p', [DEVICE_ID_FS]: 'virtio-fs' };
+
+/** What error messages and `snapshot info` call a device: virtio-blk, virtio-9p, virtio-fs, or its ID. */
+export function deviceName(id: number): string {
+  return DEVICE_NAMES[id] ?? `virtio device ${id}`;
+}

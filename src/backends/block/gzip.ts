@@ -6,6 +6,7 @@
 import { Gunzip } from 'fflate';
 import { BlockError, ImageFormatError } from './backend.js';
 import { MEMORY_DISK_CHUNK, MemoryDisk } from './memory-disk.js';
+import { isZero } from './bytes.js';
 
 export interface GzipProgress {
   /** Compressed bytes consumed so far. */
@@ -151,13 +152,3 @@ async function* streamPieces(s: ByteStream): AsyncGenerator<Uint8Array> {
   }
 }
 
-function isZero(b: Uint8Array, len: number): boolean {
-  // Word-wise when aligned (always, for our own chunk buffers).
-  if (b.byteOffset % 4 === 0 && len % 4 === 0) {
-    const w = new Uint32Array(b.buffer, b.byteOffset, len / 4);
-    for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
-    return true;
-  }
-  for (let i = 0; i < len; i++) if (b[i] !== 0) return false;
-  return true;
-}

@@ -91,3 +91,8 @@ export async function hashDisk(disk: BlockBackend): Promise<string> {
   }
   return h.digest();
 }
+
+/** A disk's content hash: the backend's own (`identity()`) when it has one, else hashDisk. */
+export function diskIdentity(disk: BlockBackend): Promise<string> {
+  return disk.identity?.() ?? hashDisk(disk);
+}

@@ -19,6 +19,7 @@
  * fails that request and changes nothing the map points at.
  */
 import { type BlockBackend, BlockError, BlockIoError, checkRange, ImageFormatError, isPromise, ReadOnlyError } from './backend.js';
+import { crc32 } from './bytes.js';
 
 /** A file with positional synchronous I/O, as FileSystemSyncAccessHandle has. */
 export interface SyncFile {
@@ -69,20 +70,6 @@ const DURABLE = 2;
 /** Named by the durable map, no longer by the current one: free after the next flush. */
 const RETIRED = 3;
 
-let crcTable: Uint32Array | undefined;
-function crc32(b: Uint8Array): number {
-  if (crcTable === undefined) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 interface LoadedMap {
   generation: number;

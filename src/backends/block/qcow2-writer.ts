@@ -8,6 +8,7 @@
  */
 import type { BlockBackend } from './backend.js';
 import { BlockError } from './backend.js';
+import { isZero } from './bytes.js';
 
 export interface Qcow2WriteOptions {
   /** Cluster size as a power of two: 16 (64 KiB, the default) from 12 to 21. */
@@ -18,10 +19,6 @@ export interface Qcow2WriteOptions {
 
 const COPIED = 2n ** 63n;
 
-function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
 
 /** The qcow2 image of `disk`, as pieces in file order. The disk is read twice; keep it still meanwhile. */
 export async function* qcow2Image(disk: BlockBackend, opts: Qcow2WriteOptions = {}): AsyncGenerator<Uint8Array> {

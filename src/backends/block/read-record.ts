@@ -11,7 +11,7 @@
  * user's snapshot of the same machine refers to the disk as usual.
  */
 import { type BlockBackend, isPromise } from './backend.js';
-import { DiskHasher, hashDisk } from './identity.js';
+import { DiskHasher, diskIdentity } from './identity.js';
 
 /** Granularity of the record: reads are rounded out to whole 4 KiB blocks. */
 export const RECORD_BLOCK = 4096;
@@ -146,7 +146,7 @@ export class ReadRecordingDisk implements BlockBackend {
       this.bootHash ??= await hashBlocks(this.inner, this.recordedRuns());
       return `boot-blocks:${this.bootHash}`;
     }
-    return this.inner.identity?.() ?? hashDisk(this.inner);
+    return diskIdentity(this.inner);
   }
 
   get snapshotLayer(): BlockBackend['snapshotLayer'] {

@@ -130,6 +130,12 @@ export interface FsStatFs {
 }
 
 /** The next qid version after `v`: 32 bits, skipping 0 (see FsNode.version). */
+/** The host clock as an FsTime (milliseconds, as Date gives them). */
+export function systemNow(): FsTime {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
+}
+
 export function nextVersion(v: number): number {
   return (v + 1) >>> 0 || 1;
 }

@@ -47,6 +47,7 @@ import {
   FsError,
   fsError,
 } from './errno.js';
+import { systemNow } from './backend.js';
 
 /** Largest single file or xattr value MemFs keeps (a typed array must hold it). */
 const MAX_FILE = 2 ** 31;
@@ -181,10 +182,6 @@ export class MemFile implements FsFile {
 const EMPTY = new Uint8Array(0);
 const ROOT_CREDS: FsCreds = { uid: 0, gid: 0 };
 
-function systemNow(): FsTime {
-  const ms = Date.now();
-  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1_000_000 };
-}
 
 const e = fsError;
 

@@ -12,7 +12,7 @@ import type { GuestMemory } from '../../memory/guest-memory.js';
 import type { DescriptorChain } from '../../virtio/chain.js';
 import { bit, DEVICE_ID_BLOCK } from '../../virtio/constants.js';
 import { COMMON_FEATURES, type DeviceContext, type DeviceSnapshot, DeviceStateMismatch, PACKED_FEATURES, QueueDevice } from '../../virtio/device.js';
-import { hashDisk } from '../../backends/block/identity.js';
+import { diskIdentity } from '../../backends/block/identity.js';
 import {
   BLK_CFG,
   BLK_CFG_SIZE,
@@ -161,7 +161,7 @@ export class VirtioBlk extends QueueDevice {
   async saveState(): Promise<DeviceSnapshot> {
     const layered = this.backend.snapshotLayer?.();
     const disk = layered?.base ?? this.backend;
-    const hash = await (disk.identity?.() ?? hashDisk(disk));
+    const hash = await diskIdentity(disk);
     return {
       state: { capacity: this.capacity, readOnly: this.readOnly, wce: this.wce, flushFailed: this.flushFailed, disk: { size: disk.size, hash, layer: layered !== undefined } },
       blobs: layered ? [layered.layer] : [],
@@ -178,7 +178,7 @@ export class VirtioBlk extends QueueDevice {
     if (s.disk.layer !== true && layered !== undefined) throw new DeviceStateMismatch('the disk was written in place when saved, but is a copy-on-write layer now');
     const disk = layered?.base ?? this.backend;
     if (s.disk.size !== disk.size) throw new DeviceStateMismatch(`disk image of ${String(s.disk.size)} bytes in the snapshot, ${disk.size} given`);
-    const hash = await (disk.identity?.() ?? hashDisk(disk));
+    const hash = await diskIdentity(disk);
     if (s.disk.hash !== hash) throw new DeviceStateMismatch('the disk image differs from the one the snapshot was taken with (content hash)');
     if (layered !== undefined) {
       const blob = snap.blobs?.[0];
