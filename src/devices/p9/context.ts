@@ -5,7 +5,7 @@
  */
 import type { FsBackend, FsNode } from '../../backends/fs/backend.js';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../../backends/fs/backend.js';
-import { EBADF, EMSGSIZE, ESTALE, FsError } from '../../backends/fs/errno.js';
+import { EMSGSIZE, FsError } from '../../backends/fs/errno.js';
 import type { P9Output } from './io.js';
 import type { P9Session } from './session.js';
 import { Encoder, IO_HEADER_SIZE, P9, QT_DIR, QT_FILE, QT_SYMLINK } from './wire.js';
@@ -49,9 +49,13 @@ export class P9Context {
     return out.write(this.enc.buf.subarray(0, n)) === n ? n : 0;
   }
 
+  /** Rlerror for fids the message named that are not in the table (ESTALE for ones a restore lost). */
+  noFid(out: P9Output, tag: number, ...nos: number[]): number {
+    return this.error(out, tag, this.session.missingFid(...nos));
+  }
+
   error(out: P9Output, tag: number, errno: number): number {
     if (out.remaining < IO_HEADER_SIZE) return 0;
-    if (errno === EBADF && this.session.staleHit) errno = ESTALE;
     const e = this.enc;
     e.begin(P9.Rlerror, tag, IO_HEADER_SIZE);
     e.u32(errno);

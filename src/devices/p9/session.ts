@@ -4,7 +4,7 @@
  * (ops/) read and change it only through here; Tversion and a device reset start it afresh.
  */
 import type { FsBackend, FsFile, FsNode } from '../../backends/fs/backend.js';
-import { EINVAL, EMFILE, FsError } from '../../backends/fs/errno.js';
+import { EBADF, EINVAL, EMFILE, ESTALE, FsError } from '../../backends/fs/errno.js';
 import { LockTable } from '../locks.js';
 import { NOFID } from './wire.js';
 
@@ -43,8 +43,6 @@ export class P9Session {
    * every use answers ESTALE, and clunk lets them go.
    */
   readonly stale = new Set<number>();
-  /** Whether the last {@link fid} lookup found a stale fid (the reply's EBADF becomes ESTALE). */
-  staleHit = false;
 
   constructor(
     private readonly fs: FsBackend,
@@ -67,9 +65,13 @@ export class P9Session {
   }
 
   fid(n: number): Fid | undefined {
-    const f = this.fids.get(n);
-    this.staleHit = f === undefined && this.stale.has(n);
-    return f;
+    return this.fids.get(n);
+  }
+
+  /** The errno for fid numbers that are not (all) in the table: ESTALE when one is stale, else EBADF. */
+  missingFid(...nos: number[]): number {
+    for (const n of nos) if (!this.fids.has(n) && this.stale.has(n)) return ESTALE;
+    return EBADF;
   }
 
   /** Whether a new fid number may be taken; answers an errno or 0. */

@@ -1,6 +1,6 @@
 /** Attributes: Tgetattr, Tsetattr, Tstatfs. */
 import { type FsNode, type FsSetAttr, type FsStat } from '../../../backends/fs/backend.js';
-import { EBADF, EFBIG, EINVAL, EROFS, FsError } from '../../../backends/fs/errno.js';
+import { EFBIG, EINVAL, EROFS, FsError } from '../../../backends/fs/errno.js';
 import { type P9Context, type Reply, andThen, qidType } from '../context.js';
 import { type P9Output } from '../io.js';
 import {
@@ -23,7 +23,7 @@ export function tgetattr(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   d.u64(); // request_mask: the basic set is always answered
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const node = fid.node;
   return andThen(c.fs.getattr(node, fid.file), (st) => {
     if (st instanceof FsError) return c.error(out, tag, st.errno);
@@ -69,7 +69,7 @@ export function tsetattr(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   const mtimeNsec = d.u64();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const a: FsSetAttr = {};
   if (valid & SETATTR_MODE) a.mode = mode & 0o7777;
   if (valid & SETATTR_UID) a.uid = uid;
@@ -99,7 +99,7 @@ export function tstatfs(c: P9Context, d: Decoder, tag: number, out: P9Output): R
   const fidNo = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   return andThen(c.fs.statfs(fid.node), (s) => {
     if (s instanceof FsError) return c.error(out, tag, s.errno);
     const e = c.begin(P9.Rstatfs, tag, out);

@@ -28,7 +28,7 @@ export function treaddir(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   const count = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const file = fid.file;
   if (file === undefined) return c.error(out, tag, EBADF);
   if ((file.node.mode & S_IFMT) !== S_IFDIR) return c.error(out, tag, ENOTDIR);
@@ -73,7 +73,7 @@ function rreaddir(c: P9Context, entries: FsDirEntry[], room: number, tag: number
  */
 function createParent(c: P9Context, dfid: number, name: string, extra = 0): Fid | number {
   const fid = c.session.fid(dfid);
-  if (fid === undefined) return EBADF;
+  if (fid === undefined) return c.session.missingFid(dfid);
   const bad = checkNewName(name);
   if (bad !== 0) return bad;
   if (extra !== 0) return extra;
@@ -126,7 +126,7 @@ export function treadlink(c: P9Context, d: Decoder, tag: number, out: P9Output):
   const fidNo = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   return andThen(c.fs.readlink(fid.node), (r) => {
     if (r instanceof FsError) return c.error(out, tag, r.errno);
     const e = c.begin(P9.Rreadlink, tag, out);
@@ -142,7 +142,7 @@ export function tlink(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
   if (d.bad) return c.error(out, tag, EINVAL);
   const dfid = c.session.fid(dfidNo);
   const fid = c.session.fid(fidNo);
-  if (dfid === undefined || fid === undefined) return c.error(out, tag, EBADF);
+  if (dfid === undefined || fid === undefined) return c.noFid(out, tag, dfidNo, fidNo);
   const bad = checkNewName(name);
   if (bad !== 0) return c.error(out, tag, bad);
   if (c.fs.readOnly) return c.error(out, tag, EROFS);
@@ -157,7 +157,7 @@ export function trename(c: P9Context, d: Decoder, tag: number, out: P9Output): R
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
   const dfid = c.session.fid(dfidNo);
-  if (fid === undefined || dfid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined || dfid === undefined) return c.noFid(out, tag, fidNo, dfidNo);
   const bad = checkNewName(name);
   if (bad !== 0) return c.error(out, tag, bad === EEXIST ? EINVAL : bad);
   if (fid.parent === null || fid.name === '') return c.error(out, tag, EBUSY);
@@ -172,7 +172,7 @@ export function trenameat(c: P9Context, d: Decoder, tag: number, out: P9Output):
   if (d.bad) return c.error(out, tag, EINVAL);
   const od = c.session.fid(oldNo);
   const nd = c.session.fid(newNo);
-  if (od === undefined || nd === undefined) return c.error(out, tag, EBADF);
+  if (od === undefined || nd === undefined) return c.noFid(out, tag, oldNo, newNo);
   const bad = checkOldName(oldName) || checkOldName(newName);
   if (bad !== 0) return c.error(out, tag, bad);
   return doRename(c, od.node, oldName, nd.node, newName, P9.Rrenameat, tag, out);
@@ -192,7 +192,7 @@ export function tunlinkat(c: P9Context, d: Decoder, tag: number, out: P9Output):
   const flags = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const dfid = c.session.fid(dfidNo);
-  if (dfid === undefined) return c.error(out, tag, EBADF);
+  if (dfid === undefined) return c.noFid(out, tag, dfidNo);
   const bad = checkOldName(name);
   if (bad !== 0) return c.error(out, tag, bad);
   if (c.fs.readOnly) return c.error(out, tag, EROFS);

@@ -71,7 +71,7 @@ export function tlopen(c: P9Context, d: Decoder, tag: number, out: P9Output): Re
   const flags = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (fid.file !== undefined || fid.xattrValue !== undefined || fid.xattrWrite !== undefined) {
     return c.error(out, tag, EINVAL);
   }
@@ -112,7 +112,7 @@ export function tlcreate(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   const gid = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (fid.file !== undefined || fid.xattrWrite !== undefined || fid.xattrValue !== undefined) {
     return c.error(out, tag, EINVAL);
   }
@@ -150,7 +150,7 @@ export function tread(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
   const count = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const room = Math.min(c.session.msize, out.remaining) - IO_HEADER_SIZE;
   if (room < 0) return 0;
   const want = Math.min(count, room);
@@ -216,7 +216,7 @@ export function twrite(c: P9Context, input: P9Input, tag: number, out: P9Output)
   // The count must describe exactly the bytes that follow.
   if (count !== input.remaining) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const xw = fid.xattrWrite;
   if (xw !== undefined) {
     if (offset > xw.value.length) return c.error(out, tag, ENOSPC_XATTR);
@@ -249,7 +249,7 @@ export function tclunk(c: P9Context, d: Decoder, tag: number, out: P9Output): Re
   if (d.bad) return c.error(out, tag, EINVAL);
   if (c.session.stale.delete(fidNo)) return c.simple(undefined, P9.Rclunk, tag, out);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   // The fid goes whatever closing answers (9P: clunk(5)).
   c.session.fids.delete(fidNo);
   const r = c.session.dropFid(fid);
@@ -260,7 +260,7 @@ export function tremove(c: P9Context, d: Decoder, tag: number, out: P9Output): R
   const fidNo = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   c.session.fids.delete(fidNo);
   const parent = fid.parent;
   const name = fid.name;
@@ -283,7 +283,7 @@ export function tfsync(c: P9Context, d: Decoder, tag: number, out: P9Output): Re
   const datasync = d.remaining >= 4 ? d.u32() : 0;
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (fid.file === undefined) return c.error(out, tag, EBADF);
   return andThen(c.fs.fsync(fid.file, datasync !== 0), (r) => c.simple(r, P9.Rfsync, tag, out));
 }

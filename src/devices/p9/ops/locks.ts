@@ -2,7 +2,7 @@
  * POSIX byte-range locks: Tlock, Tgetlock, over the session's LockTable. A blocking Tlock that
  * conflicts answers BLOCKED and the client retries (as QEMU does).
  */
-import { EBADF, EINVAL, ENOLCK } from '../../../backends/fs/errno.js';
+import { EINVAL, ENOLCK } from '../../../backends/fs/errno.js';
 import { type P9Context, type Reply } from '../context.js';
 import { type P9Output } from '../io.js';
 import {
@@ -31,18 +31,15 @@ export function tlock(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
   const clientId = d.str();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (type !== LOCK_TYPE_RDLCK && type !== LOCK_TYPE_WRLCK && type !== LOCK_TYPE_UNLCK) {
     return c.error(out, tag, EINVAL);
   }
-  let status = LOCK_SUCCESS;
-  if (start > Number.MAX_SAFE_INTEGER) {
-    status = LOCK_ERROR;
-  } else {
-    const end = length === 0 || start + length > Number.MAX_SAFE_INTEGER ? Infinity : start + length;
-    const r = c.session.locks.set(fid.node.ino, { start, end, type, owner: p9LockOwner(procId, clientId), pid: procId, clientId });
-    status = r === 'ok' ? LOCK_SUCCESS : r === 'blocked' ? LOCK_BLOCKED : LOCK_ERROR;
+  let status = LOCK_ERROR;
+  if (start <= Number.MAX_SAFE_INTEGER) {
+    const r = c.session.locks.set(fid.node.ino, { start, end: lockEnd(start, length), type, owner: p9LockOwner(procId, clientId), pid: procId, clientId });
     if (r === 'full') return c.error(out, tag, ENOLCK);
+    status = r === 'ok' ? LOCK_SUCCESS : r === 'blocked' ? LOCK_BLOCKED : LOCK_ERROR;
   }
   const e = c.begin(P9.Rlock, tag, out);
   e.u8(status);
@@ -58,11 +55,10 @@ export function tgetlock(c: P9Context, d: Decoder, tag: number, out: P9Output): 
   const clientId = d.str();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (type !== LOCK_TYPE_RDLCK && type !== LOCK_TYPE_WRLCK) return c.error(out, tag, EINVAL);
   if (start > Number.MAX_SAFE_INTEGER) return c.error(out, tag, EINVAL);
-  const end = length === 0 || start + length > Number.MAX_SAFE_INTEGER ? Infinity : start + length;
-  const req = { start, end, type, owner: p9LockOwner(procId, clientId), pid: procId, clientId };
+  const req = { start, end: lockEnd(start, length), type, owner: p9LockOwner(procId, clientId), pid: procId, clientId };
   const held = c.session.locks.conflict(fid.node.ino, req);
   const e = c.begin(P9.Rgetlock, tag, out);
   if (held === undefined) {
@@ -79,4 +75,9 @@ export function tgetlock(c: P9Context, d: Decoder, tag: number, out: P9Output): 
     e.str(held.clientId);
   }
   return c.send(tag, out);
+}
+
+/** One past a 9P lock range's last byte: length 0 (or a range past 2^53) runs to the end of the file. */
+function lockEnd(start: number, length: number): number {
+  return length === 0 || start + length > Number.MAX_SAFE_INTEGER ? Infinity : start + length;
 }

@@ -1,6 +1,6 @@
 /** Twalk: names to a new fid, one backend lookup at a time, synchronously while the backend is. */
 import { type FsNode, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
-import { EBADF, EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, FsError } from '../../../backends/fs/errno.js';
+import { EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, FsError } from '../../../backends/fs/errno.js';
 import { type P9Context, type Reply } from '../context.js';
 import { type P9Output } from '../io.js';
 import { illegalName, nameTooLong } from '../names.js';
@@ -32,7 +32,7 @@ export function twalk(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
   for (let i = 0; i < n; i++) names.push(d.str());
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (fid.xattrValue !== undefined || fid.xattrWrite !== undefined) return c.error(out, tag, EINVAL);
   if (newNo !== fidNo) {
     const bad = c.session.canTake(newNo);

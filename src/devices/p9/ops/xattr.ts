@@ -2,7 +2,7 @@
  * Extended attributes: Txattrwalk (a new fid carrying the value or the name list to read) and
  * Txattrcreate (the fid then takes the value by Twrite and sets it on clunk).
  */
-import { E2BIG, EBADF, EINVAL, ENOMEM, EROFS, FsError } from '../../../backends/fs/errno.js';
+import { E2BIG, EINVAL, ENOMEM, EROFS, FsError } from '../../../backends/fs/errno.js';
 import { XATTR_SIZE_MAX, type P9Context, type Reply, andThen } from '../context.js';
 import { type P9Output } from '../io.js';
 import { nameTooLong, illegalXattrName, joinNames } from '../names.js';
@@ -15,7 +15,7 @@ export function txattrwalk(c: P9Context, d: Decoder, tag: number, out: P9Output)
   const name = d.str();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   const bad = c.session.canTake(newNo);
   if (bad !== 0) return c.error(out, tag, bad);
   if (name.includes('\0') || nameTooLong(name)) return c.error(out, tag, EINVAL);
@@ -46,7 +46,7 @@ export function txattrcreate(c: P9Context, d: Decoder, tag: number, out: P9Outpu
   const flags = d.u32();
   if (d.bad) return c.error(out, tag, EINVAL);
   const fid = c.session.fid(fidNo);
-  if (fid === undefined) return c.error(out, tag, EBADF);
+  if (fid === undefined) return c.noFid(out, tag, fidNo);
   if (fid.file !== undefined || fid.xattrValue !== undefined || fid.xattrWrite !== undefined) {
     return c.error(out, tag, EINVAL);
   }
