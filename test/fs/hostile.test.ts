@@ -274,3 +274,70 @@ describe('FUSE hostile guest: FORGET', () => {
     expect(dev.server.initialized).toBe(false);
   });
 });
+
+describe('FUSE hostile guest: a backend that answers after a reset (line 49)', () => {
+  /** MemFs whose first read or write does its work now but answers only when released, while calling itself synchronous. */
+  function lateOnce(inner: MemFs, op: 'read' | 'write') {
+    const calls: number[] = [];
+    let release: (() => void) | undefined;
+    let armed = false;
+    const fs = new Proxy(inner, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target);
+        if (prop !== op) return typeof v === 'function' ? v.bind(target) : v;
+        return (f: never, off: number, buf: Uint8Array) => {
+          if (!armed) return target[op](f, off, buf);
+          calls.push(off);
+          if (calls.length > 1) return target[op](f, off, buf);
+          const done = target[op](f, off, buf);
+          return new Promise((resolve) => (release = () => resolve(done)));
+        };
+      },
+    });
+    return { fs, calls, arm: () => (armed = true), release: () => release?.() };
+  }
+  const settle = async (calls: number[]) => {
+    for (let i = 0; i < 100 && calls.length === 0; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('READ: no further buffer is read into and no header written once the device was reset', async () => {
+    const late = lateOnce(new MemFs({ tree: { f: 'AAAABBBB' } }), 'read');
+    const dev = new VirtioFs(late.fs);
+    const c = new FuseClient(dev);
+    await c.init();
+    const f = await c.lookup(ROOT, 'f');
+    const { fh } = await c.open(f.nodeid, 0);
+    late.arm();
+    // 16 header bytes and 4 data bytes in one buffer, 4 data bytes in the next.
+    const p = c.raw(c.message(FUSE.READ, f.nodeid, readIn(fh, 0, 8)), { replyBytes: 24, piece: 20 });
+    await settle(late.calls);
+    c.drv.write(0x070, 0);
+    late.release();
+    await expect(p).rejects.toThrow(/got 0/);
+    expect(late.calls).toEqual([0]);
+    const reply = (c as unknown as { reply: number }).reply;
+    expect([...c.mem.view(reply, 16)]).toEqual(new Array(16).fill(0xee));
+    expect([...c.mem.view(reply + 20, 4)]).toEqual(new Array(4).fill(0xee));
+  });
+
+  it('WRITE: the second request buffer is never read once the device was reset', async () => {
+    const mem = new MemFs({ tree: { f: '' } });
+    const late = lateOnce(mem, 'write');
+    const dev = new VirtioFs(late.fs);
+    const c = new FuseClient(dev);
+    await c.init();
+    const f = await c.lookup(ROOT, 'f');
+    const { fh } = await c.open(f.nodeid, 2);
+    late.arm();
+    const args = new Args().u64(fh).u64(0).u32(8).u32(0).u64(0).u32(0).u32(0).bytes(enc('CCCCDDDD')).done();
+    const msg = c.message(FUSE.WRITE, f.nodeid, args);
+    // The header, write_in and 4 data bytes in one buffer, 4 in the next.
+    const p = c.raw(msg, { requestPiece: msg.length - 4 });
+    await settle(late.calls);
+    c.drv.write(0x070, 0);
+    late.release();
+    await expect(p).rejects.toThrow(/got 0/);
+    expect(late.calls).toEqual([0]);
+    expect(mem.getattr(mem.lookup(mem.root() as never, 'f') as never)).toHaveProperty('size', 4);
+  });
+});

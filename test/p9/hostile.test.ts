@@ -409,6 +409,86 @@ describe('9P hostile guest', () => {
     expect(dev.server.fidCount).toBe(0);
   });
 
+  /**
+   * A backend that calls itself synchronous but answers its first read or write later (a
+   * Promise), as a buggy or wrapped one might: `release()` settles it.
+   */
+  function lateOnce(inner: MemFs, op: 'read' | 'write') {
+    const calls: number[] = [];
+    let release: (() => void) | undefined;
+    let armed = true;
+    const fs = new Proxy(inner, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target);
+        if (prop !== op) return typeof v === 'function' ? v.bind(target) : v;
+        return (f: never, off: number, buf: Uint8Array) => {
+          calls.push(off);
+          if (!armed) return target[op](f, off, buf);
+          armed = false;
+          const done = target[op](f, off, buf); // the work is done now; only the answer comes late
+          return new Promise((resolve) => (release = () => resolve(done)));
+        };
+      },
+    });
+    return { fs, calls, release: () => release?.() };
+  }
+
+  it('49: a "synchronous" backend whose read answers after a reset gets no further guest buffer, and no reply is written', async () => {
+    const late = lateOnce(new MemFs({ tree: { a: 'AAAABBBB' } }), 'read');
+    const dev = new Virtio9p(late.fs);
+    const c = new P9Client(dev);
+    await c.mount();
+    await c.walk(0, 1, ['a']);
+    await c.lopen(1, 0);
+    const usedBefore = c.q.usedIdx;
+    // The reply in two buffers: the 11-byte Rread header and 4 data bytes, then 4 more.
+    const p = c.post(
+      c.build(P9.Tread, 51, (e) => {
+        e.u32(1);
+        e.u64(0);
+        e.u32(8);
+      }),
+      { replySize: 19, replyFirst: 15, pieceSize: 4 },
+    );
+    c.kick();
+    for (let i = 0; i < 100 && late.calls.length === 0; i++) await new Promise((r) => setImmediate(r));
+    expect(late.calls).toEqual([0]);
+    c.drv.write(MMIO.Status, 0);
+    late.release();
+    await dev.idle();
+    // The header and the second buffer stay the driver's: no read into them, no header scattered.
+    expect(late.calls).toEqual([0]);
+    expect([...c.mem.view(p.slot.reply, 11)]).toEqual(new Array(11).fill(0xee));
+    expect([...c.mem.view(p.slot.reply + 15, 4)]).toEqual(new Array(4).fill(0xee));
+    expect(c.q.usedIdx).toBe(usedBefore);
+  });
+
+  it('49: a "synchronous" backend whose write answers after a reset reads no further guest buffer', async () => {
+    const mem = new MemFs({ tree: { a: '' } });
+    const late = lateOnce(mem, 'write');
+    const dev = new Virtio9p(late.fs);
+    const c = new P9Client(dev);
+    await c.mount();
+    await c.walk(0, 1, ['a']);
+    await c.lopen(1, O_RDWR);
+    // Twrite's 23-byte header and 4 data bytes in one buffer, 4 more in the next.
+    const msg = c.build(P9.Twrite, 52, (e) => {
+      e.u32(1);
+      e.u64(0);
+      e.u32(8);
+      e.bytes(new TextEncoder().encode('CCCCDDDD'));
+    });
+    c.post(msg, { requestPiece: 27 });
+    c.kick();
+    for (let i = 0; i < 100 && late.calls.length === 0; i++) await new Promise((r) => setImmediate(r));
+    c.drv.write(MMIO.Status, 0);
+    late.release();
+    await dev.idle();
+    expect(late.calls).toEqual([0]); // never asked to write the second buffer, which the driver owns again
+    const f = mem.lookup(mem.root() as never, 'a') as never;
+    expect(mem.getattr(f)).toHaveProperty('size', 4); // the first buffer, written before the reset
+  });
+
   it('44: a read-only export answers EROFS to every change; reads still work', async () => {
     const ro = new MemFs({ tree: { f: 'hello', d: { g: 'x' } }, readOnly: true });
     const { c } = await mounted(ro);

@@ -16,6 +16,11 @@ export type FsResult<T> = T | FsError;
 /** What every backend operation answers. */
 export type FsReply<T> = Async<FsResult<T>>;
 
+/** Runs fn on a value now, or on a Promise's value later: how every layer above chains an Async. */
+export function andThen<T, U>(v: Async<T>, fn: (v: T) => Async<U>): Async<U> {
+  return v instanceof Promise ? v.then(fn) : fn(v);
+}
+
 /** File type bits of a mode (Linux <sys/stat.h>). */
 export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;

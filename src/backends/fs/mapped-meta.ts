@@ -18,7 +18,7 @@
  *   same number (its birth time differs) is ignored: the host's own attributes are shown.
  */
 import type { Async, FsCreds, FsResult, FsStat, FsTime } from './backend.js';
-import { S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_CREATE, XATTR_REPLACE } from './backend.js';
+import { S_IFBLK, andThen, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_CREATE, XATTR_REPLACE } from './backend.js';
 import { ENODATA, ENOSPC, EEXIST, type FsError, fsError } from './errno.js';
 
 /** What the host said about an inode (lstat/fstat), in Linux's units. */
@@ -278,10 +278,6 @@ export interface MetaFiles {
   remove(key: string): Async<void>;
 }
 
-function then<T, U>(v: Async<T>, fn: (v: T) => Async<U>): Async<U> {
-  return v instanceof Promise ? v.then(fn) : fn(v);
-}
-
 /** Records by host inode number over a MetaFiles, with a bounded cache (misses cached too). */
 export class MetaStore {
   private readonly cache = new Map<bigint, MetaRecord | null>();
@@ -302,7 +298,7 @@ export class MetaStore {
     const known = this.cache.get(host.ino);
     const fit = (r: MetaRecord | null | undefined) => (r != null && recordFits(host, r) ? r : undefined);
     if (known !== undefined) return fit(known);
-    return then(this.files.read(host.ino.toString()), (bytes) => {
+    return andThen(this.files.read(host.ino.toString()), (bytes) => {
       const rec = bytes === undefined ? undefined : decodeRecord(bytes);
       this.remember(host.ino, rec ?? null);
       return fit(rec);
@@ -311,7 +307,7 @@ export class MetaStore {
 
   /** Stores a record; the cache follows only when the store took it. */
   put(ino: bigint, rec: MetaRecord): Async<FsResult<void>> {
-    return then(this.files.write(ino.toString(), encodeRecord(rec)), (r) => {
+    return andThen(this.files.write(ino.toString(), encodeRecord(rec)), (r) => {
       if (r === undefined) this.remember(ino, rec);
       else this.cache.delete(ino);
       return r;

@@ -24,7 +24,7 @@
  * backend makes itself always get a fresh record (or none).
  */
 import type { Async, FsResult } from './backend.js';
-import { S_IFLNK } from './backend.js';
+import { S_IFLNK, andThen } from './backend.js';
 import { type HostFacts, MAPPABLE, type MetaRecord, decodeRecord, encodeRecord, mappedStat, recordFromHost } from './mapped-meta.js';
 import type { FsStat } from './backend.js';
 
@@ -43,10 +43,6 @@ export interface PathMetaFiles<D> {
   read(dir: D, name: string): Async<Uint8Array | undefined>;
   write(dir: D, name: string, data: Uint8Array): Async<FsResult<void>>;
   remove(dir: D, name: string): Async<void>;
-}
-
-function then<T, U>(v: Async<T>, fn: (v: T) => Async<U>): Async<U> {
-  return v instanceof Promise ? v.then(fn) : fn(v);
 }
 
 /** The guest's stat of a node: the host's facts with its record laid over them. */
@@ -80,12 +76,12 @@ export class PathMetaStore<D> {
 
   /** The record of `name` in `dir`; undefined when there is none or it doesn't parse. */
   get(dir: D, name: string): Async<MetaRecord | undefined> {
-    return then(this.files.read(dir, name), (bytes) => (bytes === undefined ? undefined : decodeRecord(bytes)));
+    return andThen(this.files.read(dir, name), (bytes) => (bytes === undefined ? undefined : decodeRecord(bytes)));
   }
 
   /** Stores a record, or removes the stored one when it shows only what the host shows. */
   put(dir: D, name: string, host: HostFacts, rec: MetaRecord): Async<FsResult<void>> {
-    if (recordRedundant(host, rec)) return then(this.files.remove(dir, name), () => undefined);
+    if (recordRedundant(host, rec)) return andThen(this.files.remove(dir, name), () => undefined);
     return this.files.write(dir, name, encodeRecord(rec));
   }
 
@@ -99,7 +95,7 @@ export class PathMetaStore<D> {
    * no record (or one that shows only what the host shows), one left at the new name goes.
    */
   move(from: D, fromName: string, to: D, toName: string, host: HostFacts, rec: MetaRecord | undefined): Async<FsResult<void>> {
-    const written = rec === undefined || recordRedundant(host, rec) ? then(this.files.remove(to, toName), () => undefined) : this.files.write(to, toName, encodeRecord(rec));
-    return then(written, (r) => (r !== undefined ? r : then(this.files.remove(from, fromName), () => undefined)));
+    const written = rec === undefined || recordRedundant(host, rec) ? andThen(this.files.remove(to, toName), () => undefined) : this.files.write(to, toName, encodeRecord(rec));
+    return andThen(written, (r) => (r !== undefined ? r : andThen(this.files.remove(from, fromName), () => undefined)));
   }
 }

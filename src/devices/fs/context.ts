@@ -6,6 +6,7 @@
 import { type FsBackend, type FsCreds, type FsNode, type FsStat, NAME_MAX } from '../../backends/fs/backend.js';
 import { EEXIST, EINVAL, ENAMETOOLONG, ENFILE, ENOENT, ERANGE, FsError } from '../../backends/fs/errno.js';
 import type { P9Output as FuseOutput } from '../p9/io.js';
+import { type Reply, XATTR_SIZE_MAX, andThen } from '../serve.js';
 import type { FuseSession } from './session.js';
 import { ENTRY_OUT_SIZE, type FuseReader, type FuseWriter, IN_HEADER_SIZE, OUT_HEADER_SIZE } from './fuse.js';
 
@@ -19,20 +20,11 @@ export type FuseCacheMode = 'none' | 'auto' | 'always';
 /** The seconds part of each cache mode's timeouts. */
 export const TIMEOUTS: Record<FuseCacheMode, number> = { none: 0, auto: 1, always: 86400 };
 
-/** Largest extended attribute value (Linux XATTR_SIZE_MAX). */
-export const FUSE_XATTR_SIZE_MAX = 65536;
 /** Largest request other than WRITE: SETXATTR with a full value, its name and headers. */
-export const MAX_REQUEST = IN_HEADER_SIZE + 16 + NAME_MAX + 1 + FUSE_XATTR_SIZE_MAX + 64;
+export const MAX_REQUEST = IN_HEADER_SIZE + 16 + NAME_MAX + 1 + XATTR_SIZE_MAX + 64;
 /** Largest reply built in our own buffer (READDIR pages, xattrs, READLINK). */
 export const MAX_BUILT_REPLY = 256 * 1024;
 
-/** A reply's length, now or once the backend answers. */
-export type Reply = number | Promise<number>;
-
-/** Runs fn on a value now, or on a Promise's value later. */
-export function andThen<T, U>(r: T | Promise<T>, fn: (v: T) => U | Promise<U>): U | Promise<U> {
-  return r instanceof Promise ? r.then(fn) : fn(r);
-}
 
 /** Request fields every handler needs. */
 export interface Req {
@@ -73,14 +65,23 @@ export class FuseContext {
     return q.out.write(this.w.buf.subarray(0, n)) === n ? n : 0;
   }
 
-  error(q: Req, errno: number): number {
-    if (q.out.remaining < OUT_HEADER_SIZE) return 0;
-    const b = new Uint8Array(OUT_HEADER_SIZE);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, OUT_HEADER_SIZE, true);
+  /**
+   * A bare fuse_out_header for `q`: its length with `dataBytes` after it, and -errno. One
+   * buffer, reused: copy it out (write, scatter) before building the next.
+   */
+  header(q: Req, dataBytes: number, errno = 0): Uint8Array {
+    const dv = this.hdrView;
+    dv.setUint32(0, OUT_HEADER_SIZE + dataBytes, true);
     dv.setInt32(4, -errno, true);
     dv.setBigUint64(8, q.unique, true);
-    return q.out.write(b) === OUT_HEADER_SIZE ? OUT_HEADER_SIZE : 0;
+    return this.hdr;
+  }
+  private readonly hdr = new Uint8Array(OUT_HEADER_SIZE);
+  private readonly hdrView = new DataView(this.hdr.buffer);
+
+  error(q: Req, errno: number): number {
+    if (q.out.remaining < OUT_HEADER_SIZE) return 0;
+    return q.out.write(this.header(q, 0, errno)) === OUT_HEADER_SIZE ? OUT_HEADER_SIZE : 0;
   }
 
   empty(q: Req): number {
@@ -144,6 +145,14 @@ export class FuseContext {
     if (name === '' || name.includes('/')) return kind === 'lookup' ? ENOENT : EINVAL;
     if (name === '.' || name === '..') return kind === 'new' ? EEXIST : kind === 'old' ? EINVAL : 0;
     return name;
+  }
+
+  /** An extended attribute's name: NUL-terminated, not empty, at most NAME_MAX bytes. Answers it or an errno. */
+  xattrName(r: FuseReader): string | number {
+    const name = r.cstr();
+    if (r.bad) return EINVAL;
+    if (name === '') return EINVAL;
+    return r.lastBytes > NAME_MAX ? ERANGE : name;
   }
 
   creds(q: Req): FsCreds {

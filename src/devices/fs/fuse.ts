@@ -165,10 +165,6 @@ export class FuseReader extends BoundedReader {
     if (hi >= 0x200000) return Infinity;
     return hi * 2 ** 32 + this.dv.getUint32(at, true);
   }
-  /** A u64 exactly, for node ids and file handles. */
-  id(): bigint {
-    return this.u64big();
-  }
   skip(n: number): void {
     this.take(n);
   }

@@ -17,7 +17,8 @@ import type { FsBackend } from '../../backends/fs/backend.js';
 import { E2BIG, EINVAL, EIO, ENOSYS } from '../../backends/fs/errno.js';
 import type { P9Input as FuseInput, P9Output as FuseOutput } from '../p9/io.js';
 import { RecordingOutput } from '../p9/io.js';
-import { FuseContext, type FuseCacheMode, MAX_BUILT_REPLY, MAX_REQUEST, type Reply, type Req, TIMEOUTS } from './context.js';
+import { FuseContext, type FuseCacheMode, MAX_BUILT_REPLY, MAX_REQUEST, type Req, TIMEOUTS } from './context.js';
+import type { Reply } from '../serve.js';
 import { FUSE, FuseReader, FuseWriter, IN_HEADER_SIZE, WRITE_IN_SIZE } from './fuse.js';
 import { access, getattr, setattr, statfs } from './ops/attrs.js';
 import { link, mkdir, mknod, readdir, readlink, rename, symlink, unlink } from './ops/dirs.js';
@@ -29,7 +30,7 @@ import { getxattr, removexattr, setxattr } from './ops/xattr.js';
 import { FuseSession } from './session.js';
 
 export type { FuseInput, FuseOutput, FuseCacheMode };
-export { FUSE_XATTR_SIZE_MAX } from './context.js';
+export { XATTR_SIZE_MAX as FUSE_XATTR_SIZE_MAX } from '../serve.js';
 
 export interface FuseServerOptions {
   /** Default 'auto'. */

@@ -14,16 +14,6 @@ import { Encoder, IO_HEADER_SIZE, P9, QT_DIR, QT_FILE, QT_SYMLINK } from './wire
 export const MIN_MSIZE = 4096;
 /** Largest msize storvm offers by default: what Linux asks for with msize=512000. */
 export const DEFAULT_MAX_MSIZE = 512000;
-/** Largest extended attribute value (Linux XATTR_SIZE_MAX). */
-export const XATTR_SIZE_MAX = 65536;
-
-/** A reply's length, now or once the backend answers. */
-export type Reply = number | Promise<number>;
-
-/** Runs fn on a value now, or on a Promise's value later. */
-export function andThen<T, U>(r: T | Promise<T>, fn: (v: T) => U | Promise<U>): U | Promise<U> {
-  return r instanceof Promise ? r.then(fn) : fn(r);
-}
 
 export class P9Context {
   constructor(

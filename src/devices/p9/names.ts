@@ -37,8 +37,3 @@ export function checkOldName(name: string): number {
 export function illegalXattrName(name: string): boolean {
   return name === '' || name.includes('\0') || nameTooLong(name);
 }
-
-/** listxattr's format: each name followed by a NUL. */
-export function joinNames(names: string[]): Uint8Array {
-  return enc8.encode(names.map((n) => n + '\0').join(''));
-}

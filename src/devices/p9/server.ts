@@ -16,7 +16,8 @@
  */
 import type { FsBackend } from '../../backends/fs/backend.js';
 import { EINVAL, EMSGSIZE, EOPNOTSUPP, EPROTO } from '../../backends/fs/errno.js';
-import { DEFAULT_MAX_MSIZE, MIN_MSIZE, P9Context, type Reply } from './context.js';
+import { DEFAULT_MAX_MSIZE, MIN_MSIZE, P9Context } from './context.js';
+import type { Reply } from '../serve.js';
 import { type P9Input, type P9Output, RecordingInput, RecordingOutput } from './io.js';
 import { tattach, tflush, tversion } from './ops/attach.js';
 import { tgetattr, tsetattr, tstatfs } from './ops/attrs.js';
@@ -30,7 +31,8 @@ import { Decoder, Encoder, HEADER_SIZE, P9, TWRITE_HEADER_SIZE } from './wire.js
 
 export { type P9Input, type P9Output, BytesIn, BytesOut } from './io.js';
 
-export { MIN_MSIZE, DEFAULT_MAX_MSIZE, XATTR_SIZE_MAX } from './context.js';
+export { MIN_MSIZE, DEFAULT_MAX_MSIZE } from './context.js';
+export { XATTR_SIZE_MAX } from '../serve.js';
 
 export interface P9ServerOptions {
   /** Largest msize to agree to (4096..16 MiB); default 512000. */

@@ -218,9 +218,6 @@ export class Encoder extends BoundedWriter {
     }
     this.dv.setUint16(lenAt, n, true);
   }
-  qid(q: Qid): void {
-    this.qidOf(q.type, q.version, q.path);
-  }
   qidOf(type: number, version: number, path: bigint): void {
     const at = this.room(QID_SIZE);
     if (at < 0) return;

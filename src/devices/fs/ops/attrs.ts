@@ -1,13 +1,14 @@
 /** Attributes: GETATTR, SETATTR, ACCESS, STATFS. */
 import { type Async, type FsFile, type FsNode, type FsResult, type FsSetAttr, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
 import { EACCES, EBADF, EFBIG, EINVAL, EISDIR, ENOENT, EROFS, FsError } from '../../../backends/fs/errno.js';
-import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { type FuseContext, type Req } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type FuseReader, FATTR, FUSE_GETATTR_FH, FUSE_ROOT_ID } from '../fuse.js';
 
 export function getattr(c: FuseContext, q: Req, r: FuseReader): Reply {
   const gflags = r.u32();
   r.u32();
-  const fh = r.id();
+  const fh = r.u64big();
   if (r.bad) return c.error(q, EINVAL);
   const node = c.session.node(q.nodeid);
   if (node === undefined) return c.error(q, ENOENT);
@@ -41,7 +42,7 @@ function attrReply(c: FuseContext, q: Req, node: FsNode, file?: FsFile): Reply {
 export function setattr(c: FuseContext, q: Req, r: FuseReader): Reply {
   const valid = r.u32();
   r.u32();
-  const fh = r.id();
+  const fh = r.u64big();
   const size = r.u64();
   r.u64(); // lock_owner
   const atime = r.u64();

@@ -13,7 +13,8 @@ import {
   S_IFMT,
 } from '../../../backends/fs/backend.js';
 import { EEXIST, EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, EROFS, FsError } from '../../../backends/fs/errno.js';
-import { type FuseContext, type Req, type Reply, andThen, MAX_BUILT_REPLY } from '../context.js';
+import { type FuseContext, type Req, MAX_BUILT_REPLY } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import {
   type FuseReader,
   direntSize,
@@ -68,7 +69,7 @@ function make(c: FuseContext, q: Req, r: FuseReader, op: (dir: FsNode, name: str
 }
 
 export function link(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const old = c.session.node(r.id());
+  const old = c.session.node(r.u64big());
   if (r.bad) return c.error(q, EINVAL);
   const dir = c.session.node(q.nodeid);
   const name = c.name(r, 'new');
@@ -92,7 +93,7 @@ export function unlink(c: FuseContext, q: Req, r: FuseReader, rmdir: boolean): R
 }
 
 export function rename(c: FuseContext, q: Req, r: FuseReader, v2: boolean): Reply {
-  const newDirId = r.id();
+  const newDirId = r.u64big();
   const flags = v2 ? r.u32() : 0;
   if (v2) r.u32();
   if (r.bad) return c.error(q, EINVAL);
@@ -126,7 +127,7 @@ export function readlink(c: FuseContext, q: Req): Reply {
 }
 
 export function readdir(c: FuseContext, q: Req, r: FuseReader, plus: boolean): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   const offset = r.u64();
   const size = r.u32();
   if (r.bad) return c.error(q, EINVAL);

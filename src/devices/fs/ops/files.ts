@@ -5,7 +5,6 @@
  */
 import {
   type FsFile,
-  type FsResult,
   O_ACCMODE,
   O_APPEND,
   O_RDONLY,
@@ -37,7 +36,8 @@ import {
   FsError,
 } from '../../../backends/fs/errno.js';
 import { type P9Input as FuseInput, scatter, splitAfter } from '../../p9/io.js';
-import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { type FuseContext, type Req } from '../context.js';
+import { type Reply, andThen, transferViews } from '../../serve.js';
 import { killSuidgid } from './attrs.js';
 import { lockOwner } from './locks.js';
 import {
@@ -87,7 +87,7 @@ function fileOpenFlags(c: FuseContext): number {
 function openOut(c: FuseContext, q: Req, fh: bigint, dir: boolean): number {
   const w = c.begin(q);
   w.u64(fh);
-  w.u32(dir ? (c.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0) : fileOpenFlags(c, ));
+  w.u32(dir ? (c.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0) : fileOpenFlags(c));
   w.u32(0);
   return c.send(q);
 }
@@ -155,7 +155,7 @@ export function create(c: FuseContext, q: Req, r: FuseReader): Reply {
       const w = c.begin(q);
       c.putEntry(w, id, st);
       w.u64(fh);
-      w.u32(fileOpenFlags(c, ));
+      w.u32(fileOpenFlags(c));
       w.u32(0);
       const n = c.send(q);
       if (n === OUT_HEADER_SIZE) {
@@ -177,7 +177,7 @@ export function create(c: FuseContext, q: Req, r: FuseReader): Reply {
 }
 
 export function release(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   if (r.bad) return c.error(q, EINVAL);
   const h = c.session.handleOf(fh, dir);
   if (typeof h === 'number') return c.error(q, h);
@@ -185,10 +185,10 @@ export function release(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Re
 }
 
 export function flush(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   r.u32();
   r.u32();
-  const owner = r.id();
+  const owner = r.u64big();
   if (r.bad) return c.error(q, EINVAL);
   const h = c.session.handleOf(fh, false);
   // Writes reach the backend as they come, so there is nothing buffered to flush: without POSIX
@@ -203,7 +203,7 @@ export function flush(c: FuseContext, q: Req, r: FuseReader): Reply {
 }
 
 export function fsync(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   const flags = r.u32();
   if (r.bad) return c.error(q, EINVAL);
   const h = c.session.handleOf(fh, dir);
@@ -216,7 +216,7 @@ export function fsync(c: FuseContext, q: Req, r: FuseReader, dir: boolean): Repl
 }
 
 export function read(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   const offset = r.u64();
   const size = r.u32();
   if (r.bad) return c.error(q, EINVAL);
@@ -228,13 +228,6 @@ export function read(c: FuseContext, q: Req, r: FuseReader): Reply {
   if (offset > Number.MAX_SAFE_INTEGER) return c.error(q, EINVAL);
   const want = Math.min(size, room, c.maxWrite);
   const file = h.file;
-  const header = (n: number): Uint8Array => {
-    const b = new Uint8Array(OUT_HEADER_SIZE);
-    const dv = new DataView(b.buffer);
-    dv.setUint32(0, OUT_HEADER_SIZE + n, true);
-    dv.setBigUint64(8, q.unique, true);
-    return b;
-  };
   if (c.fs.asynchronous) {
     // The backend fills a buffer of ours; it is copied out only while the request is live.
     const buf = new Uint8Array(want);
@@ -242,45 +235,24 @@ export function read(c: FuseContext, q: Req, r: FuseReader): Reply {
       if (n instanceof FsError) return c.error(q, n.errno);
       const k = Math.min(n, want);
       if (out.live?.() === false) return 0;
-      if (out.write(header(k)) !== OUT_HEADER_SIZE) return 0;
+      if (out.write(c.header(q, k)) !== OUT_HEADER_SIZE) return 0;
       return OUT_HEADER_SIZE + out.write(buf.subarray(0, k));
     });
   }
-  // Data goes straight into the reply buffers; the header is written last.
+  // Data goes straight into the reply buffers; the header is written last. A backend that calls
+  // itself synchronous answers now; should one answer later anyway, the transfer goes on only
+  // while the request is still live (no writes into RAM after a reset).
   const views = out.views(OUT_HEADER_SIZE + want);
-  const dataViews = splitAfter(views, OUT_HEADER_SIZE);
-  let done = 0;
-  const finish = (errno: number): number => {
-    if (errno !== 0 && done === 0) {
-      const e = header(0);
-      new DataView(e.buffer).setInt32(4, -errno, true);
-      scatter(views, e);
-      return OUT_HEADER_SIZE;
-    }
-    scatter(views, header(done));
-    return OUT_HEADER_SIZE + done;
-  };
-  // A backend that calls itself synchronous answers now. Should one answer later anyway, the
-  // transfer goes on only while the request is still live (no writes into RAM after a reset).
-  const step = (i: number): Reply => {
-    for (; i < dataViews.length; i++) {
-      const v = dataViews[i]!;
-      const res = c.fs.read(file, offset + done, v);
-      const after = (n: FsResult<number>): number | undefined => {
-        if (n instanceof FsError) return finish(n.errno);
-        done += n;
-        return n < v.length ? finish(0) : undefined;
-      };
-      if (res instanceof Promise) {
-        const next = i + 1;
-        return res.then((n) => (out.live?.() === false ? 0 : (after(n) ?? step(next))));
-      }
-      const end = after(res);
-      if (end !== undefined) return end;
-    }
-    return finish(0);
-  };
-  return step(0);
+  return transferViews(
+    splitAfter(views, OUT_HEADER_SIZE),
+    (v, at) => c.fs.read(file, offset + at, v),
+    (errno, done) => {
+      const err = errno !== 0 && done === 0;
+      scatter(views, c.header(q, err ? 0 : done, err ? errno : 0));
+      return OUT_HEADER_SIZE + (err ? 0 : done);
+    },
+    () => out.live?.() !== false,
+  );
 }
 
 /** WRITE, with the header and write_in already in inBuf; the payload is still in `input`. */
@@ -289,7 +261,7 @@ export function write(c: FuseContext, input: FuseInput, q: Req, len: number): Re
   if (!c.session.initialized) return c.error(q, EIO);
   const r = c.r;
   r.reset(IN_HEADER_SIZE + WRITE_IN_SIZE, IN_HEADER_SIZE);
-  const fh = r.id();
+  const fh = r.u64big();
   const offset = r.u64();
   const size = r.u32();
   const writeFlags = r.u32();
@@ -321,30 +293,16 @@ export function write(c: FuseContext, input: FuseInput, q: Req, len: number): Re
   // A write by a caller without CAP_FSETID clears set-user-ID / set-group-ID (HANDLE_KILLPRIV_V2).
   const kill = (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 && (c.session.flags & INIT.HANDLE_KILLPRIV_V2) !== 0;
   const reply = (n: number): Reply => (kill && n > 0 ? andThen(killSuidgid(c, file.node, file), () => sent(n)) : sent(n));
-  let done = 0;
-  const step = (i: number): Reply => {
-    for (; i < views.length; i++) {
-      const v = views[i]!;
-      const res = c.fs.write(file, offset + done, v);
-      const after = (n: FsResult<number>): Reply | undefined => {
-        if (n instanceof FsError) return done === 0 ? c.error(q, n.errno) : reply(done);
-        done += n;
-        return n < v.length ? reply(done) : undefined;
-      };
-      if (res instanceof Promise) {
-        const next = i + 1;
-        return res.then((n) => after(n) ?? step(next));
-      }
-      const end = after(res);
-      if (end !== undefined) return end;
-    }
-    return reply(done);
-  };
-  return step(0);
+  return transferViews(
+    views,
+    (v, at) => c.fs.write(file, offset + at, v),
+    (errno, done) => (errno !== 0 && done === 0 ? c.error(q, errno) : reply(done)),
+    () => q.out.live?.() !== false,
+  );
 }
 
 export function fallocate(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   const offset = r.u64();
   const length = r.u64();
   const mode = r.u32();
@@ -365,7 +323,7 @@ export function fallocate(c: FuseContext, q: Req, r: FuseReader): Reply {
 }
 
 export function lseek(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const fh = r.id();
+  const fh = r.u64big();
   const offset = r.u64();
   const whence = r.u32();
   if (r.bad) return c.error(q, EINVAL);
@@ -384,10 +342,10 @@ export function lseek(c: FuseContext, q: Req, r: FuseReader): Reply {
 }
 
 export function copyFileRange(c: FuseContext, q: Req, r: FuseReader): Reply {
-  const fhIn = r.id();
+  const fhIn = r.u64big();
   const offIn = r.u64();
-  r.id(); // nodeid_out: the handle says which file
-  const fhOut = r.id();
+  r.u64big(); // nodeid_out: the handle says which file
+  const fhOut = r.u64big();
   const offOut = r.u64();
   const len = r.u64();
   const flags = r.u64();

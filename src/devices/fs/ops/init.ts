@@ -3,7 +3,8 @@
  * session reset, in the dispatcher.
  */
 import { EINVAL, EPROTO, FsError } from '../../../backends/fs/errno.js';
-import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { type FuseContext, type Req } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type FuseReader, FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, INIT } from '../fuse.js';
 
 export function init(c: FuseContext, q: Req, r: FuseReader): Reply {

@@ -10,7 +10,8 @@
  */
 import { EAGAIN, EBADF, EDEADLK, EINTR, EINVAL, ENOLCK, ENOSYS } from '../../../backends/fs/errno.js';
 import { F_RDLCK, F_UNLCK, F_WRLCK, type LockRequest } from '../../locks.js';
-import { type FuseContext, type Reply, type Req } from '../context.js';
+import { type FuseContext, type Req } from '../context.js';
+import { type Reply } from '../../serve.js';
 import { type FuseReader, FUSE_LK_FLOCK, INIT, OFFSET_MAX } from '../fuse.js';
 
 /** The table key of a FUSE lock owner. */
@@ -20,8 +21,8 @@ export function lockOwner(owner: bigint): string {
 
 /** fuse_lk_in, checked: the inode and the request, or the errno to answer. */
 function lockIn(c: FuseContext, q: Req, r: FuseReader, getlk: boolean): { ino: bigint; req: LockRequest } | number {
-  const fh = r.id();
-  const owner = r.id();
+  const fh = r.u64big();
+  const owner = r.u64big();
   const start = r.u64();
   const endIncl = r.u64();
   const type = r.u32();
@@ -77,7 +78,7 @@ export function setlk(c: FuseContext, q: Req, r: FuseReader, wait: boolean): Rep
 
 /** INTERRUPT: a waiting SETLKW answers EINTR; anything else finishes on its own (no reply). */
 export function interrupt(c: FuseContext, r: FuseReader): number {
-  const unique = r.id();
+  const unique = r.u64big();
   if (!r.bad) c.session.locks.cancel(unique);
   return 0;
 }

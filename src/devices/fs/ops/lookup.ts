@@ -1,7 +1,8 @@
 /** Names to node ids and back: LOOKUP, FORGET, BATCH_FORGET. */
 import { type FsNode, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
 import { ENOENT, ENOTDIR, FsError } from '../../../backends/fs/errno.js';
-import { type FuseContext, type Req, type Reply, andThen } from '../context.js';
+import { type FuseContext, type Req } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type FuseReader, IN_HEADER_SIZE } from '../fuse.js';
 
 export function lookup(c: FuseContext, q: Req, r: FuseReader): Reply {
@@ -32,7 +33,7 @@ export function batchForget(c: FuseContext, r: FuseReader): number {
   // A count the message can't hold is refused whole: nothing is forgotten.
   if (r.bad || count > Math.floor(r.remaining / 16)) return 0;
   for (let i = 0; i < count; i++) {
-    const id = r.id();
+    const id = r.u64big();
     const n = r.u64();
     c.session.drop(id, n);
   }

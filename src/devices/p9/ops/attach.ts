@@ -3,7 +3,8 @@
  * request it flushes).
  */
 import { EINVAL, EMSGSIZE, FsError } from '../../../backends/fs/errno.js';
-import { MIN_MSIZE, type P9Context, type Reply, andThen } from '../context.js';
+import { MIN_MSIZE, type P9Context } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type P9Output } from '../io.js';
 import { Fid } from '../session.js';
 import { type Decoder, NOFID, P9, VERSION_9P2000L } from '../wire.js';

@@ -1,7 +1,8 @@
 /** Attributes: Tgetattr, Tsetattr, Tstatfs. */
 import { type FsNode, type FsSetAttr, type FsStat } from '../../../backends/fs/backend.js';
 import { EFBIG, EINVAL, EROFS, FsError } from '../../../backends/fs/errno.js';
-import { type P9Context, type Reply, andThen, qidType } from '../context.js';
+import { type P9Context, qidType } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type P9Output } from '../io.js';
 import {
   type Decoder,

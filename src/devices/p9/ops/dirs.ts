@@ -13,7 +13,8 @@ import {
   EROFS,
   FsError,
 } from '../../../backends/fs/errno.js';
-import { type P9Context, type Reply, andThen, qidType, direntType } from '../context.js';
+import { type P9Context, qidType, direntType } from '../context.js';
+import { type Reply, andThen } from '../../serve.js';
 import { type P9Output } from '../io.js';
 import { checkNewName, checkOldName } from '../names.js';
 import { Fid } from '../session.js';

@@ -3,8 +3,6 @@
  * straight between guest buffers and the backend where it can.
  */
 import {
-  type Async,
-  type FsResult,
   type FsCreds,
   O_ACCMODE,
   O_APPEND,
@@ -27,44 +25,14 @@ import {
   EROFS,
   FsError,
 } from '../../../backends/fs/errno.js';
-import { type P9Context, type Reply, andThen } from '../context.js';
+import { type P9Context } from '../context.js';
+import { type Reply, andThen, transferViews } from '../../serve.js';
 import { type P9Input, type P9Output, scatter, splitAfter } from '../io.js';
 import { checkNewName } from '../names.js';
 import { type Decoder, HEADER_SIZE, IO_HEADER_SIZE, P9, TWRITE_HEADER_SIZE } from '../wire.js';
 
 /** Linux: a write past the declared xattr size has no room (QEMU answers ENOSPC too). */
 const ENOSPC_XATTR = 28;
-
-/**
- * Moves data through `views` one after another with `op` (a backend read or write at byte `at`
- * of the transfer), synchronously while the backend answers synchronously. Stops at the first
- * short transfer or error; `finish(errno, done)` then builds the reply.
- */
-function transferViews(
-  views: Uint8Array[],
-  op: (v: Uint8Array, at: number) => Async<FsResult<number>>,
-  finish: (errno: number, done: number) => number,
-): Reply {
-  let done = 0;
-  const step = (i: number): Reply => {
-    for (; i < views.length; i++) {
-      const v = views[i]!;
-      const r = op(v, done);
-      if (r instanceof Promise) {
-        return r.then((n) => {
-          if (n instanceof FsError) return finish(n.errno, done);
-          done += n;
-          return n < v.length ? finish(0, done) : step(i + 1);
-        });
-      }
-      if (r instanceof FsError) return finish(r.errno, done);
-      done += r;
-      if (r < v.length) break;
-    }
-    return finish(0, done);
-  };
-  return step(0);
-}
 
 export function tlopen(c: P9Context, d: Decoder, tag: number, out: P9Output): Reply {
   const fidNo = d.u32();
@@ -198,10 +166,17 @@ export function tread(c: P9Context, d: Decoder, tag: number, out: P9Output): Rep
     scatter(views, header);
     return IO_HEADER_SIZE + done;
   };
-  return transferViews(dataViews, (v, at) => c.fs.read(file, offset + at, v), (errno, n) => {
-    done = n;
-    return finish(errno);
-  });
+  // A backend that answers later than it said stops the transfer once the request is dead.
+  const live = (): boolean => out.live?.() !== false;
+  return transferViews(
+    dataViews,
+    (v, at) => c.fs.read(file, offset + at, v),
+    (errno, n) => {
+      done = n;
+      return finish(errno);
+    },
+    live,
+  );
 }
 
 export function twrite(c: P9Context, input: P9Input, tag: number, out: P9Output): Reply {
@@ -233,8 +208,11 @@ export function twrite(c: P9Context, input: P9Input, tag: number, out: P9Output)
   if (file === undefined) return c.error(out, tag, EBADF);
   if (c.fs.readOnly) return c.error(out, tag, EROFS);
   if (offset + count > Number.MAX_SAFE_INTEGER) return c.error(out, tag, EFBIG);
-  return transferViews(input.views(count), (v, at) => c.fs.write(file, offset + at, v), (errno, done) =>
-    errno !== 0 && done === 0 ? c.error(out, tag, errno) : rwrite(c, done, tag, out),
+  return transferViews(
+    input.views(count),
+    (v, at) => c.fs.write(file, offset + at, v),
+    (errno, done) => (errno !== 0 && done === 0 ? c.error(out, tag, errno) : rwrite(c, done, tag, out)),
+    () => out.live?.() !== false,
   );
 }
 

@@ -3,7 +3,8 @@
  * conflicts answers BLOCKED and the client retries (as QEMU does).
  */
 import { EINVAL, ENOLCK } from '../../../backends/fs/errno.js';
-import { type P9Context, type Reply } from '../context.js';
+import { type P9Context } from '../context.js';
+import { type Reply } from '../../serve.js';
 import { type P9Output } from '../io.js';
 import {
   type Decoder,

@@ -1,7 +1,8 @@
 /** Twalk: names to a new fid, one backend lookup at a time, synchronously while the backend is. */
 import { type FsNode, S_IFDIR, S_IFMT } from '../../../backends/fs/backend.js';
 import { EINVAL, ENAMETOOLONG, ENOENT, ENOTDIR, FsError } from '../../../backends/fs/errno.js';
-import { type P9Context, type Reply } from '../context.js';
+import { type P9Context } from '../context.js';
+import { type Reply } from '../../serve.js';
 import { type P9Output } from '../io.js';
 import { illegalName, nameTooLong } from '../names.js';
 import { Fid } from '../session.js';

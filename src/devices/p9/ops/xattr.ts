@@ -3,9 +3,10 @@
  * Txattrcreate (the fid then takes the value by Twrite and sets it on clunk).
  */
 import { E2BIG, EINVAL, ENOMEM, EROFS, FsError } from '../../../backends/fs/errno.js';
-import { XATTR_SIZE_MAX, type P9Context, type Reply, andThen } from '../context.js';
+import { type P9Context } from '../context.js';
+import { XATTR_SIZE_MAX, type Reply, andThen, joinNames } from '../../serve.js';
 import { type P9Output } from '../io.js';
-import { nameTooLong, illegalXattrName, joinNames } from '../names.js';
+import { nameTooLong, illegalXattrName } from '../names.js';
 import { Fid } from '../session.js';
 import { type Decoder, P9 } from '../wire.js';
 
