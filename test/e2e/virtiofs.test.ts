@@ -57,6 +57,37 @@ describe('virtio-fs in a Linux guest', () => {
     expect(trace).toMatch(/^# fuse: \d+ requests, [1-9][\d.]* MiB of data/m);
   }, 120_000); // a 1 MiB cp and md5sum in the emulated guest: about 20 s on a busy host
 
+  it('each cache mode sends what it should: none reads through, auto keeps data within an open, always across opens', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-vfs-cache-'));
+    const shares = { n: 'none', a: 'auto', w: 'always' } as const;
+    const args: string[] = [];
+    for (const [tag, mode] of Object.entries(shares)) {
+      mkdirSync(join(dir, tag));
+      writeFileSync(join(dir, tag, 'f'), 'cached?\n');
+      args.push('--share', `${join(dir, tag)}:${tag}:virtiofs=${mode}`);
+    }
+    // On each share (the first is at /mnt/host): eight 1-byte reads in one open, a second open
+    // and read, then two stats.
+    const script = 'for m in host a w; do dd if=/mnt/$m/f of=/tmp/x bs=1 count=8 2>/dev/null; cat /mnt/$m/f /tmp/x | wc -c; stat -c %s /mnt/$m/f /mnt/$m/f; done | tr "\\n" " "';
+    const traceFile = join(dir, 'fuse.trace');
+    const r = await storvm('run', '--mem', '64', ...args, '--trace', 'fuse', '--trace-file', traceFile, '--', script);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('16 8 8 16 8 8 16 8 8 ');
+    const lines = readFileSync(traceFile, 'utf8').split('\n');
+    const count = (tag: string, re: RegExp) => lines.filter((l) => l.startsWith(`fuse ${tag} `) && re.test(l)).length;
+    const reads = (tag: string) => count(tag, / READ .*->  OK len=(17|24) /); // replies with 1 or all 8 bytes
+    const lookups = (tag: string) => count(tag, / LOOKUP node=1 .*"f"/);
+    // none: DIRECT_IO, so every read(2) is a READ, and entries time out at once (one LOOKUP per walk).
+    expect(reads('n')).toBe(9);
+    expect(lookups('n')).toBe(4);
+    // auto: the page cache serves the 1-byte reads, and is dropped at the next open (close-to-open).
+    expect(reads('a')).toBe(2);
+    // always: KEEP_CACHE keeps it across opens; entries last a day, so one LOOKUP.
+    expect(reads('w')).toBe(1);
+    expect(lookups('w')).toBe(1);
+    expect(lookups('a')).toBeLessThan(4); // its entries last a second
+  }, 120_000);
+
   it('storvm boot --share DIR:virtiofs mounts the share before the console shell starts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'storvm-vfs-boot-'));
     writeFileSync(join(dir, 'note.txt'), 'seen-from-boot\n');

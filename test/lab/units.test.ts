@@ -200,6 +200,15 @@ describe('storvm bench options and plan', () => {
     expect(s).toContain('mount -t virtiofs vfs-always /mnt/vfs');
   });
 
+  it('runs the variants it is given in that order (bench/virtiofs.ts rotates them)', () => {
+    const s = guestScript({ sizeMiB: 1, files: 1, ops: 64, tarEntries: 1, markers: {}, variants: ['vfs-auto', 'tmpfs', '9p-512k-none'] });
+    const at = (id: string) => s.indexOf(`# ${id}:`);
+    expect(at('vfs-auto')).toBeGreaterThan(0);
+    expect(at('vfs-auto')).toBeLessThan(at('tmpfs'));
+    expect(at('tmpfs')).toBeLessThan(at('9p-512k-none'));
+    expect(s).not.toContain('# blk-raw:');
+  });
+
   it('says why virtio-fs does not apply where it cannot run (QEMU without virtiofsd)', () => {
     const s = guestScript({ sizeMiB: 1, files: 1, ops: 64, tarEntries: 1, markers: { '9p-none': 'A', '9p-loose': 'B', 'blk-ext4': 'C' }, noVirtiofs: 'no virtiofsd here' });
     expect(s).not.toContain('mount -t virtiofs');
