@@ -12,7 +12,8 @@
  * store named (default `host`), one store after the other, and the script prints ok / not ok per
  * directory and store. The stores: a 9p share over `host` (HostFs, mapped metadata),
  * `passthrough` (HostFs with the host's own metadata) or `mem` (MemFs), mounted with
- * cache=none; `vfs`, the same HostFs on virtio-fs with cache=none; and `ext4`, a blank ext4
+ * cache=none; `vfs` and `vfs-auto`, the same HostFs on virtio-fs with cache=none or auto (fsx
+ * maps the file on auto, where FUSE allows shared mappings); and `ext4`, a blank ext4
  * filesystem (the lab's 1 GiB image, 4 KiB blocks) on virtio-blk, the reference. The tools reach the guest on a read-only share.
  *
  * fsx runs after pjdfstest, `-N` operations (default 100,000) with seed 1: on 9p once with
@@ -46,7 +47,7 @@ function die(msg: string): never {
   process.exit(2);
 }
 
-const STORES = ['host', 'passthrough', 'mem', 'ext4', 'vfs'];
+const STORES = ['host', 'passthrough', 'mem', 'ext4', 'vfs', 'vfs-auto'];
 
 function args(argv: string[]) {
   const o = { pjdfstest: '', fsx: '', fsxOps: 100000, stores: ['host'], only: [] as string[], scratch: path.join(os.tmpdir(), 'storvm-posix'), mem: 512 };
@@ -70,7 +71,7 @@ function args(argv: string[]) {
       case '--backend':
         o.stores = [...new Set(need().split(','))];
         i++;
-        for (const st of o.stores) if (!STORES.includes(st)) die(`--backend ${st}: use host, passthrough, mem, ext4 or vfs (or several, with commas)`);
+        for (const st of o.stores) if (!STORES.includes(st)) die(`--backend ${st}: use host, passthrough, mem, ext4, vfs or vfs-auto (or several, with commas)`);
         break;
       case '--only':
         o.only = need().split(',').filter((s) => s !== '');
@@ -113,13 +114,15 @@ held() { for p in /proc/[0-9]*; do ls -l $p/cwd $p/root $p/fd 2>/dev/null | grep
 p9() { mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=$2 $1 /mnt/s-$1; }
 for S in $STORES; do
   W=/mnt/s-$S; mkdir -p $W; cd /
-  if [ "$S" = ext4 ]; then mount -t ext4 /dev/vda $W; elif [ "$S" = vfs ]; then mount -t virtiofs vfs $W; else p9 $S none; fi || { echo "FAIL $S cannot be mounted"; continue; }
+  if [ "$S" = ext4 ]; then mount -t ext4 /dev/vda $W; elif [ "$S" = vfs ] || [ "$S" = vfs-auto ]; then mount -t virtiofs $S $W; else p9 $S none; fi || { echo "FAIL $S cannot be mounted"; continue; }
   [ -x $T/pjdfstest ] && sh $T/run.sh $T $W $S "$@"
   if [ -x $T/fsx ]; then
     if [ "$S" = ext4 ]; then
       sh $T/fsx.sh $W $N $S ext4
     elif [ "$S" = vfs ]; then
       sh $T/fsx.sh $W $N $S none
+    elif [ "$S" = vfs-auto ]; then
+      sh $T/fsx.sh $W $N $S auto
     else
       for c in none mmap; do
         cd /; unmount $W
@@ -218,6 +221,7 @@ const WHERE: Record<string, string> = {
   mem: '9p over MemFs',
   ext4: 'ext4 on virtio-blk',
   vfs: 'virtio-fs (cache=none) over HostFs (mapped)',
+  'vfs-auto': 'virtio-fs (cache=auto) over HostFs (mapped)',
 };
 
 async function main(): Promise<void> {
@@ -246,7 +250,8 @@ async function main(): Promise<void> {
       fs.mkdirSync(share, { recursive: true });
       backend = new HostFs(share, { mode: st === 'passthrough' ? 'passthrough' : 'mapped' });
     }
-    devices.push(st === 'vfs' ? new VirtioFs(backend, { tag: 'vfs', cache: 'none' }) : new Virtio9p(backend, { tag: st }));
+    if (st === 'vfs' || st === 'vfs-auto') devices.push(new VirtioFs(backend, { tag: st, cache: st === 'vfs' ? 'none' : 'auto' }));
+    else devices.push(new Virtio9p(backend, { tag: st }));
   }
   devices.push(new Virtio9p(new HostFs(tools, { readOnly: true }), { tag: 'tools' }));
   const cmd = `sh /mnt/tools/main.sh "${o.stores.join(' ')}" ${o.fsxOps} ${o.only.join(' ')}`;
