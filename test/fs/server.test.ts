@@ -4,7 +4,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { VirtioFs } from '../../src/devices/fs/device.js';
-import { FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, INIT } from '../../src/devices/fs/fuse.js';
+import { FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, INIT } from '../../src/devices/fs/fuse.js';
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../../src/backends/fs/backend.js';
 import * as E from '../../src/backends/fs/errno.js';
 import { MMIO } from '../../src/virtio/constants.js';
@@ -129,6 +129,24 @@ for (const bc of cases) {
         await c.release(entry.nodeid, fh);
         expect((await c.open(entry.nodeid, 0)).openFlags).toBe(flag | FOPEN_NOFLUSH);
         expect(entry.entryValid).toBe({ none: 0, auto: 1, always: 86400 }[cache]);
+      }
+    });
+
+    it('each cache mode sends its own attribute timeout, directory open flags and INIT flags', async () => {
+      const want = {
+        none: { attr: 0, dir: 0, has: [] as number[], lacks: [INIT.DO_READDIRPLUS, INIT.AUTO_INVAL_DATA, INIT.WRITEBACK_CACHE, INIT.CACHE_SYMLINKS] },
+        auto: { attr: 1, dir: 0, has: [INIT.DO_READDIRPLUS, INIT.AUTO_INVAL_DATA], lacks: [INIT.WRITEBACK_CACHE, INIT.CACHE_SYMLINKS] },
+        always: { attr: 86400, dir: FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE, has: [INIT.DO_READDIRPLUS, INIT.WRITEBACK_CACHE, INIT.CACHE_SYMLINKS], lacks: [INIT.AUTO_INVAL_DATA] },
+      };
+      for (const cache of ['none', 'auto', 'always'] as const) {
+        const dev = new VirtioFs(bc.make(), { cache });
+        const c = new FuseClient(dev);
+        const flags = (await c.init()).getUint32(12, true);
+        for (const f of want[cache].has) expect(flags & f, `${cache} offers ${f}`).toBe(f);
+        for (const f of want[cache].lacks) expect(flags & f, `${cache} does not offer ${f}`).toBe(0);
+        const attr = await c.call(FUSE.GETATTR, ROOT, new Args().zeros(16).done());
+        expect(Number(attr.getBigUint64(0, true))).toBe(want[cache].attr);
+        expect((await c.open(ROOT, 0, true)).openFlags).toBe(want[cache].dir);
       }
     });
 
