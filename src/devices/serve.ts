@@ -29,14 +29,19 @@ export function joinNames(names: string[]): Uint8Array {
  *
  * `views` may be guest memory. A backend that calls itself synchronous may still answer one
  * call later; when it does, `live` (the request's session still stands) is asked before any
- * further view is touched or the reply built: after a device reset the driver owns that memory
- * again (docs/hostile-guest.md line 49), so the transfer ends there and answers 0, no reply.
+ * further view is touched or the reply built: once the device was reset, those buffers may no
+ * longer be the device's to touch (docs/hostile-guest.md line 49; over MMIO the reset's drain
+ * keeps them until the request ends, so there the check is defence in depth). The transfer ends
+ * there and answers 0, no reply; `dead(done)` is then told how many bytes did move (the last
+ * call included), for work that belongs to the transfer and not to the reply (FUSE WRITE's
+ * set-user-ID clear: the data was written).
  */
 export function transferViews(
   views: Uint8Array[],
   op: (v: Uint8Array, at: number) => Async<FsResult<number>>,
   finish: (errno: number, done: number) => Reply,
   live?: () => boolean,
+  dead?: (done: number) => Reply,
 ): Reply {
   let done = 0;
   const step = (i: number): Reply => {
@@ -45,7 +50,10 @@ export function transferViews(
       const r = op(v, done);
       if (r instanceof Promise) {
         return r.then((n) => {
-          if (live !== undefined && !live()) return 0;
+          if (live !== undefined && !live()) {
+            if (!(n instanceof FsError)) done += n;
+            return dead === undefined ? 0 : dead(done);
+          }
           if (n instanceof FsError) return finish(n.errno, done);
           done += n;
           return n < v.length ? finish(0, done) : step(i + 1);

@@ -88,8 +88,8 @@ export function guestScript(o: PlanOptions): string {
   const S = o.sizeMiB;
   const bytes = S * 1048576;
   const blocks = S * 256;
-  // The stores run in the order asked for (so a bench can rotate them), else in VARIANTS order.
-  const chosen = o.variants === undefined ? VARIANTS : o.variants.map((id) => VARIANTS.find((v) => v.id === id)).filter((v) => v !== undefined);
+  // The stores run in the order asked for (so a bench can rotate them), each once, else in VARIANTS order.
+  const chosen = o.variants === undefined ? VARIANTS : [...new Set(o.variants)].map((id) => VARIANTS.find((v) => v.id === id)).filter((v) => v !== undefined);
   const fileWork = WORKLOADS.map((w) => w.id).join(' ');
   const mount9p = (msize: number, cache: string) => `mount -t 9p -o trans=virtio,version=9p2000.L,msize=${msize},cache=${cache} bench /mnt/9p`;
   const lines: string[] = [

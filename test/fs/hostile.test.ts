@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { MemFs } from '../../src/backends/fs/mem-fs.js';
 import { VirtioFs } from '../../src/devices/fs/device.js';
-import { IN_HEADER_SIZE } from '../../src/devices/fs/fuse.js';
+import { FUSE_WRITE_KILL_SUIDGID, IN_HEADER_SIZE } from '../../src/devices/fs/fuse.js';
 import * as E from '../../src/backends/fs/errno.js';
 import { Args, FUSE, FuseClient } from '../support/fuse.js';
 
@@ -300,7 +300,7 @@ describe('FUSE hostile guest: a backend that answers after a reset (line 49)', (
     for (let i = 0; i < 100 && calls.length === 0; i++) await new Promise((r) => setImmediate(r));
   };
 
-  it('READ: no further buffer is read into and no header written once the device was reset', async () => {
+  it('49: READ: no further buffer is read into and no header written once the device was reset', async () => {
     const late = lateOnce(new MemFs({ tree: { f: 'AAAABBBB' } }), 'read');
     const dev = new VirtioFs(late.fs);
     const c = new FuseClient(dev);
@@ -320,7 +320,7 @@ describe('FUSE hostile guest: a backend that answers after a reset (line 49)', (
     expect([...c.mem.view(reply + 20, 4)]).toEqual(new Array(4).fill(0xee));
   });
 
-  it('WRITE: the second request buffer is never read once the device was reset', async () => {
+  it('49: WRITE: the second request buffer is never read once the device was reset', async () => {
     const mem = new MemFs({ tree: { f: '' } });
     const late = lateOnce(mem, 'write');
     const dev = new VirtioFs(late.fs);
@@ -339,5 +339,27 @@ describe('FUSE hostile guest: a backend that answers after a reset (line 49)', (
     await expect(p).rejects.toThrow(/got 0/);
     expect(late.calls).toEqual([0]);
     expect(mem.getattr(mem.lookup(mem.root() as never, 'f') as never)).toHaveProperty('size', 4);
+  });
+
+  it('49: WRITE with WRITE_KILL_SUIDGID: data written before the reset still clears set-user-ID, with no reply', async () => {
+    const mem = new MemFs({ tree: { f: '' } });
+    const node = mem.lookup(mem.root() as never, 'f') as never;
+    mem.setattr(node, { mode: 0o6755 });
+    const late = lateOnce(mem, 'write');
+    const dev = new VirtioFs(late.fs);
+    const c = new FuseClient(dev);
+    await c.init();
+    const f = await c.lookup(ROOT, 'f');
+    const { fh } = await c.open(f.nodeid, 2);
+    late.arm();
+    const args = new Args().u64(fh).u64(0).u32(4).u32(FUSE_WRITE_KILL_SUIDGID).u64(0).u32(0).u32(0).bytes(enc('EEEE')).done();
+    const p = c.raw(c.message(FUSE.WRITE, f.nodeid, args));
+    await settle(late.calls);
+    c.drv.write(0x070, 0);
+    late.release();
+    await expect(p).rejects.toThrow(/got 0/);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(mem.getattr(node)).toMatchObject({ size: 4, mode: expect.any(Number) });
+    expect((mem.getattr(node) as { mode: number }).mode & 0o7777).toBe(0o755);
   });
 });

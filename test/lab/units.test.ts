@@ -207,6 +207,8 @@ describe('storvm bench options and plan', () => {
     expect(at('vfs-auto')).toBeLessThan(at('tmpfs'));
     expect(at('tmpfs')).toBeLessThan(at('9p-512k-none'));
     expect(s).not.toContain('# blk-raw:');
+    const twice = guestScript({ sizeMiB: 1, files: 1, ops: 64, tarEntries: 1, markers: {}, variants: ['tmpfs', 'tmpfs'] });
+    expect(twice.split('# tmpfs:').length).toBe(2); // a repeated name runs once, as setup counts it
   });
 
   it('says why virtio-fs does not apply where it cannot run (QEMU without virtiofsd)', () => {

@@ -478,6 +478,7 @@ describe('9P hostile guest', () => {
       e.u32(8);
       e.bytes(new TextEncoder().encode('CCCCDDDD'));
     });
+    const usedBefore = c.q.usedIdx;
     c.post(msg, { requestPiece: 27 });
     c.kick();
     for (let i = 0; i < 100 && late.calls.length === 0; i++) await new Promise((r) => setImmediate(r));
@@ -485,6 +486,7 @@ describe('9P hostile guest', () => {
     late.release();
     await dev.idle();
     expect(late.calls).toEqual([0]); // never asked to write the second buffer, which the driver owns again
+    expect(c.q.usedIdx).toBe(usedBefore); // and no Rwrite completed
     const f = mem.lookup(mem.root() as never, 'a') as never;
     expect(mem.getattr(f)).toHaveProperty('size', 4); // the first buffer, written before the reset
   });

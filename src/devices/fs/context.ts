@@ -25,7 +25,6 @@ export const MAX_REQUEST = IN_HEADER_SIZE + 16 + NAME_MAX + 1 + XATTR_SIZE_MAX +
 /** Largest reply built in our own buffer (READDIR pages, xattrs, READLINK). */
 export const MAX_BUILT_REPLY = 256 * 1024;
 
-
 /** Request fields every handler needs. */
 export interface Req {
   unique: bigint;

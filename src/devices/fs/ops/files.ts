@@ -298,6 +298,8 @@ export function write(c: FuseContext, input: FuseInput, q: Req, len: number): Re
     (v, at) => c.fs.write(file, offset + at, v),
     (errno, done) => (errno !== 0 && done === 0 ? c.error(q, errno) : reply(done)),
     () => q.out.live?.() !== false,
+    // Reset while the write was under way: no reply, but written data still drops the bits.
+    (done) => (kill && done > 0 ? andThen(killSuidgid(c, file.node), () => 0) : 0),
   );
 }
 
