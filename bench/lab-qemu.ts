@@ -32,7 +32,7 @@ import { gunzipSync } from 'node:zlib';
 import { runBench } from '../src/node/lab/bench.js';
 import { VARIANTS } from '../src/lab/plan.js';
 import { type BenchReport, type Cell, formatTable } from '../src/lab/report.js';
-import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab } from '../src/node/lab/session.js';
+import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab, visibleMarkers } from '../src/node/lab/session.js';
 import { unpackSparseToFile } from '../src/node/lab/sparse-image.js';
 
 const QEMU = 'qemu-system-riscv64';
@@ -153,12 +153,9 @@ async function runQemu(a: Args): Promise<{ report: BenchReport; command: string[
     const lab: LabCollector = new LabCollector(setup, {
       begin: (what) => progress(what),
       probe: (name) => {
-        const vis: Record<string, boolean> = {};
-        if (name.startsWith('vis-')) {
-          vis['9p-none'] = fileContains(join(shareDir, 'visible-none.txt'), markers['9p-none']!);
-          vis['9p-loose'] = fileContains(join(shareDir, 'visible-loose.txt'), markers['9p-loose']!);
-          vis['blk-ext4'] = fileHas(ext4Path, Buffer.from(markers['blk-ext4']!));
-        }
+        const vis: Record<string, boolean> = name.startsWith('vis-')
+          ? (visibleMarkers(markers, (file, marker) => fileContains(join(shareDir, file), marker), (marker) => fileHas(ext4Path, Buffer.from(marker))) as Record<string, boolean>)
+          : {};
         lab.sample(name, { raw: allocated(rawPath), ext4: allocated(ext4Path), share: duBytes(shareDir), vis });
         child.stdin.write('\n');
       },

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vite';
+import { labImage } from './lab-image.js';
 
 // The demo page: `npm run demo` serves it, `npm run build:web` writes static files to dist/web.
 // No SharedArrayBuffer is used, so no COOP/COEP headers are needed.
@@ -7,6 +8,8 @@ export default defineConfig({
   base: './',
   // The guest images ship as they are; never let a server or plugin treat .gz as an encoding.
   assetsInclude: ['**/*.gz'],
+  // The storage lab's lazily fetched disk, served as chunk files (web/lab-image.ts).
+  plugins: [labImage()],
   build: {
     outDir: new URL('../dist/web', import.meta.url).pathname,
     emptyOutDir: true,

@@ -1,28 +1,34 @@
 /**
  * The storage lab in the machine's worker: the same guest script, variants, workloads and
- * collector as `storvm bench` (src/lab), on browser storage. /dev/vda (the raw disk) is a sparse
- * memory disk or a persistent OPFS disk; the share behind the 9p and virtio-fs variants is a MemFs
- * or a DirectoryHandleFs over an OPFS folder. The ext4 disk is the committed blank image in
- * memory, as in Node. The untar workload unpacks a generated tree (the page has no source tree to
- * archive), so that row differs from Node's.
+ * collector as `storvm bench` (src/lab), on browser storage. /dev/vda (blk-raw) is a sparse memory
+ * disk, as in Node. Beside it are the browser's own raw disks (plan.ts BROWSER_VARIANTS), found by
+ * serial: blk-opfs, a persistent OPFS disk, and blk-http, a lazily fetched image (HttpDisk over
+ * chunk files, no chunk cache, so every first read of a chunk goes over the network) under a
+ * memory copy-on-write layer. The share behind the 9p and virtio-fs variants is a MemFs or a
+ * DirectoryHandleFs over an OPFS folder. The ext4 disk is the committed blank image in memory, as
+ * in Node. The control files (run.sh, labio, the tarball) are appended to the initramfs rather
+ * than shared, because the board has eight virtio slots and the two disks take the last. The untar workload unpacks a generated tree (the page has no source tree to archive),
+ * so that row differs from Node's.
  */
 import type { BlockBackend } from '../backends/block/backend.js';
 import { MemoryDisk } from '../backends/block/memory-disk.js';
-import type { PersistentOverlayDisk } from '../backends/block/persistent-overlay.js';
+import { OverlayDisk } from '../backends/block/overlay-disk.js';
 import type { FsBackend } from '../backends/fs/backend.js';
 import { MemFs } from '../backends/fs/mem-fs.js';
 import { VirtioBlk } from '../devices/blk/device.js';
 import { VirtioFs } from '../devices/fs/device.js';
 import { Virtio9p } from '../devices/p9/device.js';
-import { LabCollector } from '../lab/collector.js';
-import { VIRTIOFS_VARIANTS } from '../lab/plan.js';
+import { LabCollector, visibleMarkers } from '../lab/collector.js';
+import { appendToInitramfs, cpioArchive } from '../lab/cpio.js';
+import { BROWSER_VARIANTS, VIRTIOFS_VARIANTS } from '../lab/plan.js';
 import type { BenchReport } from '../lab/report.js';
-import { labSetup } from '../lab/setup.js';
+import { labRawBytes, labSetup } from '../lab/setup.js';
 import { sparseDisk } from '../lab/sparse.js';
 import { tarEntries } from '../lab/tar.js';
 import { Machine } from '../machine/machine.js';
 import { DirectoryHandleFs, type DirHandleLike } from './dir-fs.js';
 import { browserHost } from './host.js';
+import { HttpDisk } from './http-disk.js';
 import { gunzipBytes, loadInitrd, loadKernel, readAll } from './images.js';
 import { openOpfsDisk } from './opfs.js';
 import type { LabMessage, ProgressInfo, WorkerMessage } from './protocol.js';
@@ -83,13 +89,56 @@ async function clearedOpfsDir(name: string): Promise<DirHandleLike> {
 
 /** Runs the lab; progress and the report go to the page through `post`. */
 export async function runLab(m: LabMessage, post: (msg: WorkerMessage) => void): Promise<BenchReport> {
+  const closers: Array<() => void> = [];
+  try {
+    return await labRun(m, post, closers);
+  } finally {
+    for (const c of closers) c();
+  }
+}
+
+async function labRun(m: LabMessage, post: (msg: WorkerMessage) => void, closers: Array<() => void>): Promise<BenchReport> {
   const t0 = performance.now();
   const progress = (info: ProgressInfo) => post({ type: 'progress', info });
   const tar = labTree();
+  const wanted = (id: string) => m.variants === undefined || m.variants.includes(id);
+  const rawBytes0 = labRawBytes(m.sizeMiB);
+  const unavailable: Record<string, string> = {};
+  const extra: VirtioBlk[] = [];
+  let opfsBytes = () => 0;
+  const [opfsVariant, httpVariant] = BROWSER_VARIANTS;
+  // The browser's own raw disks. One that can't be had here is n/a, with the reason.
+  if (wanted(opfsVariant!.id)) {
+    try {
+      const d = await openOpfsDisk('storvm-lab-raw', { size: rawBytes0, reset: true });
+      closers.push(() => d.close());
+      if (!d.writable) throw new Error('the lab disk is open in another tab');
+      extra.push(new VirtioBlk(d.disk, { serial: opfsVariant!.serial! }));
+      opfsBytes = () => d.store?.dataBytes ?? 0;
+    } catch (e) {
+      unavailable[opfsVariant!.id] = `no OPFS disk here: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  let http: HttpDisk | undefined;
+  if (wanted(httpVariant!.id)) {
+    if (m.httpImage === undefined) unavailable[httpVariant!.id] = 'no lazily fetched image was given (httpImage)';
+    else {
+      try {
+        http = await HttpDisk.open({ manifestUrl: m.httpImage });
+        if (http.size < rawBytes0) throw new Error(`the image is ${http.size} bytes; this run needs ${rawBytes0} (at most ${Math.floor(http.size / 1048576) - 1} MiB)`);
+        extra.push(new VirtioBlk(new OverlayDisk(http), { serial: httpVariant!.serial! }));
+      } catch (e) {
+        http = undefined;
+        unavailable[httpVariant!.id] = `${m.httpImage}: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+  }
   const { setup, script } = labSetup({
     sizeMiB: m.sizeMiB,
     files: m.files,
     ...(m.variants ? { variants: m.variants } : {}),
+    browser: true,
+    unavailable,
     tar: { entries: tar.entries, bytes: tar.bytes.length },
     tag: [...crypto.getRandomValues(new Uint8Array(6))].map((b) => b.toString(16).padStart(2, '0')).join(''),
     version: m.version,
@@ -101,59 +150,53 @@ export async function runLab(m: LabMessage, post: (msg: WorkerMessage) => void):
   const ext4Gz = await readAll(m.ext4, 'ext4', 'lab-ext4.sparse.gz', 16 << 20, progress);
   const ext4 = sparseDisk(gunzipBytes(ext4Gz, 'ext4', 'lab-ext4.sparse.gz', 64 << 20, progress));
 
-  let raw: BlockBackend;
-  let rawStore: PersistentOverlayDisk | undefined;
-  let closeRaw = () => {};
-  if (m.disk === 'opfs') {
-    const d = await openOpfsDisk('storvm-lab-raw', { size: setup.rawBytes, reset: true });
-    if (!d.writable) throw new Error('the lab disk is open in another tab');
-    raw = d.disk;
-    rawStore = d.store;
-    closeRaw = () => d.close();
-  } else raw = new MemoryDisk(setup.rawBytes);
-  const rawBytes = () => (raw instanceof MemoryDisk ? raw.allocatedBytes : (rawStore?.dataBytes ?? 0));
+  const te = new TextEncoder();
+  const raw = new MemoryDisk(setup.rawBytes);
   const share: FsBackend = m.share === 'opfs' ? await DirectoryHandleFs.open(await clearedOpfsDir('bench')) : new MemFs({ capacity: 2 ** 31 });
-  const control = new MemFs({ tree: { 'run.sh': script, labio: MemFs.file(labio, 0o755), 'src.tar': tar.bytes }, readOnly: true });
+  // The control files (storvm bench's read-only "lab" share) come in the initramfs: a ninth
+  // virtio device would not fit the board's eight slots.
+  const control = cpioArchive([
+    { path: 'mnt/' },
+    { path: 'mnt/lab/' },
+    { path: 'mnt/lab/run.sh', data: te.encode(script), mode: 0o444 },
+    { path: 'mnt/lab/labio', data: labio, mode: 0o555 },
+    { path: 'mnt/lab/src.tar', data: tar.bytes, mode: 0o444 },
+  ]);
   const devices = [
     new VirtioBlk(raw, { serial: 'storvm-lab-raw' }),
     new VirtioBlk(ext4, { serial: 'storvm-lab-ext4' }),
     new Virtio9p(share, { tag: 'bench' }),
     ...VIRTIOFS_VARIANTS.map((v) => new VirtioFs(share, { tag: v.id, cache: v.fuseCache! })),
-    new Virtio9p(control, { tag: 'lab' }),
+    ...extra,
   ];
   let machine: Machine | undefined;
   let step = 0;
-  const te = new TextEncoder();
   const lab: LabCollector = new LabCollector(setup, {
     begin: (what) => post({ type: 'lab-step', step: what, index: ++step, total: lab.cells.size + 2 }),
     probe: (name) => {
       void (async () => {
         const files = await listShare(share).catch(() => []);
         lab.sample(name, {
-          raw: rawBytes(),
+          raw: raw.allocatedBytes,
           ext4: ext4.allocatedBytes,
           share: files.reduce((n, f) => n + (f.type === 'file' ? Math.ceil(f.size / 4096) * 4096 : 0), 0),
-          vis: {
-            '9p-none': await shareContains(share, 'visible-none.txt', setup.markers['9p-none']!),
-            '9p-loose': await shareContains(share, 'visible-loose.txt', setup.markers['9p-loose']!),
-            'blk-ext4': diskContains(ext4, te.encode(setup.markers['blk-ext4']!)),
-            'vfs-auto': await shareContains(share, 'visible-vfs-auto.txt', setup.markers['vfs-auto']!),
-            'vfs-always': await shareContains(share, 'visible-vfs-always.txt', setup.markers['vfs-always']!),
-          },
+          vis: await visibleMarkers(setup.markers, (file, marker) => shareContains(share, file, marker), (marker) => diskContains(ext4, te.encode(marker))),
         });
         machine?.input(te.encode('\n'));
       })();
     },
   });
   post({ type: 'lab-step', step: 'booting', index: 0, total: lab.cells.size + 2 });
-  machine = new Machine({ memoryMiB: setup.memoryMiB, kernel, initrd, bootargs: setup.bootargs, devices, cpu: m.cpu, host: browserHost(), onConsole: (bytes) => lab.feed(bytes) });
-  try {
-    const r = await machine.run();
-    const guestError = r.reason !== 'poweroff' || r.exitCode !== 0 ? `the guest ${r.reason === 'stopped' ? 'was stopped' : `exited with status ${r.exitCode}`}` : undefined;
-    const report = lab.finish(guestError, (performance.now() - t0) / 1000);
-    (report as BenchReport & { browser?: unknown }).browser = { disk: m.disk, share: m.share, userAgent: navigator.userAgent };
-    return report;
-  } finally {
-    closeRaw();
-  }
+  machine = new Machine({ memoryMiB: setup.memoryMiB, kernel, initrd: appendToInitramfs(initrd, control), bootargs: setup.bootargs, devices, cpu: m.cpu, host: browserHost(), onConsole: (bytes) => lab.feed(bytes) });
+  const r = await machine.run();
+  const guestError = r.reason !== 'poweroff' || r.exitCode !== 0 ? `the guest ${r.reason === 'stopped' ? 'was stopped' : `exited with status ${r.exitCode}`}` : undefined;
+  const report = lab.finish(guestError, (performance.now() - t0) / 1000);
+  (report as BenchReport & { browser?: unknown }).browser = {
+    share: m.share,
+    userAgent: navigator.userAgent,
+    // What the browser's disks held at the end, and what the lazy one fetched.
+    opfsDiskBytes: opfsBytes(),
+    ...(http !== undefined ? { httpImage: m.httpImage, httpChunksFetched: http.fetched, httpChunkBytes: http.chunkSize } : {}),
+  };
+  return report;
 }

@@ -1,24 +1,30 @@
 /**
  * `runStorageLab`: `storvm bench`'s storage lab in a dedicated Worker — the same guest script,
- * variants, workloads and report (src/lab) — over browser storage: /dev/vda in memory or in the
- * Origin Private File System, the 9p and virtio-fs share in a MemFs or an OPFS folder. Resolves to
- * the report `storvm bench --json` writes; `formatTable` (re-exported) prints it as the CLI does.
+ * variants, workloads and report (src/lab) — over browser storage. Beside `storvm bench`'s columns
+ * (/dev/vda in memory) it has two raw disks of its own: `blk-opfs`, a persistent disk in the
+ * Origin Private File System, and `blk-http`, a lazily fetched image (HttpDisk) from `httpImage`.
+ * The 9p and virtio-fs share is a MemFs or an OPFS folder. Resolves to the report `storvm bench
+ * --json` writes; `formatTable` (re-exported) prints it as the CLI does, `formatComparison` beside
+ * a Node report read with `parseBenchReport`.
  */
 import type { BenchReport } from '../lab/report.js';
 import { fromWire, VmError } from './errors.js';
 import type { ImageSource, LabMessage, ProgressInfo, WorkerMessage } from './protocol.js';
 
-export { formatTable, toCsv, toJson, type BenchReport, type Cell } from '../lab/report.js';
+export { BenchReportError, formatComparison, formatTable, parseBenchReport, toCsv, toJson, type BenchReport, type Cell, type LabSide } from '../lab/report.js';
 
 export interface StorageLabOptions {
   /** MiB per sequential workload; default 4 (the CLI's default is 16). */
   sizeMiB?: number;
   /** Files for create/stat/unlink; default 50. */
   files?: number;
-  /** Variant ids (src/lab/plan.ts); default all. */
+  /** Variant ids (src/lab/plan.ts, with blk-opfs and blk-http); default all. */
   variants?: string[];
-  /** Where /dev/vda lives; default 'memory'. */
-  disk?: 'memory' | 'opfs';
+  /**
+   * The image of the blk-http variant: the URL of a chunk manifest (`storvm image chunk`) of at
+   * least sizeMiB + 1 MiB. Without one that variant reports n/a.
+   */
+  httpImage?: string | URL;
   /** What the 9p and virtio-fs variants share; default 'memory'. */
   share?: 'memory' | 'opfs';
   cpu?: 'interp' | 'wasm';
@@ -54,7 +60,7 @@ export function runStorageLab(opts: StorageLabOptions = {}): Promise<BenchReport
     sizeMiB,
     files,
     ...(opts.variants ? { variants: opts.variants } : {}),
-    disk: opts.disk ?? 'memory',
+    ...(opts.httpImage !== undefined ? { httpImage: new URL(opts.httpImage, typeof location !== 'undefined' ? location.href : undefined).href } : {}),
     share: opts.share ?? 'memory',
     cpu: opts.cpu ?? 'interp',
     maxImageBytes: 1 << 30,

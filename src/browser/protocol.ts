@@ -85,9 +85,10 @@ export interface LabMessage {
   sizeMiB: number;
   files: number;
   variants?: string[];
-  /** Where /dev/vda (blk-raw) and the share of the 9p and virtio-fs variants are kept. */
-  disk: 'memory' | 'opfs';
+  /** Where the share of the 9p and virtio-fs variants is kept. */
   share: 'memory' | 'opfs';
+  /** The blk-http variant's image: a chunk manifest URL (storvm image chunk); absent: n/a. */
+  httpImage?: string;
   cpu: 'interp' | 'wasm';
   maxImageBytes: number;
   version: string;

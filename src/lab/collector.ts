@@ -5,7 +5,7 @@
  * when the guest asks the host to sample the stores (a probe) and waits for an answer.
  * Environment-free.
  */
-import { PROBES, VARIANTS, type Variant, VIS_STORES, VIS_VIRTIOFS_STORES, WORKLOADS } from './plan.js';
+import { PROBES, VARIANTS, type Variant, VIS_FILES, VIS_STORES, VIS_VIRTIOFS_STORES, WORKLOADS } from './plan.js';
 import { type BenchReport, type Cell, rateOf, type StoreBytes } from './report.js';
 
 /** Linux errno names the lab's reports use. */
@@ -46,6 +46,31 @@ export interface StoreSample {
   ext4: number;
   share: number;
   vis: Record<string, boolean>;
+}
+
+/**
+ * Which visibility markers the host sees now: each share store's in its file in the share
+ * (`inShare(file, marker)`), ext4's anywhere on the ext4 disk (`onExt4(marker)`). Answers at once
+ * when both do.
+ */
+export function visibleMarkers(
+  markers: Markers,
+  inShare: (file: string, marker: string) => boolean | Promise<boolean>,
+  onExt4: (marker: string) => boolean,
+): Record<string, boolean> | Promise<Record<string, boolean>> {
+  const out: Record<string, boolean> = {};
+  const waits: Promise<void>[] = [];
+  for (const [store, marker] of Object.entries(markers)) {
+    if (store === 'blk-ext4') out[store] = onExt4(marker);
+    else {
+      const file = VIS_FILES[store];
+      if (file === undefined) continue;
+      const r = inShare(file, marker);
+      if (r instanceof Promise) waits.push(r.then((v) => void (out[store] = v)));
+      else out[store] = r;
+    }
+  }
+  return waits.length > 0 ? Promise.all(waits).then(() => out) : out;
 }
 
 export interface LabHooks {

@@ -20,6 +20,13 @@ export interface Variant {
   cache?: 'none' | 'loose' | 'mmap';
   /** For virtio-fs: the FUSE server's cache mode (virtiofsd's cache=); the device's tag is the id. */
   fuseCache?: 'none' | 'auto' | 'always';
+  /**
+   * For the raw disks beside /dev/vda (the browser's): the disk's serial, by which the script
+   * finds its /dev node, and whether it is a read-only image under a copy-on-write layer, so its
+   * reads come first (a read after the writes would read the layer, not the image).
+   */
+  serial?: string;
+  image?: boolean;
   what: string;
 }
 
@@ -36,6 +43,27 @@ export const VARIANTS: readonly Variant[] = [
   { id: 'vfs-auto', kind: 'virtiofs', fuseCache: 'auto', what: 'virtio-fs share, cache=auto (1 s timeouts, page cache dropped when a file changed)' },
   { id: 'vfs-always', kind: 'virtiofs', fuseCache: 'always', what: 'virtio-fs share, cache=always (long timeouts, kept page cache, writeback cache)' },
 ];
+
+/**
+ * The browser lab's other raw disks, beside /dev/vda in memory (src/browser/lab-worker.ts): a
+ * persistent OPFS disk, and a lazily fetched image from the page's server. `storvm bench` has
+ * neither; `labVariants(true)` adds them.
+ */
+export const BROWSER_VARIANTS: readonly Variant[] = [
+  { id: 'blk-opfs', kind: 'blk-raw', serial: 'storvm-lab-opfs', what: 'virtio-blk used raw, a persistent OPFS disk (PersistentOverlayDisk over sync access handles)' },
+  {
+    id: 'blk-http',
+    kind: 'blk-raw',
+    serial: 'storvm-lab-http',
+    image: true,
+    what: "virtio-blk used raw, a lazily fetched image (HttpDisk: chunk files from the page's server, no chunk cache) under a memory copy-on-write layer; reads first",
+  },
+];
+
+/** Every variant a lab may run: `storvm bench`'s, and in the browser the browser's disks too. */
+export function labVariants(browser: boolean): readonly Variant[] {
+  return browser ? [...VARIANTS, ...BROWSER_VARIANTS] : VARIANTS;
+}
 
 /** The virtio-fs variants (one device each: the cache mode belongs to the FUSE server). */
 export const VIRTIOFS_VARIANTS = VARIANTS.filter((v) => v.kind === 'virtiofs');
@@ -74,6 +102,10 @@ export interface PlanOptions {
    * report `na` with this reason and the virtio-fs visibility checks are left out.
    */
   noVirtiofs?: string;
+  /** Offer the browser's disks (BROWSER_VARIANTS) too. */
+  browser?: boolean;
+  /** Variants that can't run here, by id, with the reason: every workload reports `na`. */
+  unavailable?: Readonly<Record<string, string>>;
 }
 
 /** The probes the script takes, in order, with the store states they sample. */
@@ -83,13 +115,22 @@ export const PROBES = ['base', 'written', 'deleted', 'trimmed', 'vis-9p-none-wri
 export const VIS_STORES = ['9p-none', '9p-loose', 'blk-ext4'] as const;
 export const VIS_VIRTIOFS_STORES = ['vfs-auto', 'vfs-always'] as const;
 
+/** The file in the share each share store's visibility check writes its marker to. */
+export const VIS_FILES: Readonly<Record<string, string>> = {
+  '9p-none': 'visible-none.txt',
+  '9p-loose': 'visible-loose.txt',
+  'vfs-auto': 'visible-vfs-auto.txt',
+  'vfs-always': 'visible-vfs-always.txt',
+};
+
 /** The guest script (busybox ash). */
 export function guestScript(o: PlanOptions): string {
   const S = o.sizeMiB;
   const bytes = S * 1048576;
   const blocks = S * 256;
-  // The stores run in the order asked for (so a bench can rotate them), each once, else in VARIANTS order.
-  const chosen = o.variants === undefined ? VARIANTS : [...new Set(o.variants)].map((id) => VARIANTS.find((v) => v.id === id)).filter((v) => v !== undefined);
+  // The stores run in the order asked for (so a bench can rotate them), each once, else in catalogue order.
+  const all = labVariants(o.browser ?? false);
+  const chosen = o.variants === undefined ? all : [...new Set(o.variants)].map((id) => all.find((v) => v.id === id)).filter((v) => v !== undefined);
   const fileWork = WORKLOADS.map((w) => w.id).join(' ');
   const mount9p = (msize: number, cache: string) => `mount -t 9p -o trans=virtio,version=9p2000.L,msize=${msize},cache=${cache} bench /mnt/9p`;
   const lines: string[] = [
@@ -135,16 +176,16 @@ export function guestScript(o: PlanOptions): string {
     '',
     '# Visibility: is a file the guest just wrote there on the host, before and after unmounting?',
     'say begin properties visibility',
-    `${mount9p(512000, 'none')} && echo ${o.markers['9p-none']} > /mnt/9p/visible-none.txt`,
+    `${mount9p(512000, 'none')} && echo ${o.markers['9p-none']} > /mnt/9p/${VIS_FILES['9p-none']}`,
     'probe vis-9p-none-written; umount /mnt/9p; probe vis-9p-none-unmounted',
-    `${mount9p(512000, 'loose')} && echo ${o.markers['9p-loose']} > /mnt/9p/visible-loose.txt`,
+    `${mount9p(512000, 'loose')} && echo ${o.markers['9p-loose']} > /mnt/9p/${VIS_FILES['9p-loose']}`,
     'probe vis-9p-loose-written; umount /mnt/9p; probe vis-9p-loose-unmounted',
     `echo ${o.markers['blk-ext4']} > /mnt/ext4/visible.txt`,
     'probe vis-blk-ext4-written; umount /mnt/ext4; probe vis-blk-ext4-unmounted',
     'mount -t ext4 -o noinit_itable /dev/vdb /mnt/ext4 && rm -f /mnt/ext4/visible.txt',
     ...(o.noVirtiofs === undefined
       ? VIS_VIRTIOFS_STORES.flatMap((st) => [
-          `mount -t virtiofs ${st} /mnt/vfs && echo ${o.markers[st]} > /mnt/vfs/visible-${st}.txt`,
+          `mount -t virtiofs ${st} /mnt/vfs && echo ${o.markers[st]} > /mnt/vfs/${VIS_FILES[st]}`,
           `probe vis-${st}-written; umount /mnt/vfs; probe vis-${st}-unmounted`,
         ])
       : []),
@@ -168,21 +209,30 @@ export function guestScript(o: PlanOptions): string {
     '}',
     '# failall VARIANT MESSAGE: every workload of VARIANT failed',
     `failall() { for w in ${fileWork}; do say fail $1 $w "$2"; done; }`,
+    '# devof SERIAL: the /dev node of the virtio-blk disk with that serial',
+    'devof() { for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "$1" ] && { echo /dev/${d##*/}; return; }; done; }',
+    '# rawloads VARIANT DEV [image]: the raw-disk workloads (an image: reads before writes)',
+    'rawloads() {',
+    '  v=$1; D=$2',
+    `  if [ "$3" != image ]; then timed $v seq-write ${bytes} /bin/dd if=/dev/zero of=$D bs=1M count=${S} conv=fsync; fi`,
+    `  drop; timed $v seq-read ${bytes} /bin/dd if=$D of=/dev/null bs=1M count=${S}`,
+    `  drop; selftimed $v rand-read ${o.ops} $L rand $D r ${blocks} ${o.ops} 1`,
+    `  if [ "$3" = image ]; then timed $v seq-write ${bytes} /bin/dd if=/dev/zero of=$D bs=1M count=${S} conv=fsync; fi`,
+    `  selftimed $v rand-write ${o.ops} $L rand $D w ${blocks} ${o.ops} 2`,
+    `  selftimed $v mmap-write ${bytes} $L mmap $D ${bytes}`,
+    '  for w in create stat unlink untar; do say na $v $w "a raw disk has no files"; done',
+    '}',
     '',
   ];
   for (const v of chosen) {
     lines.push(`# ${v.id}: ${v.what}`);
-    if (v.kind === 'tmpfs') lines.push('fileloads tmpfs /tmp/bench');
+    const why = o.unavailable?.[v.id];
+    if (why !== undefined) lines.push(`for w in ${fileWork}; do say na ${v.id} $w "${why.replace(/["\\$`]/g, '')}"; done`);
+    else if (v.kind === 'tmpfs') lines.push('fileloads tmpfs /tmp/bench');
     else if (v.kind === 'blk-ext4') lines.push('if grep -q " /mnt/ext4 " /proc/mounts; then fileloads blk-ext4 /mnt/ext4; else failall blk-ext4 "the ext4 disk is not mounted"; fi');
+    else if (v.kind === 'blk-raw' && v.serial === undefined) lines.push(`rawloads ${v.id} /dev/vda`);
     else if (v.kind === 'blk-raw') {
-      lines.push(
-        `timed blk-raw seq-write ${bytes} /bin/dd if=/dev/zero of=/dev/vda bs=1M count=${S} conv=fsync`,
-        `drop; timed blk-raw seq-read ${bytes} /bin/dd if=/dev/vda of=/dev/null bs=1M count=${S}`,
-        `drop; selftimed blk-raw rand-read ${o.ops} $L rand /dev/vda r ${blocks} ${o.ops} 1`,
-        `selftimed blk-raw rand-write ${o.ops} $L rand /dev/vda w ${blocks} ${o.ops} 2`,
-        `selftimed blk-raw mmap-write ${bytes} $L mmap /dev/vda ${bytes}`,
-        'for w in create stat unlink untar; do say na blk-raw $w "a raw disk has no files"; done',
-      );
+      lines.push(`D=$(devof ${v.serial}); if [ -b "$D" ]; then rawloads ${v.id} $D${v.image ? ' image' : ''}; else failall ${v.id} "no disk with serial ${v.serial}"; fi`);
     } else if (v.kind === 'virtiofs') {
       if (o.noVirtiofs !== undefined) lines.push(`for w in ${fileWork}; do say na ${v.id} $w "${o.noVirtiofs}"; done`);
       else lines.push(`if mount -t virtiofs ${v.id} /mnt/vfs 2>$ERR; then fileloads ${v.id} /mnt/vfs; umount /mnt/vfs; else failall ${v.id} "mount failed: $(firstline)"; fi`);

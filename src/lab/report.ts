@@ -109,6 +109,100 @@ export function formatTable(r: BenchReport): string {
   return out.join('\n') + '\n';
 }
 
+/** A lab report that could not be read: not JSON, or not what `storvm bench --json` writes. */
+export class BenchReportError extends Error {
+  override name = 'BenchReportError';
+  constructor(
+    message: string,
+    /** What was read: a file name or URL. */
+    readonly subject: string,
+  ) {
+    super(message);
+  }
+}
+
+const STATUSES = new Set(['ok', 'failed', 'n/a', 'missing']);
+
+/**
+ * Reads a report as `storvm bench --json` (or the page's lab) writes it, checking every field the
+ * table and the chart use; anything else is a BenchReportError naming the first thing wrong.
+ */
+export function parseBenchReport(text: string, subject: string): BenchReport {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new BenchReportError(`${subject}: not JSON (${e instanceof Error ? e.message : String(e)})`, subject);
+  }
+  const bad = (what: string): never => {
+    throw new BenchReportError(`${subject}: not a storvm bench report (${what}); write one with storvm bench --json FILE`, subject);
+  };
+  const o = v as Partial<BenchReport> | null;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) return bad('not a JSON object');
+  if (!Array.isArray(o.results)) return bad('no results list');
+  if (!Array.isArray(o.variants) || o.variants.some((x) => typeof x?.id !== 'string')) return bad('no variants list');
+  if (!Array.isArray(o.workloads) || o.workloads.some((x) => typeof x?.id !== 'string' || (x.unit !== 'bytes' && x.unit !== 'ops'))) return bad('no workloads list');
+  const opts = o.options;
+  if (typeof opts !== 'object' || opts === null || !Number.isFinite(opts.sizeMiB) || !Number.isFinite(opts.files) || !Number.isFinite(opts.ops)) return bad('no options');
+  for (const [i, c] of o.results.entries()) {
+    if (typeof c !== 'object' || c === null || typeof c.variant !== 'string' || typeof c.workload !== 'string' || !STATUSES.has(c.status)) return bad(`result ${i} is malformed`);
+    if (c.status === 'ok' && !(typeof c.rate === 'number' && c.rate >= 0 && Number.isFinite(c.rate) && typeof c.seconds === 'number')) return bad(`result ${i} (${c.workload} on ${c.variant}) has no rate`);
+  }
+  return {
+    ...o,
+    date: typeof o.date === 'string' ? o.date : '',
+    storvm: typeof o.storvm === 'string' ? o.storvm : '',
+    clock: o.clock ?? { source: 'unknown', hz: 0, resolutionNs: 0, timingOverheadNs: 0 },
+    elasticity: o.elasticity ?? {},
+    visibility: Array.isArray(o.visibility) ? o.visibility : [],
+    errors: Array.isArray(o.errors) ? o.errors : [],
+    hostSeconds: typeof o.hostSeconds === 'number' ? o.hostSeconds : 0,
+  } as BenchReport;
+}
+
+/** One report in a comparison, with the name its rows carry ("page", "node"). */
+export interface LabSide {
+  label: string;
+  report: BenchReport;
+}
+
+/**
+ * Reports side by side: rows = workloads, then one row of rates per report; columns = every
+ * variant any of them ran, in the first report's order. A variant a report did not run shows "—".
+ */
+export function formatComparison(sides: readonly LabSide[]): string {
+  const vs: string[] = [];
+  for (const s of sides) for (const v of s.report.variants) if (!vs.includes(v.id)) vs.push(v.id);
+  const ws: Workload[] = [];
+  for (const s of sides) for (const w of s.report.workloads) if (!ws.some((x) => x.id === w.id)) ws.push(w);
+  const rows: string[][] = [['', ...vs]];
+  for (const w of ws) {
+    rows.push([w.id, ...vs.map(() => '')]);
+    for (const s of sides) {
+      rows.push([`  ${s.label}`, ...vs.map((v) => {
+        const c = s.report.results.find((x) => x.workload === w.id && x.variant === v);
+        return c === undefined ? '—' : fmtRate(c);
+      })]);
+    }
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  const line = (row: string[]) => row.map((x, i) => (i === 0 ? x.padEnd(widths[i]!) : x.padStart(widths[i]!))).join('  ').trimEnd();
+  const out: string[] = [];
+  for (const s of sides) {
+    const r = s.report;
+    out.push(`${s.label}: storvm ${r.storvm || '?'}, ${r.date || 'undated'}, ${r.options.sizeMiB} MiB sequential, ${r.options.ops} random 4 KiB ops, ${r.options.files} files`);
+  }
+  const [a, ...rest] = sides;
+  for (const b of rest) {
+    if (a !== undefined && (a.report.options.sizeMiB !== b.report.options.sizeMiB || a.report.options.files !== b.report.options.files)) {
+      out.push(`note: ${a.label} and ${b.label} ran different sizes, so their rates compare only roughly`);
+    }
+  }
+  out.push('');
+  for (const row of rows) out.push(line(row));
+  return out.join('\n') + '\n';
+}
+
 export function toJson(r: BenchReport): string {
   return JSON.stringify(r, null, 2) + '\n';
 }

@@ -5,13 +5,20 @@
  * the same files in a MemFs.
  */
 import type { LabSetup, Markers } from './collector.js';
-import { VARIANTS, VIS_STORES, VIS_VIRTIOFS_STORES, guestScript } from './plan.js';
+import { VIS_STORES, VIS_VIRTIOFS_STORES, guestScript, labVariants } from './plan.js';
 
 export interface LabSetupOptions {
   sizeMiB: number;
   files: number;
   variants?: readonly string[];
   noVirtiofs?: string;
+  /**
+   * The browser's lab: its disks (BROWSER_VARIANTS) are variants too, and the control files come
+   * in the initramfs (src/lab/cpio.ts) rather than on a share, which leaves a virtio slot for them.
+   */
+  browser?: boolean;
+  /** Variants that can't run here, with the reason (see PlanOptions.unavailable). */
+  unavailable?: Readonly<Record<string, string>>;
   /** Entries and bytes of the tarball the untar workload unpacks. */
   tar: { entries: number; bytes: number };
   /** A fresh random tag for the markers (hex). */
@@ -32,13 +39,18 @@ export function base64(s: string): string {
   return out;
 }
 
+/** The raw disk's size for a run of `sizeMiB`: a MiB more than the sequential data. */
+export function labRawBytes(sizeMiB: number): number {
+  return (sizeMiB + 1) * 1048576;
+}
+
 /** The setup and the guest script (run.sh) of one run. */
 export function labSetup(o: LabSetupOptions): { setup: LabSetup; script: string } {
   const S = o.sizeMiB;
   const ops = Math.max(64, Math.min(4096, S * 64));
   const markers: Markers = {};
   for (const st of [...VIS_STORES, ...(o.noVirtiofs === undefined ? VIS_VIRTIOFS_STORES : [])]) markers[st] = `storvm-vis-${st}-${o.tag}`;
-  const variants = VARIANTS.filter((v) => o.variants === undefined || o.variants.includes(v.id));
+  const variants = labVariants(o.browser ?? false).filter((v) => o.variants === undefined || o.variants.includes(v.id));
   const script = guestScript({
     sizeMiB: S,
     files: o.files,
@@ -47,8 +59,10 @@ export function labSetup(o: LabSetupOptions): { setup: LabSetup; script: string 
     markers,
     ...(o.variants !== undefined ? { variants: o.variants } : {}),
     ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),
+    ...(o.browser ? { browser: true } : {}),
+    ...(o.unavailable !== undefined ? { unavailable: o.unavailable } : {}),
   });
-  const bootargs = ['console=ttyS0', 'quiet loglevel=1', 'storvm.share=lab:/mnt/lab:ro', `storvm.cmd=${base64('/bin/sh /mnt/lab/run.sh')}`].join(' ');
+  const bootargs = ['console=ttyS0', 'quiet loglevel=1', ...(o.browser ? [] : ['storvm.share=lab:/mnt/lab:ro']), `storvm.cmd=${base64('/bin/sh /mnt/lab/run.sh')}`].join(' ');
   const setup: LabSetup = {
     sizeMiB: S,
     files: o.files,
@@ -58,7 +72,7 @@ export function labSetup(o: LabSetupOptions): { setup: LabSetup; script: string 
     markers,
     variants: [...variants],
     memoryMiB: Math.min(2048, 256 + 2 * S),
-    rawBytes: (S + 1) * 1048576,
+    rawBytes: labRawBytes(S),
     bootargs,
     version: o.version,
     ...(o.noVirtiofs !== undefined ? { noVirtiofs: o.noVirtiofs } : {}),

@@ -19,7 +19,7 @@ import { nodeHost } from '../host.js';
 import { UsageError } from '../options.js';
 import { VARIANTS, VIRTIOFS_VARIANTS } from '../../lab/plan.js';
 import { type BenchReport, formatTable, toCsv, toJson } from '../../lab/report.js';
-import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab } from './session.js';
+import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab, visibleMarkers } from './session.js';
 import { unpackSparse } from './sparse-image.js';
 import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './trace.js';
 
@@ -164,13 +164,7 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
           raw: raw.allocatedBytes,
           ext4: ext4.allocatedBytes,
           share: duBytes(shareDir),
-          vis: {
-            '9p-none': fileContains(join(shareDir, 'visible-none.txt'), markers['9p-none']!),
-            '9p-loose': fileContains(join(shareDir, 'visible-loose.txt'), markers['9p-loose']!),
-            'blk-ext4': diskContains(ext4, Buffer.from(markers['blk-ext4']!)),
-            'vfs-auto': fileContains(join(shareDir, 'visible-vfs-auto.txt'), markers['vfs-auto']!),
-            'vfs-always': fileContains(join(shareDir, 'visible-vfs-always.txt'), markers['vfs-always']!),
-          },
+          vis: visibleMarkers(markers, (file, marker) => fileContains(join(shareDir, file), marker), (marker) => diskContains(ext4, Buffer.from(marker))) as Record<string, boolean>,
         });
         machine?.input(new TextEncoder().encode('\n'));
       },

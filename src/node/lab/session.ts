@@ -17,7 +17,7 @@ import { tarDirectory } from './tar.js';
 import { storvmVersion } from '../version.js';
 
 // The collector and the plan are environment-free (src/lab), so the browser runs the same lab.
-export { LabCollector, type LabHooks, type LabSetup, type Markers, type StoreSample } from '../../lab/collector.js';
+export { LabCollector, visibleMarkers, type LabHooks, type LabSetup, type Markers, type StoreSample } from '../../lab/collector.js';
 
 const root = new URL('../../../', import.meta.url);
 
