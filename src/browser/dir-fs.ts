@@ -241,8 +241,17 @@ type Kind = 'file' | 'directory';
 
 class DirNode implements FsNode {
   version = 1;
-  /** Known entries of a directory, so a name keeps its node (and number) while mounted. */
+  /**
+   * Known entries of a directory, so a name keeps its node (and number) while something holds
+   * it. Entries nothing holds are trimmed (see DirectoryHandleFs.settle).
+   */
   children: Map<string, DirNode> | undefined;
+  /** Fids and FUSE node ids on this node (retain/release). */
+  refs = 0;
+  /** A directory's open handles whose listing was taken: they learn of names removed since. */
+  listings: Set<DirFile> | undefined;
+  /** Removed from its directory (unlinked, replaced, or found missing on the host). */
+  detached = false;
   /** The record, once read: null when there is none. */
   rec: MetaRecord | null | undefined;
   /** Open files on this node, and the one Io they share. */
@@ -271,13 +280,20 @@ class DirNode implements FsNode {
   }
 
   get gone(): boolean {
-    return this.trashName !== undefined || (this.parent !== null && this.parent.children?.get(this.name) !== this);
+    return this.trashName !== undefined || this.detached;
+  }
+
+  /** Whether something holds the node: a fid or node id, an open file, a known entry, an open listing. */
+  get held(): boolean {
+    return this.refs > 0 || this.opens > 0 || (this.children?.size ?? 0) > 0 || (this.listings?.size ?? 0) > 0;
   }
 }
 
 class DirFile implements FsFile {
   /** A directory listing, taken when it is read from the start: cookies index into it. */
   listing: FsDirEntry[] | undefined;
+  /** Names removed from the directory since the listing was taken. */
+  removed: Set<string> | undefined;
   constructor(
     readonly node: DirNode,
     readonly flags: number,
@@ -318,6 +334,8 @@ const fail = (err: unknown): FsError => {
 };
 
 const PATH_MAX = 4096;
+/** Known nodes nothing holds, kept so that a name met again keeps its number; past this the oldest go. */
+export const DIR_FS_LOOSE_NODES = 1024;
 const te = new TextEncoder();
 const td = new TextDecoder();
 
@@ -340,6 +358,8 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   private chain: Promise<unknown> = Promise.resolve();
   private sync: boolean | undefined;
   private trashSerial = 0;
+  /** Nodes in the tree that nothing holds, oldest first (see settle). */
+  private readonly loose = new Set<DirNode>();
   private readonly ro: boolean;
   private readonly estimate: (() => Promise<{ quota?: number; usage?: number }>) | undefined;
 
@@ -532,18 +552,88 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     const known = map.get(name);
     if (known !== undefined && known.kind === h.kind) {
       // Keep the known handle: it follows moves made through it.
+      this.settle(known);
       return known;
     }
     const n = new DirNode(dir, name, this.nextIno++, h.kind === 'directory' ? S_IFDIR | 0o755 : S_IFREG | 0o644, h, systemNow());
-    if (known !== undefined) map.delete(name);
+    if (known !== undefined) this.detach(dir, name);
     map.set(name, n);
+    this.settle(n);
     return n;
+  }
+
+  /** `name` left `dir`: its node is gone, and open listings of `dir` leave it out. */
+  private detach(dir: DirNode, name: string): void {
+    const n = dir.children?.get(name);
+    if (n !== undefined) {
+      n.detached = true;
+      dir.children!.delete(name);
+      this.loose.delete(n);
+    }
+    for (const f of dir.listings ?? []) (f.removed ??= new Set()).add(name);
+    this.settle(dir);
+  }
+
+  /**
+   * Keeps the node table bounded. A node nothing holds (no fid or node id, no open file, no
+   * known entries, no open listing) stays known only among the newest DIR_FS_LOOSE_NODES such
+   * nodes; older ones leave their directory's table, which may leave that directory unheld in
+   * turn. A name met again after that gets a new node (and number), as after a remount; nothing
+   * the guest holds changes.
+   */
+  private settle(n: DirNode): void {
+    if (n.parent === null || n.detached) return;
+    this.loose.delete(n);
+    if (n.held) return;
+    this.loose.add(n);
+    for (const old of this.loose) {
+      if (this.loose.size <= DIR_FS_LOOSE_NODES) break;
+      this.loose.delete(old);
+      if (old.held || old.parent === null) continue;
+      const map = old.parent.children;
+      if (map?.get(old.name) === old) {
+        map.delete(old.name);
+        if (old.parent !== n) this.settle(old.parent);
+      }
+    }
+  }
+
+  /** Nodes the backend knows now (the root and every table entry): what trimming bounds. */
+  get knownNodes(): number {
+    let count = 0;
+    const walk = (d: DirNode): void => {
+      count++;
+      for (const c of d.children?.values() ?? []) walk(c);
+    };
+    walk(this.rootNode);
+    return count;
+  }
+
+  override retain(node: DirNode): void {
+    node.refs++;
+    this.loose.delete(node);
+    // Put the node, and its directories, back in the tree if they were trimmed while it was
+    // being looked up, so renames and unlinks reach it.
+    for (let n = node; n.parent !== null && !n.gone; n = n.parent) {
+      const map = (n.parent.children ??= new Map());
+      const cur = map.get(n.name);
+      if (cur === n) continue;
+      if (cur !== undefined && cur.held) break;
+      if (cur !== undefined) this.loose.delete(cur);
+      map.set(n.name, n);
+      this.loose.delete(n.parent);
+    }
+  }
+
+  override release(node: DirNode): void {
+    if (node.refs > 0) node.refs--;
+    this.settle(node);
   }
 
   private async child(dir: DirNode, name: string): Promise<FsResult<DirNode>> {
     const h = await this.entry(dir, name);
     if (h === undefined) {
-      dir.children?.delete(name);
+      if (dir.children?.has(name)) this.detach(dir, name);
       return e(E.ENOENT);
     }
     const n = this.adopt(dir, name, h);
@@ -713,7 +803,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     const h = dirMade ? await d.getDirectoryHandle(name, { create: true }) : await d.getFileHandle(name, { create: true });
     const undo = async () => {
       await d.removeEntry(name, { recursive: true }).catch(() => {});
-      dir.children?.delete(name);
+      this.detach(dir, name);
     };
     try {
       if (content !== undefined) {
@@ -801,7 +891,11 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   }
 
   override close(file: DirFile): FsReply<void> {
-    if (this.isDir(file.node) || file.node.io === undefined) return undefined;
+    if (this.isDir(file.node)) {
+      if (file.node.listings?.delete(file)) this.settle(file.node);
+      return undefined;
+    }
+    if (file.node.io === undefined) return undefined;
     return this.op(() => this.closeNode(file.node));
   }
 
@@ -811,6 +905,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     const io = node.io;
     node.io = undefined;
     node.writtenAt = undefined;
+    this.settle(node);
     let r: FsError | undefined;
     try {
       await io?.close();
@@ -832,6 +927,9 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     if (!this.isDir(dir)) return e(E.ENOTDIR);
     if (cookie === 0 || file.listing === undefined) {
       return this.op(async () => {
+        (dir.listings ??= new Set()).add(file);
+        this.loose.delete(dir);
+        file.removed = undefined;
         file.listing = await this.list(dir);
         return file.listing.slice(cookie, cookie + max);
       });
@@ -840,7 +938,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     const out: FsDirEntry[] = [];
     for (let i = cookie; i < file.listing.length && out.length < max; i++) {
       const en = file.listing[i]!;
-      if (en.name === '.' || en.name === '..' || dir.children?.get(en.name)?.ino === en.ino) out.push(en);
+      if (en.name === '.' || en.name === '..' || !file.removed?.has(en.name)) out.push(en);
     }
     return out;
   }
@@ -868,7 +966,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       const type = rec !== undefined && n.kind === 'file' ? rec.mode & S_IFMT : n.kind === 'directory' ? S_IFDIR : S_IFREG;
       out.push({ name, ino: n.ino, type: n.kind === 'directory' ? S_IFDIR : type === S_IFDIR ? S_IFREG : type, next: out.length + 1 });
     }
-    for (const name of [...(dir.children?.keys() ?? [])]) if (!seen.has(name)) dir.children!.delete(name);
+    for (const name of [...(dir.children?.keys() ?? [])]) if (!seen.has(name)) this.detach(dir, name);
     return out;
   }
 
@@ -926,7 +1024,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
         await (dir.handle as DirHandleLike).removeEntry(name);
       }
       await this.store.drop(dir, name);
-      dir.children?.delete(name);
+      this.detach(dir, name);
       this.touchDir(dir);
       return undefined;
     });
@@ -995,9 +1093,13 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
       // The entry moved; now its record (a stop before this shows the moved entry plain).
       const moved = await this.store.move(oldDir, oldName, newDir, newName, await this.facts(src), rec);
       oldDir.children?.delete(oldName);
+      for (const f of oldDir.listings ?? []) (f.removed ??= new Set()).add(oldName);
+      if (newDir.children?.get(newName) !== src) this.detach(newDir, newName);
       src.parent = newDir;
       src.name = newName;
       (newDir.children ??= new Map()).set(newName, src);
+      this.settle(oldDir);
+      this.settle(src);
       if (rec !== undefined) rec.ctime = systemNow();
       this.touchDir(oldDir);
       this.touchDir(newDir);

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../../src/backends/fs/backend.js';
 import { EINVAL, EIO, ELOOP, ENOENT, ENOSPC, EPERM, EROFS, EACCES } from '../../src/backends/fs/errno.js';
-import { DirectoryHandleFs } from '../../src/browser/dir-fs.js';
+import { DIR_FS_LOOSE_NODES, DirectoryHandleFs } from '../../src/browser/dir-fs.js';
 import { Virtio9p } from '../../src/devices/p9/device.js';
 import { P9Client, errnoOf } from '../../src/testing/index.js';
 import { fakeFolder, type FakeDirHandle, type FakeOptions } from '../support/fake-dir-handle.js';
@@ -249,5 +249,66 @@ describe('DirectoryHandleFs against a hostile guest', () => {
     expect(await errnoOf(c.setattr(2, { valid: MODE, mode: 0o777 }))).toBe(EROFS);
     await c.lopen(2, O_RDONLY);
     expect(td.decode(await c.read(2, 0, 10))).toBe('data');
+  });
+});
+
+describe('DirectoryHandleFs node table', () => {
+  const N = DIR_FS_LOOSE_NODES * 3;
+
+  it('stays bounded however many entries the guest walks to and lists; what a fid holds keeps its node', async () => {
+    const folder = fakeFolder();
+    const sub = await folder.getDirectoryHandle('sub', { create: true });
+    for (let i = 0; i < N; i++) await (await sub.getFileHandle(`f${i}`, { create: true })).createWritable().then((w) => w.close());
+    const { c, fs } = await mount(folder);
+    await c.walk(0, 1, ['sub', 'f0']); // held through the sweep
+    const held = (await c.getattr(1)).qid.path;
+    for (let i = 1; i < N; i++) {
+      await c.walk(0, 2, ['sub', `f${i}`]);
+      await c.clunk(2);
+    }
+    expect(fs.knownNodes).toBeLessThanOrEqual(DIR_FS_LOOSE_NODES + 3);
+    // A full listing of the directory, in small pages, has every entry once, and leaves it bounded.
+    await c.walk(0, 3, ['sub']);
+    await c.lopen(3, O_RDONLY);
+    const names = (await c.readdirAll(3, 512)).map((d) => d.name).filter((n) => n !== '.' && n !== '..');
+    expect(names.length).toBe(N);
+    expect(new Set(names).size).toBe(N);
+    await c.clunk(3);
+    expect(fs.knownNodes).toBeLessThanOrEqual(DIR_FS_LOOSE_NODES + 3);
+    // The held file kept its node: the same number on a new walk, and a rename through the
+    // directory reaches it.
+    await c.walk(0, 4, ['sub', 'f0']);
+    expect((await c.getattr(4)).qid.path).toBe(held);
+    await c.clunk(4);
+    await c.walk(0, 5, ['sub']);
+    await c.renameat(5, 'f0', 5, 'renamed');
+    await c.lopen(1, O_RDWR);
+    await c.write(1, 0, 'through the held fid');
+    await c.fsync(1);
+    const f = await (await folder.getDirectoryHandle('sub')).getFileHandle('renamed');
+    expect(td.decode(await (await f.getFile()).slice(0).arrayBuffer())).toBe('through the held fid');
+  });
+
+  it('leaves out of a listing in progress a name removed since it was taken, while the table is trimmed', async () => {
+    const folder = fakeFolder();
+    for (let i = 0; i < N; i++) await (await folder.getFileHandle(`g${i}`, { create: true })).createWritable().then((w) => w.close());
+    const { c, fs } = await mount(folder);
+    await c.walk(0, 1, []);
+    await c.lopen(1, O_RDONLY);
+    const first = await c.readdir(1, 0, 4096);
+    expect(first.length).toBeGreaterThan(10);
+    const last = first[first.length - 1]!;
+    await c.unlinkat(0, `g${N - 1}`); // not yet read
+    const rest: string[] = [];
+    for (let off = last.offset; ; ) {
+      const page = await c.readdir(1, off, 4096);
+      if (page.length === 0) break;
+      rest.push(...page.map((d) => d.name));
+      off = page[page.length - 1]!.offset;
+    }
+    const all = [...first.map((d) => d.name), ...rest].filter((n) => n !== '.' && n !== '..');
+    expect(all).not.toContain(`g${N - 1}`);
+    expect(new Set(all).size).toBe(N - 1);
+    expect(fs.knownNodes).toBeLessThanOrEqual(DIR_FS_LOOSE_NODES + 2);
   });
 });
