@@ -6,10 +6,7 @@
  */
 import { type DirHandleLike, DirectoryHandleFs } from './dir-fs.js';
 import { ShareError } from './errors.js';
-
-const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-/** A worker that was just stopped takes a moment to let go of its lock. */
-const LOCK_WAIT_MS = 3000;
+import { opfsNamedDir, takeWebLock } from './opfs.js';
 
 export interface OpenedDirShare {
   fs: DirectoryHandleFs;
@@ -18,22 +15,9 @@ export interface OpenedDirShare {
   close(): void;
 }
 
-async function takeLock(name: string): Promise<(() => void) | undefined> {
-  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
-  if (locks === undefined) return () => {};
-  return new Promise((resolve) => {
-    locks
-      .request(name, { signal: AbortSignal.timeout(LOCK_WAIT_MS) }, () => new Promise<void>((release) => resolve(() => release())))
-      .catch(() => resolve(undefined));
-  });
-}
-
 /** The OPFS folder of a kept share. */
-export async function opfsShareDir(name: string): Promise<FileSystemDirectoryHandle> {
-  if (!NAME.test(name) || name === '.' || name === '..') throw new ShareError(`share name "${name}" must be 1..64 letters, digits, '.', '_' or '-'`, name);
-  if (typeof navigator === 'undefined' || navigator.storage?.getDirectory === undefined) throw new ShareError(`share ${name}: this browser has no Origin Private File System`, name);
-  const root = await navigator.storage.getDirectory();
-  return (await root.getDirectoryHandle('storvm-shares', { create: true })).getDirectoryHandle(name, { create: true });
+export function opfsShareDir(name: string): Promise<FileSystemDirectoryHandle> {
+  return opfsNamedDir('storvm-shares', name, 'share', (m) => new ShareError(m, name));
 }
 
 /**
@@ -44,7 +28,7 @@ export async function opfsShareDir(name: string): Promise<FileSystemDirectoryHan
 export async function openDirShare(src: { persist?: string; directory?: FileSystemDirectoryHandle }, readOnly: boolean): Promise<OpenedDirShare> {
   const label = src.persist ?? src.directory?.name ?? 'folder';
   const dir = src.directory ?? (await opfsShareDir(src.persist!));
-  const release = src.persist !== undefined ? await takeLock(`storvm-share:${src.persist}`) : () => {};
+  const release = src.persist !== undefined ? await takeWebLock(`storvm-share:${src.persist}`) : () => {};
   const estimate = navigator.storage?.estimate ? () => navigator.storage.estimate() : undefined;
   const ro = readOnly || release === undefined;
   try {

@@ -92,26 +92,32 @@ export interface OpenedOpfsDisk {
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
-async function diskDir(name: string): Promise<FileSystemDirectoryHandle> {
-  if (!NAME.test(name) || name === '.' || name === '..') throw new ImageError(`persistent disk name "${name}" must be 1..64 letters, digits, '.', '_' or '-'`, 'format', name);
-  if (typeof navigator === 'undefined' || navigator.storage?.getDirectory === undefined) {
-    throw new ImageError(`persistent disk ${name}: this browser has no Origin Private File System`, 'read', name);
-  }
+/**
+ * The OPFS folder `top/name` of something kept by name (a disk, a share), made if missing. A bad
+ * name or a browser without OPFS is `refuse(message, why)`'s error.
+ */
+export async function opfsNamedDir(top: string, name: string, what: string, refuse: (message: string, why: 'name' | 'no-opfs') => Error): Promise<FileSystemDirectoryHandle> {
+  if (!NAME.test(name) || name === '.' || name === '..') throw refuse(`${what} name "${name}" must be 1..64 letters, digits, '.', '_' or '-'`, 'name');
+  if (typeof navigator === 'undefined' || navigator.storage?.getDirectory === undefined) throw refuse(`${what} ${name}: this browser has no Origin Private File System`, 'no-opfs');
   const root = await navigator.storage.getDirectory();
-  const all = await root.getDirectoryHandle('storvm-disks', { create: true });
-  return all.getDirectoryHandle(name, { create: true });
+  return (await root.getDirectoryHandle(top, { create: true })).getDirectoryHandle(name, { create: true });
 }
 
-/** How long to wait for a disk's lock: a worker that was just stopped takes a moment to let go. */
+const diskDir = (name: string) => opfsNamedDir('storvm-disks', name, 'persistent disk', (m, why) => new ImageError(m, why === 'name' ? 'format' : 'read', name));
+
+/** How long to wait for a lock: a worker that was just stopped takes a moment to let go. */
 const LOCK_WAIT_MS = 3000;
 
-/** Takes the disk's Web Lock; resolves to a release function, or undefined when another holds it. */
-async function takeLock(name: string): Promise<(() => void) | undefined> {
+/**
+ * Takes the Web Lock `lockName` (one writer per disk or share); resolves to a release function,
+ * or undefined when another tab holds it. Without Web Locks there is nothing to take.
+ */
+export async function takeWebLock(lockName: string): Promise<(() => void) | undefined> {
   const locks = (navigator as Navigator & { locks?: LockManager }).locks;
   if (locks === undefined) return () => {};
   return new Promise((resolve) => {
     locks
-      .request(`storvm-disk:${name}`, { signal: AbortSignal.timeout(LOCK_WAIT_MS) }, () => new Promise<void>((release) => resolve(() => release())))
+      .request(lockName, { signal: AbortSignal.timeout(LOCK_WAIT_MS) }, () => new Promise<void>((release) => resolve(() => release())))
       .catch(() => resolve(undefined));
   });
 }
@@ -134,7 +140,7 @@ async function syncHandle(fh: FileHandleWithSync): Promise<SyncAccessHandle> {
 /** Opens (or creates) the persistent disk `name`. */
 export async function openOpfsDisk(name: string, opts: OpfsDiskOptions): Promise<OpenedOpfsDisk> {
   const dir = await diskDir(name);
-  const release = await takeLock(name);
+  const release = await takeWebLock(`storvm-disk:${name}`);
   const storeOpts = {
     ...(opts.base ? { base: opts.base } : { size: opts.size ?? 0 }),
     ...(opts.baseId !== undefined ? { baseId: opts.baseId } : {}),
