@@ -10,6 +10,7 @@
  * const exit = await vm.exited;
  * ```
  */
+import { toBase64 } from '../backends/block/bytes.js';
 import { fromWire, ImageError, VmError } from './errors.js';
 import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
@@ -183,11 +184,6 @@ const CMDLINE_MAX = 1024;
 
 const utf8 = new TextEncoder();
 
-function base64(s: string): string {
-  let bin = '';
-  for (const b of utf8.encode(s)) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
 
 function toWireSource(s: ImageSource): WireImageSource {
   return s instanceof URL ? s.href : s;
@@ -266,7 +262,7 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     else parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
   });
   const command = guestCommand(mounts, opts.command !== undefined && opts.command !== '' ? [opts.command] : []);
-  if (command !== '') parts.push(`storvm.cmd=${base64(command)}`);
+  if (command !== '') parts.push(`storvm.cmd=${toBase64(command)}`);
   if (opts.append) parts.push(opts.append);
   const bootargs = parts.join(' ');
   if (bootargs.length >= CMDLINE_MAX) {

@@ -4,6 +4,7 @@
  * (src/node/lab/session.ts) adds the control share's files on the host; the browser's lab puts
  * the same files in a MemFs.
  */
+import { toBase64 } from '../backends/block/bytes.js';
 import type { LabSetup, Markers } from './collector.js';
 import { VIS_STORES, VIS_VIRTIOFS_STORES, guestScript, labVariants } from './plan.js';
 
@@ -24,19 +25,6 @@ export interface LabSetupOptions {
   /** A fresh random tag for the markers (hex). */
   tag: string;
   version: string;
-}
-
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-
-/** Base64 of a string's UTF-8 bytes (the kernel command line carries the command so). */
-export function base64(s: string): string {
-  const b = new TextEncoder().encode(s);
-  let out = '';
-  for (let i = 0; i < b.length; i += 3) {
-    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
-    out += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]! + (i + 1 < b.length ? B64[(n >> 6) & 63]! : '=') + (i + 2 < b.length ? B64[n & 63]! : '=');
-  }
-  return out;
 }
 
 /** The raw disk's size for a run of `sizeMiB`: a MiB more than the sequential data. */
@@ -62,7 +50,7 @@ export function labSetup(o: LabSetupOptions): { setup: LabSetup; script: string 
     ...(o.browser ? { browser: true } : {}),
     ...(o.unavailable !== undefined ? { unavailable: o.unavailable } : {}),
   });
-  const bootargs = ['console=ttyS0', 'quiet loglevel=1', ...(o.browser ? [] : ['storvm.share=lab:/mnt/lab:ro']), `storvm.cmd=${base64('/bin/sh /mnt/lab/run.sh')}`].join(' ');
+  const bootargs = ['console=ttyS0', 'quiet loglevel=1', ...(o.browser ? [] : ['storvm.share=lab:/mnt/lab:ro']), `storvm.cmd=${toBase64('/bin/sh /mnt/lab/run.sh')}`].join(' ');
   const setup: LabSetup = {
     sizeMiB: S,
     files: o.files,

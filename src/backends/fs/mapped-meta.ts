@@ -20,21 +20,10 @@
 import type { Async, FsCreds, FsResult, FsStat, FsTime } from './backend.js';
 import { S_IFBLK, andThen, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, XATTR_CREATE, XATTR_REPLACE } from './backend.js';
 import { ENODATA, ENOSPC, EEXIST, type FsError, fsError } from './errno.js';
+import { fromBase64, toBase64 } from '../block/bytes.js';
 
-/** What the host said about an inode (lstat/fstat), in Linux's units. */
-export interface HostFacts {
-  ino: bigint;
-  mode: number;
-  uid: number;
-  gid: number;
-  nlink: number;
-  rdev: number;
-  size: number;
-  blksize: number;
-  blocks: number;
-  atime: FsTime;
-  mtime: FsTime;
-  ctime: FsTime;
+/** What the host said about an inode (lstat/fstat), in Linux's units: a stat, and its birth time. */
+export interface HostFacts extends FsStat {
   /** Birth time in ns; 0n when the host doesn't know it. */
   btime: bigint;
 }
@@ -159,40 +148,6 @@ export function recordSetXattr(rec: MetaRecord, name: string, value: Uint8Array,
 }
 
 // ---- encoding -----------------------------------------------------------------------------------
-
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const B64_INDEX = new Map([...B64].map((c, i) => [c, i]));
-
-function toBase64(b: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < b.length; i += 3) {
-    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8) | (b[i + 2] ?? 0);
-    s += B64[(n >> 18) & 63]! + B64[(n >> 12) & 63]!;
-    s += i + 1 < b.length ? B64[(n >> 6) & 63]! : '=';
-    s += i + 2 < b.length ? B64[n & 63]! : '=';
-  }
-  return s;
-}
-
-function fromBase64(s: string): Uint8Array | undefined {
-  if (s.length % 4 !== 0) return undefined;
-  const pad = s.endsWith('==') ? 2 : s.endsWith('=') ? 1 : 0;
-  const out = new Uint8Array((s.length / 4) * 3 - pad);
-  let o = 0;
-  for (let i = 0; i < s.length; i += 4) {
-    let n = 0;
-    for (let j = 0; j < 4; j++) {
-      const c = s[i + j]!;
-      const v = c === '=' && i + j >= s.length - pad ? 0 : B64_INDEX.get(c);
-      if (v === undefined) return undefined;
-      n = (n << 6) | v;
-    }
-    if (o < out.length) out[o++] = (n >> 16) & 255;
-    if (o < out.length) out[o++] = (n >> 8) & 255;
-    if (o < out.length) out[o++] = n & 255;
-  }
-  return out;
-}
 
 const te = new TextEncoder();
 const td = new TextDecoder('utf-8', { fatal: true });
