@@ -73,6 +73,7 @@ import {
 } from '../backends/fs/mapped-meta.js';
 import { HostMetaFiles } from './host-meta.js';
 import { systemNow } from '../backends/fs/backend.js';
+import { badEntryName } from '../backends/fs/names.js';
 
 export type ShareMode = 'mapped' | 'passthrough';
 
@@ -184,9 +185,6 @@ function linuxDev(dev: bigint): number {
   return makeDev(major, minor);
 }
 
-function badName(name: string): boolean {
-  return name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0');
-}
 
 /** Host open flags for Linux access mode, O_TRUNC and O_APPEND. */
 function hostFlags(flags: number): number {
@@ -410,7 +408,7 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
 
   /** The checked host path of `name` inside directory `dir`. */
   private inside(dir: HostNode, name: string): string | FsError {
-    if (badName(name) || Buffer.byteLength(name) > NAME_MAX) return e(E.EINVAL);
+    if (badEntryName(name) || Buffer.byteLength(name) > NAME_MAX) return e(E.EINVAL);
     const p = this.dirPath(dir);
     return typeof p === 'string' ? p + '/' + name : p;
   }

@@ -11,6 +11,7 @@
  */
 import { type FsTime, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './backend.js';
 import { MemFs, type MemFsOptions, type MemNode } from './mem-fs.js';
+import { badEntryName } from './names.js';
 
 const MAGIC = 'STVMMEMF';
 const VERSION = 1;
@@ -223,7 +224,7 @@ function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): voi
       for (let j = 0; j < m; j++) {
         const name = r.str();
         const child = r.u32();
-        if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+        if (badEntryName(name)) {
           throw new MemFsImageError(`bad name ${JSON.stringify(name)}`);
         }
         if (child === 0 || child >= count) throw new MemFsImageError(`bad inode reference ${child}`);

@@ -48,6 +48,7 @@ import {
   fsError,
 } from './errno.js';
 import { systemNow } from './backend.js';
+import { badEntryName } from './names.js';
 
 /** Largest single file or xattr value MemFs keeps (a typed array must hold it). */
 const MAX_FILE = 2 ** 31;
@@ -273,7 +274,7 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
   fill(tree: MemFsTree, at: MemNode = this.rootNode): this {
     const enc = new TextEncoder();
     for (const [name, v] of Object.entries(tree)) {
-      if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+      if (badEntryName(name)) {
         throw new TypeError(`MemFs.fill: bad name ${JSON.stringify(name)}`);
       }
       const existing = at.dir!.byName.get(name)?.node;
