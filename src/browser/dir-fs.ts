@@ -62,6 +62,7 @@ import { FsError, fsError } from '../backends/fs/errno.js';
 import { type HostFacts, META_MAX_RECORD, type MetaRecord, newRecord, recordSetXattr, timeNs } from '../backends/fs/mapped-meta.js';
 import { PATH_META_DIR, type PathMetaFiles, PathMetaStore, pathRecordFromHost, pathStat } from '../backends/fs/path-meta.js';
 import { systemNow } from '../backends/fs/backend.js';
+import { badEntryName } from '../backends/fs/names.js';
 
 // ---- the part of the File System API used here (structural, so tests can stand in for it) ------
 
@@ -342,6 +343,9 @@ const td = new TextDecoder();
 /** Private files at the root: a directory no entry can be named, inside the root's record directory. */
 const PRIVATE = PATH_META_DIR;
 const ROOT_RECORD = 'root';
+/** The place of the root's own record: the private directory, where no entry's record can be. */
+const ROOT_PLACE = Symbol('the root record place');
+type RecordPlace = DirNode | typeof ROOT_PLACE;
 const TRASH = 'trash';
 
 function msTime(ms: number): FsTime {
@@ -353,7 +357,7 @@ function msTime(ms: number): FsTime {
 
 export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   readonly rootNode: DirNode;
-  private readonly store: PathMetaStore<DirNode>;
+  private readonly store: PathMetaStore<RecordPlace>;
   private nextIno = 2n;
   private chain: Promise<unknown> = Promise.resolve();
   private sync: boolean | undefined;
@@ -371,7 +375,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
     this.estimate = opts.estimate;
     this.rootNode = new DirNode(null, '', 1n, S_IFDIR | 0o755, root, systemNow());
     this.rootNode.children = new Map();
-    this.store = new PathMetaStore<DirNode>(this.metaFiles());
+    this.store = new PathMetaStore<RecordPlace>(this.metaFiles());
   }
 
   /** Opens a share over `root`: reads the root's record and empties the trash a killed page left. */
@@ -412,13 +416,17 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
 
   // ---- records ---------------------------------------------------------------------------------
 
-  /** Records of a directory's entries are in `dir/.storvm/<name>`; the root's own in `/.storvm/.storvm/root`. */
-  private metaFiles(): PathMetaFiles<DirNode> {
-    const where = async (dir: DirNode, name: string, create: boolean): Promise<[DirHandleLike, string]> => {
-      const d = dir.handle as DirHandleLike;
-      const meta = await d.getDirectoryHandle(PATH_META_DIR, { create });
-      if (dir.parent === null && name === PATH_META_DIR) return [await meta.getDirectoryHandle(PRIVATE, { create }), ROOT_RECORD];
-      return [meta, name];
+  /** Where a node's record is kept: under its name in its directory, the root's as ROOT_RECORD in ROOT_PLACE. */
+  private recordKey(node: DirNode): [RecordPlace, string] {
+    return node.parent === null ? [ROOT_PLACE, ROOT_RECORD] : [node.parent, node.name];
+  }
+
+  /** Records of a directory's entries are in `dir/.storvm/<name>`; ROOT_PLACE's in `/.storvm/.storvm/`. */
+  private metaFiles(): PathMetaFiles<RecordPlace> {
+    const where = async (place: RecordPlace, name: string, create: boolean): Promise<[DirHandleLike, string]> => {
+      const dir = place === ROOT_PLACE ? this.rootNode : place;
+      const meta = await (dir.handle as DirHandleLike).getDirectoryHandle(PATH_META_DIR, { create });
+      return [place === ROOT_PLACE ? await meta.getDirectoryHandle(PRIVATE, { create }) : meta, name];
     };
     return {
       read: async (dir, name) => {
@@ -461,7 +469,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   /** The record of a node, read once. */
   private async record(node: DirNode): Promise<MetaRecord | undefined> {
     if (node.rec === undefined) {
-      node.rec = (await (node.parent === null ? this.store.get(node, PATH_META_DIR) : this.store.get(node.parent, node.name))) ?? null;
+      node.rec = (await this.store.get(...this.recordKey(node))) ?? null;
     }
     return node.rec ?? undefined;
   }
@@ -469,7 +477,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
   /** Stores a node's record (kept in memory only for a node that was unlinked). */
   private async putRecord(node: DirNode, host: HostFacts, rec: MetaRecord): Promise<FsError | undefined> {
     if (!node.gone) {
-      const r = node.parent === null ? await this.store.put(node, PATH_META_DIR, host, rec) : await this.store.put(node.parent, node.name, host, rec);
+      const r = await this.store.put(...this.recordKey(node), host, rec);
       if (r !== undefined) return r;
     }
     node.rec = rec;
@@ -525,7 +533,7 @@ export class DirectoryHandleFs extends FsBackend<DirNode, DirFile> {
 
   /** A name the guest may use in `dir`. */
   private check(name: string): FsError | undefined {
-    if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return e(E.EINVAL);
+    if (badEntryName(name)) return e(E.EINVAL);
     if (name === PATH_META_DIR) return e(E.EPERM);
     return undefined;
   }

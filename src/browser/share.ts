@@ -68,9 +68,10 @@ export async function putFile(fs: FsBackend, path: string, data: Uint8Array): Pr
   }
 }
 
-async function find(fs: FsBackend, path: string): Promise<FsNode> {
+/** The node at `names` (of `path`), walking from the root once. */
+async function find(fs: FsBackend, path: string, names = splitPath(path)): Promise<FsNode> {
   let node = await must(fs.root(), path, 'root');
-  for (const n of splitPath(path)) {
+  for (const n of names) {
     const c = isDir(node) ? await child(fs, node, n) : undefined;
     if (c === undefined) throw new ShareError(`${path}: no such file in the share`, path);
     node = c;
@@ -101,9 +102,11 @@ export async function readFile(fs: FsBackend, path: string): Promise<Uint8Array>
 /** Removes the file (or empty directory) at `path`. */
 export async function removeFile(fs: FsBackend, path: string): Promise<void> {
   const names = splitPath(path);
-  const parent = names.length === 1 ? await must(fs.root(), path, 'root') : await find(fs, names.slice(0, -1).join('/'));
-  const node = await find(fs, path);
-  await must(fs.unlink(parent, names[names.length - 1]!, isDir(node)), path, 'remove');
+  const leaf = names[names.length - 1]!;
+  const parent = await find(fs, path, names.slice(0, -1));
+  const node = isDir(parent) ? await child(fs, parent, leaf) : undefined;
+  if (node === undefined) throw new ShareError(`${path}: no such file in the share`, path);
+  await must(fs.unlink(parent, leaf, isDir(node)), path, 'remove');
 }
 
 /** Every entry of the share, depth first, directories before their contents. At most `limit`. */
