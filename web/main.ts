@@ -9,7 +9,7 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
-import { startVm, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
+import { forgetFolder, indexedDbHandles, recallFolder, regainFolder, rememberFolder, startVm, type FolderRecall, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
 import { setupLab } from './lab-view.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -72,8 +72,10 @@ const state: DemoState = { vm: undefined, console: '', booted: false, bootMs: un
   boot: () => boot(),
   attachDisk: (d: VmDiskOptions) => attachDisk(d),
   putFiles: (files: Array<{ path: string; data: Blob }>, share = 0) => ((currentShare = share), putFiles(files)),
-  /** Shares a folder handle at /mnt/folder (as the picker would) and reboots. */
-  shareFolder: (h: FileSystemDirectoryHandle | undefined) => ((folder = h), boot()),
+  /** Shares a folder handle at /mnt/folder (as the picker would), remembers it, and reboots; undefined forgets it. */
+  shareFolder: (h: FileSystemDirectoryHandle | undefined) => shareFolder(h),
+  /** What became of the folder remembered from before the reload. */
+  folder: () => folderRecall,
   terminal: () => ({ cols: term.cols, rows: term.rows }),
   selectAll: () => term.selectAll(),
   detach: (i: number) => detachDisk(i),
@@ -92,8 +94,10 @@ let currentShare = 0;
 /** /mnt/keep, kept in OPFS (DirectoryHandleFs), unless the visitor turned it off. */
 const KEEP = 'storvm-demo-keep-share';
 let keepShare = localStorage.getItem(KEEP) !== 'off';
-/** A folder the visitor shared with showDirectoryPicker() (not remembered across reloads). */
+/** A folder the visitor shared with showDirectoryPicker(), remembered across reloads in IndexedDB. */
 let folder: FileSystemDirectoryHandle | undefined;
+const folderStore = indexedDbHandles();
+let folderRecall: FolderRecall = { state: 'none' };
 /** Disks that can be remembered across reloads (URLs and persistent disks) are kept in localStorage. */
 const SAVED = 'storvm-demo-disks';
 const disks: VmDiskOptions[] = loadSavedDisks();
@@ -304,15 +308,57 @@ const picker = (window as unknown as { showDirectoryPicker?: (o?: { mode?: strin
 $('share-folder').hidden = picker === undefined;
 $('share-folder').addEventListener('click', () => {
   void picker?.({ mode: 'readwrite' }).then(
-    (h) => {
-      folder = h;
-      void boot();
-    },
+    (h) => void shareFolder(h),
     (e: Error) => {
       if (e.name !== 'AbortError') showError(`the folder could not be shared: ${e.message}`);
     },
   );
 });
+
+/** Shares `h` at /mnt/folder and remembers it (or forgets the folder), then reboots. */
+async function shareFolder(h: FileSystemDirectoryHandle | undefined): Promise<boolean> {
+  folder = h;
+  folderRecall = h ? { state: 'ready', handle: h } : { state: 'none' };
+  try {
+    await (h ? rememberFolder(h, folderStore) : forgetFolder(folderStore));
+  } catch (e) {
+    showError(`the folder will not be remembered after a reload: ${(e as Error).message}`);
+  }
+  renderFolder();
+  return boot();
+}
+
+/** What the page says about the folder remembered from before: gone, refused, or needing a yes. */
+function renderFolder(): void {
+  const r = folderRecall;
+  const msg = r.state === 'none' || r.state === 'ready' ? '' : r.message;
+  $('folder-note').textContent = msg;
+  $('folder-row').hidden = msg === '';
+  $('folder-again').hidden = r.state !== 'ask' && r.state !== 'denied';
+  if (r.state === 'ask' || r.state === 'denied') $('folder-again').textContent = `allow ${r.handle.name} again`;
+  $('folder-forget').hidden = msg === '';
+}
+
+/** The folder shared before the reload: used at once when the browser still grants it. */
+async function recallSharedFolder(): Promise<void> {
+  folderRecall = await recallFolder(folderStore).catch((e: Error): FolderRecall => ({ state: 'gone', name: '', message: e.message }));
+  if (folderRecall.state === 'ready') folder = folderRecall.handle;
+  renderFolder();
+}
+$('folder-again').addEventListener('click', () => {
+  const r = folderRecall;
+  if (r.state !== 'ask' && r.state !== 'denied') return;
+  // A click is the user gesture requestPermission needs.
+  void regainFolder(r.handle).then((again) => {
+    folderRecall = again;
+    renderFolder();
+    if (again.state === 'ready') {
+      folder = again.handle;
+      void boot();
+    }
+  });
+});
+$('folder-forget').addEventListener('click', () => void forgetFolder(folderStore).then(() => ((folderRecall = { state: 'none' }), renderFolder())));
 
 async function refreshFiles(): Promise<void> {
   const share = vm?.shares[currentShare];
@@ -575,7 +621,7 @@ const lab = setupLab(showError);
 (window as unknown as { storvmDemo: { lab: unknown } }).storvmDemo.lab = lab;
 
 renderDisks();
-void boot(snapshotUrl ? { snapshot: new URL(snapshotUrl, location.href).href } : {});
+void recallSharedFolder().finally(() => boot(snapshotUrl ? { snapshot: new URL(snapshotUrl, location.href).href } : {}));
 
 // ---- saved states (snapshots): kept in OPFS, downloaded, uploaded, or fetched from ?snapshot=
 

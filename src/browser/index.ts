@@ -12,4 +12,5 @@ export { loadDisk, loadKernel, loadInitrd, type LoadedDisk } from './images.js';
 export type { ImageSource, ProgressInfo, ShareEntry, PageMessage, WorkerMessage } from './protocol.js';
 export { openOpfsDisk, deleteOpfsDisk, listOpfsDisks, type OpfsDiskOptions, type OpenedOpfsDisk } from './opfs.js';
 export { DirectoryHandleFs, type DirectoryHandleFsOptions } from './dir-fs.js';
+export { forgetFolder, indexedDbHandles, recallFolder, regainFolder, rememberFolder, type FolderRecall, type HandleStore } from './folder-memory.js';
 export { runStorageLab, formatTable, formatComparison, parseBenchReport, BenchReportError, toJson, toCsv, type StorageLabOptions, type BenchReport, type Cell, type LabSide } from './lab.js';

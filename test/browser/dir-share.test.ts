@@ -4,7 +4,8 @@
  * symlinks, FIFOs, renamed files and directories — is there after a reload; a file the page
  * puts in is seen by the guest; a folder handle shared as a picked folder would be (writable
  * streams, no sync access handles) gets the guest's files as plain files, with their records
- * beside them. Skips without chromium.
+ * beside them, and is remembered across a reload (its handle in IndexedDB), or said to be gone
+ * when its folder is. Skips without chromium.
  */
 import { rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
@@ -102,6 +103,49 @@ describe.skipIf(missing !== undefined)('kept shares in chromium', () => {
       return { names: names.sort(), lines: text.split('\n').length, last: text.slice(-6), rec: JSON.parse(rec).m };
     });
     expect(seen).toEqual({ names: ['.storvm', 'lines.txt', 'moved.txt', 'there-before.txt'], lines: 20001, last: '20000\n', rec: 0o100600 });
+  }, 240_000);
+
+  it('remembers the shared folder across a reload (IndexedDB), and says so when the folder is gone', async () => {
+    // The folder the test above shared (an OPFS handle, which the browser always grants).
+    const stored = await page.evaluate(async () => {
+      const db = await new Promise<IDBDatabase>((res, rej) => {
+        const r = indexedDB.open('storvm');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(r.error);
+      });
+      const h = await new Promise<any>((res, rej) => {
+        const r = db.transaction('handles').objectStore('handles').get('folder');
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(r.error);
+      });
+      db.close();
+      const picked = await (await navigator.storage.getDirectory()).getDirectoryHandle('picked');
+      return { kind: h?.kind, name: h?.name, same: h ? await h.isSameEntry(picked) : false };
+    });
+    expect(stored).toEqual({ kind: 'directory', name: 'picked', same: true });
+    await page.reload();
+    await waitBooted(page);
+    expect(await page.evaluate(() => (window as any).storvmDemo.folder().state)).toBe('ready');
+    expect(await page.evaluate(() => (window as any).storvmDemo.state.vm.shares.map((s: any) => s.mountPoint))).toEqual(['/mnt/host', '/mnt/keep', '/mnt/folder']);
+    await typeAndWait(page, 'cat /mnt/folder/there-before.txt; echo; head -2 /mnt/folder/lines.txt; echo back-$((2*4))', /FROM-THE-FOLDER\r?\n1\r?\n2\r?\nback-8/);
+    expect(await page.locator('#folder-row').isHidden()).toBe(true);
+
+    // The folder goes away between visits: the page says so, boots without it, and can forget it.
+    await page.evaluate(async () => {
+      await (window as any).storvmDemo.state.vm.stop();
+      await (await navigator.storage.getDirectory()).removeEntry('picked', { recursive: true });
+    });
+    await page.reload();
+    await waitBooted(page);
+    expect(await page.evaluate(() => (window as any).storvmDemo.folder())).toMatchObject({ state: 'gone', name: 'picked' });
+    expect(await page.locator('#folder-note').textContent()).toBe('the folder picked is no longer there (removed or moved); pick it again');
+    expect(await page.locator('#folder-row').isVisible()).toBe(true);
+    expect(await page.evaluate(() => (window as any).storvmDemo.state.vm.shares.map((s: any) => s.mountPoint))).toEqual(['/mnt/host', '/mnt/keep']);
+    await page.click('#folder-forget');
+    await page.locator('#folder-row').waitFor({ state: 'hidden', timeout: 5000 });
+    await page.reload();
+    await waitBooted(page);
+    expect(await page.evaluate(() => (window as any).storvmDemo.folder().state)).toBe('none');
   }, 240_000);
 
   it('serves /mnt/keep over virtio-fs on ?keepfs=virtiofs: what 9p wrote is there, and what virtio-fs writes lasts', async () => {
