@@ -105,6 +105,8 @@ export class Hart extends HartState {
     let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
     const hot = jit === undefined ? 0 : jit.hotThreshold;
     let interpretNext = false;
+    // The page the interpreter runs in since instruction `coldFrom` (-1: none), for Jit.addWork.
+    let coldPage = -1, coldFrom = 0, coldLo = 0, coldHi = 0;
     // Traps taken in this call: a trap vector whose first instruction traps again retires
     // nothing, so the call also ends after `limit` traps and the host gets control back.
     let traps = 0;
@@ -130,6 +132,7 @@ export class Hart extends HartState {
       const pageLo = pcl & ~0xfff;
       let off = pcl & 0xfff;
       if (jit !== undefined) {
+        if (coldPage >= 0) { jit.addWork(coldPage, n - coldFrom, coldLo, coldHi); coldPage = -1; }
         if (interpretNext) interpretNext = false;
         else {
           const slot = jit.find(ramPage, off, pageLo, pch);
@@ -145,6 +148,7 @@ export class Hart extends HartState {
         }
         jRegions = jit.regionsOf(ramPage);
         jHeat = jit.heatOf(ramPage);
+        coldPage = ramPage; coldFrom = n; coldLo = pageLo; coldHi = pch;
       }
       // Decoded only once the interpreter runs here: pages that run only as wasm need none.
       const page = this.codePage(ramPage);
@@ -411,14 +415,13 @@ export class Hart extends HartState {
               amo(this, rd, rs1, rs2, imm, 4); break;
             case 82: // AMO_D
               amo(this, rd, rs1, rs2, imm, 8); break;
-            case 83: // FLW
-              fpLoad(this, rd, rs1, imm, 4); break;
-            case 85: // FLD
-              fpLoad(this, rd, rs1, imm, 8); break;
-            case 84: // FSW
-              fpStore(this, rs1, rs2, imm, 4); break;
-            case 86: // FSD
-              fpStore(this, rs1, rs2, imm, 8); break;
+            case 83: case 84: case 85: case 86: { // FLW FSW FLD FSD
+              const op = w & 0xff, size = op <= 84 ? 4 : 8;
+              if (op === 83 || op === 85) fpLoad(this, rd, rs1, imm, size); else fpStore(this, rs1, rs2, imm, size);
+              // A device access may have raised an interrupt (as for integer loads and stores).
+              if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
+              break;
+            }
             case 87: // FP
               execFp(this, imm); break;
             default: // ILLEGAL
