@@ -105,8 +105,6 @@ export class Hart extends HartState {
     let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
     const hot = jit === undefined ? 0 : jit.hotThreshold;
     let interpretNext = false;
-    // The page the interpreter runs in since instruction `coldFrom` (-1: none), for Jit.addWork.
-    let coldPage = -1, coldFrom = 0, coldLo = 0, coldHi = 0;
     // Traps taken in this call: a trap vector whose first instruction traps again retires
     // nothing, so the call also ends after `limit` traps and the host gets control back.
     let traps = 0;
@@ -132,7 +130,6 @@ export class Hart extends HartState {
       const pageLo = pcl & ~0xfff;
       let off = pcl & 0xfff;
       if (jit !== undefined) {
-        if (coldPage >= 0) { jit.addWork(coldPage, n - coldFrom, coldLo, coldHi); coldPage = -1; }
         if (interpretNext) interpretNext = false;
         else {
           const slot = jit.find(ramPage, off, pageLo, pch);
@@ -148,7 +145,6 @@ export class Hart extends HartState {
         }
         jRegions = jit.regionsOf(ramPage);
         jHeat = jit.heatOf(ramPage);
-        coldPage = ramPage; coldFrom = n; coldLo = pageLo; coldHi = pch;
       }
       // Decoded only once the interpreter runs here: pages that run only as wasm need none.
       const page = this.codePage(ramPage);

@@ -152,10 +152,6 @@ export class Jit {
   private readonly pages: (Array<Region | undefined> | undefined)[];
   /** Per RAM page: entries seen by offset / 2 (outer-loop entries and taken in-page branches). */
   private readonly heat: (Uint16Array | undefined)[];
-  /** Per RAM page: instructions the interpreter ran in it since it was last queued for translation. */
-  private readonly work: Int32Array;
-  /** Per RAM page: 1 when an entry its translation does not have was seen since it was compiled. */
-  private readonly fresh: Uint8Array;
   /** Copy of each translated page's bytes, taken when it was translated. */
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
@@ -195,12 +191,6 @@ export class Jit {
     readonly maxRegions = 2048,
     /** pages compiled together into one module */
     readonly batch = 4,
-    /**
-     * Instructions the interpreter runs in a page before the page is translated (or translated
-     * again with the entries its translation lacks), whatever the count of each entry: code
-     * entered from many places, each a few times, costs as much to interpret as a hot loop.
-     */
-    readonly workThreshold = 65536,
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
     this.imports = {
@@ -232,22 +222,6 @@ export class Jit {
     this.pages = new Array<Array<Region | undefined> | undefined>(n).fill(undefined);
     this.heat = new Array<Uint16Array | undefined>(n).fill(undefined);
     this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
-    this.work = new Int32Array(n);
-    this.fresh = new Uint8Array(n);
-  }
-
-  /**
-   * The interpreter ran `k` instructions in RAM page `page` (virtual page vLo, vHi): queues the
-   * page for translation once that adds up to `workThreshold`, unless it is translated and no
-   * entry it lacks was seen (then the instructions are ones only the interpreter runs).
-   */
-  addWork(page: number, k: number, vLo: number, vHi: number): void {
-    const w = this.work[page]! + k;
-    if (w < this.workThreshold) { this.work[page] = w; return; }
-    this.work[page] = 0;
-    if (this.pages[page] !== undefined && this.fresh[page] === 0) return;
-    if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
-    if (this.pending.size >= this.batch) this.compilePending();
   }
 
   /**
@@ -328,7 +302,6 @@ export class Jit {
         this.cache(vLo | off, vHi, page, r.code.slot, r.block);
         return r.code.slot;
       }
-      this.fresh[page] = 1;
     }
     let heat = this.heat[page];
     if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
@@ -515,8 +488,6 @@ export class Jit {
       }
       this.table.set(slot, inst.exports[`f${i}`]);
       p.code.slot = slot;
-      this.fresh[p.page] = 0;
-      this.work[p.page] = 0;
       const rs = new Array<Region | undefined>(2048);
       for (const [off, block] of p.entries) rs[off >>> 1] = { code: p.code, block };
       this.pages[p.page] = rs;
