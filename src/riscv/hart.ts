@@ -39,13 +39,23 @@ export interface HartRunOptions extends HartOptions {
   batch?: number;
 }
 
+/**
+ * Whether a taken jump or branch to page offset `t` stays in the interpreter's inner loop: the
+ * target is in the page and, with the translator, has no translated code and has not just
+ * become hot (the branch counts an entry into it in `heat`); otherwise the outer loop, where
+ * translated code is entered, takes over.
+ */
+function staysIn(t: number, regions: unknown[] | undefined, heat: Uint16Array | undefined, hot: number): boolean {
+  return t >= 0 && t < 4096 && (heat === undefined || (regions?.[t >>> 1] === undefined && ++heat[t >>> 1]! < hot));
+}
+
 export class Hart extends HartState {
   /** The block translator, when the engine is 'wasm'. */
   readonly jit: Jit | undefined;
 
   constructor(opts: HartRunOptions) {
     const engine = opts.engine ?? 'interp';
-    if (engine !== 'interp' && engine !== 'wasm') throw new RangeError(`unknown CPU engine '${String(engine)}'`);
+    if (!CPU_ENGINES.includes(engine)) throw new RangeError(`unknown CPU engine '${String(engine)}'`);
     let stateOffset = 0;
     if (engine === 'wasm') {
       const m = opts.ram.memory;
@@ -180,7 +190,7 @@ export class Hart extends HartState {
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
               const t = off + imm;
-              if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+              if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
               this.setPcRel(pageLo, pch, t); continue outer;
             }
             case 4: { // JALR
@@ -188,48 +198,48 @@ export class Hart extends HartState {
               const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
-              if (ah === pch && (al & ~0xfff) === pageLo && (jHeat === undefined || (jRegions?.[(al & 0xffe) >>> 1] === undefined && ++jHeat[(al & 0xffe) >>> 1]! < hot))) { off = al & 0xffe; continue; }
+              if (ah === pch && (al & ~0xfff) === pageLo && staysIn(al & 0xffe, jRegions, jHeat, hot)) { off = al & 0xffe; continue; }
               this.pcLo = al & ~1; this.pcHi = ah; continue outer;
             }
             case 5: // BEQ
               if (xl[rs1] === xl[rs2] && xh[rs1] === xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 6: // BNE
               if (xl[rs1] !== xl[rs2] || xh[rs1] !== xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 7: // BLT
               if (lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 8: // BGE
               if (!lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 9: // BLTU
               if (ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 10: // BGEU
               if (!ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;

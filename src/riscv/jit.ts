@@ -156,13 +156,16 @@ export class Jit {
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
   private readonly suspect = new Set<number>();
+  /** The translated pages (their count is stats.regions). */
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
-  private regions = 0;
   private dropEpoch = 0;
   /** Pages waiting to be compiled, with the virtual page to compile them for. */
   private pending = new Map<number, { vLo: number; vHi: number }>();
-  readonly stats: JitStats = { regions: 0, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+  readonly stats: JitStats = (() => {
+    const live = this.live;
+    return { get regions() { return live.size; }, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+  })();
   private readonly imports: object;
   private readonly S: number;
   private readonly table: WasmTable;
@@ -292,27 +295,30 @@ export class Jit {
    * the interpreter runs.
    */
   find(page: number, off: number, vLo: number, vHi: number): number {
-    let rs = this.pages[page];
-    if (rs !== undefined && this.suspect.size !== 0 && this.suspect.has(page)) { this.recheck(page); rs = this.pages[page]; }
-    if (rs !== undefined) {
-      const r = rs[off >>> 1];
-      if (r !== undefined && r.code.vLo === vLo && r.code.vHi === vHi && r.code.slot >= 0) {
-        if (r.block < 0) return -1; // starts with an instruction only the interpreter runs
-        this.block = r.block;
-        this.cache(vLo | off, vHi, page, r.code.slot, r.block);
-        return r.code.slot;
-      }
-    }
-    let heat = this.heat[page];
-    if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
-    const t = ++heat[off >>> 1]!;
-    if (t < this.hotThreshold) return -1;
+    if (this.suspect.size !== 0 && this.suspect.has(page)) this.recheck(page);
+    const slot = this.enter(page, off, vLo, vHi);
+    if (slot !== -2) return slot;
+    const heat = this.heatOf(page);
+    if (++heat[off >>> 1]! < this.hotThreshold) return -1;
     heat[off >>> 1] = 1; // still marks the offset as an entry
     if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
     if (this.pending.size < this.batch) return -1;
     this.compilePending();
-    const r = this.pages[page]?.[off >>> 1];
-    if (r === undefined || r.block < 0 || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -1;
+    return Math.max(-1, this.enter(page, off, vLo, vHi));
+  }
+
+  /**
+   * The dispatch slot of the translation of RAM page `page` entered at `off` for virtual page
+   * (vLo, vHi), its basic block in `this.block` and the entry put in the chain cache; -1 when
+   * the entry starts with an instruction only the interpreter runs, -2 when the page has no
+   * translation with that entry.
+   */
+  private enter(page: number, off: number, vLo: number, vHi: number): number {
+    const rs = this.pages[page];
+    if (rs === undefined) return -2;
+    const r = rs[off >>> 1];
+    if (r === undefined || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -2;
+    if (r.block < 0) return -1;
     this.block = r.block;
     this.cache(vLo | off, vHi, page, r.code.slot, r.block);
     return r.code.slot;
@@ -350,9 +356,7 @@ export class Jit {
     if (rs === undefined) return;
     this.dropEpoch++;
     this.release(rs, page);
-    this.regions--;
     this.stats.dropped++;
-    this.stats.regions = this.regions;
     this.pages[page] = undefined;
     this.snapshot[page] = undefined;
     this.live.delete(page);
@@ -379,8 +383,6 @@ export class Jit {
     this.pending.clear();
     this.live.clear();
     this.suspect.clear();
-    this.regions = 0;
-    this.stats.regions = 0;
     this.stats.flushes++;
   }
 
@@ -477,8 +479,7 @@ export class Jit {
       const old = this.pages[p.page];
       if (old !== undefined) this.release(old, p.page);
       else {
-        if (this.regions >= this.maxRegions) this.flushKeeping(p.page);
-        this.regions++;
+        if (this.live.size >= this.maxRegions) this.flushKeeping(p.page);
         this.live.add(p.page);
       }
       let slot = this.freeSlots.pop();
@@ -492,7 +493,6 @@ export class Jit {
       for (const [off, block] of p.entries) rs[off >>> 1] = { code: p.code, block };
       this.pages[p.page] = rs;
     });
-    this.stats.regions = this.regions;
     this.stats.compiled += bodies.length;
     this.stats.modules++;
     this.stats.wasmBytes += bytes.length;
