@@ -16,8 +16,9 @@ import { amo, loadReserved, storeConditional } from './amo.js';
 import { csrAccess } from './csr.js';
 import { decode16, decode32 } from './decode.js';
 import { execFp, fpLoad, fpStore } from './fpu.js';
-import { EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
+import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
+import { loadWarmUp, WARMUP_RAM } from './warmup.js';
 import type { WasmMemory } from './wasm.js';
 
 const TWO32 = 4294967296;
@@ -49,6 +50,9 @@ function staysIn(t: number, regions: unknown[] | undefined, heat: Uint16Array | 
   return t >= 0 && t < 4096 && (heat === undefined || (regions?.[t >>> 1] === undefined && ++heat[t >>> 1]! < hot));
 }
 
+/** Engines whose paths the warm-up program has run in this process. */
+const warmed = new Set<CpuEngine>();
+
 export class Hart extends HartState {
   /** The block translator, when the engine is 'wasm'. */
   readonly jit: Jit | undefined;
@@ -68,6 +72,27 @@ export class Hart extends HartState {
     } else {
       super(opts);
       this.jit = undefined;
+    }
+    if (!warmed.has(engine)) {
+      warmed.add(engine);
+      Hart.warmUp(engine);
+    }
+  }
+
+  /**
+   * Runs the warm-up program (warmup.ts) once per process and engine, in a hart of its own, so
+   * the interpreter's loop (and with 'wasm' the translator's paths) has type feedback for every
+   * kind of instruction before V8 optimises it.
+   */
+  private static warmUp(engine: CpuEngine): void {
+    const base = 0x8000_0000;
+    const runs: CpuEngine[] = engine === 'wasm' ? ['interp', 'wasm'] : ['interp'];
+    for (const e of runs) {
+      warmed.add(e);
+      const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
+      const h = new Hart({ ram, engine: e, hotThreshold: 2, batch: 1 });
+      loadWarmUp(h, ram.bytes);
+      for (let i = 0; i < 64 && !h.waiting; i++) h.run(1 + i * 29);
     }
   }
 
