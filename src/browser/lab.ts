@@ -5,6 +5,7 @@
  * the report `storvm bench --json` writes; `formatTable` (re-exported) prints it as the CLI does.
  */
 import type { BenchReport } from '../lab/report.js';
+import { DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, VmError } from './errors.js';
 import type { ImageSource, LabMessage, ProgressInfo, WorkerMessage } from './protocol.js';
 
@@ -21,6 +22,7 @@ export interface StorageLabOptions {
   disk?: 'memory' | 'opfs';
   /** What the 9p and virtio-fs variants share; default 'memory'. */
   share?: 'memory' | 'opfs';
+  /** Default DEFAULT_CPU ('wasm'). */
   cpu?: 'interp' | 'wasm';
   kernel?: ImageSource;
   initrd?: ImageSource;
@@ -56,7 +58,7 @@ export function runStorageLab(opts: StorageLabOptions = {}): Promise<BenchReport
     ...(opts.variants ? { variants: opts.variants } : {}),
     disk: opts.disk ?? 'memory',
     share: opts.share ?? 'memory',
-    cpu: opts.cpu ?? 'interp',
+    cpu: opts.cpu ?? DEFAULT_CPU,
     maxImageBytes: 1 << 30,
     version: opts.version ?? '',
   };

@@ -23,9 +23,8 @@ import type { WasmMemory } from './wasm.js';
 
 const TWO32 = 4294967296;
 
-/** Which engine runs guest code: the interpreter alone, or the WebAssembly block translator in front of it. */
-export type CpuEngine = 'interp' | 'wasm';
-export const CPU_ENGINES: readonly CpuEngine[] = ['interp', 'wasm'];
+import { CPU_ENGINES, type CpuEngine } from './engine.js';
+export { CPU_ENGINES, type CpuEngine };
 
 export interface HartRunOptions extends HartOptions {
   /** RAM; for the 'wasm' engine it must come from createWasmRam (it carries its WebAssembly.Memory). */
