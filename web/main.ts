@@ -10,6 +10,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import { forgetFolder, indexedDbHandles, recallFolder, regainFolder, rememberFolder, startVm, type FolderRecall, type ShareEntry, type Vm, type VmDiskOptions, type VmExit } from '../src/browser/index.js';
+import { DEFAULT_CPU, type CpuEngine } from '../src/riscv/engine.js';
 import { setupLab } from './lab-view.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -25,7 +26,7 @@ const params = new URLSearchParams(location.search);
 const lessonCmd = params.get('cmd');
 const memoryMiB = Number(params.get('mem') ?? 256);
 const maxImageMiB = Number(params.get('maximg') ?? 1024);
-const cpu = (params.get('cpu') ?? 'interp') as 'interp' | 'wasm';
+const cpu = (params.get('cpu') ?? DEFAULT_CPU) as CpuEngine;
 /** `?snapshot=URL`: "instant boot", the page starts from a saved machine instead of booting. */
 const snapshotUrl = params.get('snapshot');
 /** `?keepfs=virtiofs` serves /mnt/keep over virtio-fs instead of 9p. */

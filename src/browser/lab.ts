@@ -8,6 +8,7 @@
  * a Node report read with `parseBenchReport`.
  */
 import type { BenchReport } from '../lab/report.js';
+import { DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, VmError } from './errors.js';
 import type { ImageSource, LabMessage, ProgressInfo, WorkerMessage } from './protocol.js';
 
@@ -27,6 +28,7 @@ export interface StorageLabOptions {
   httpImage?: string | URL;
   /** What the 9p and virtio-fs variants share; default 'memory'. */
   share?: 'memory' | 'opfs';
+  /** Default DEFAULT_CPU ('wasm'). */
   cpu?: 'interp' | 'wasm';
   kernel?: ImageSource;
   initrd?: ImageSource;
@@ -62,7 +64,7 @@ export function runStorageLab(opts: StorageLabOptions = {}): Promise<BenchReport
     ...(opts.variants ? { variants: opts.variants } : {}),
     ...(opts.httpImage !== undefined ? { httpImage: new URL(opts.httpImage, typeof location !== 'undefined' ? location.href : undefined).href } : {}),
     share: opts.share ?? 'memory',
-    cpu: opts.cpu ?? 'interp',
+    cpu: opts.cpu ?? DEFAULT_CPU,
     maxImageBytes: 1 << 30,
     version: opts.version ?? '',
   };

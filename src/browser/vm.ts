@@ -11,6 +11,7 @@
  * ```
  */
 import { toBase64 } from '../backends/block/bytes.js';
+import { DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, ImageError, VmError } from './errors.js';
 import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
@@ -85,8 +86,8 @@ export interface StartVmOptions {
   /** Guest time follows retired instructions, so a run replays exactly. */
   deterministic?: boolean;
   /**
-   * 'wasm' translates hot guest code to WebAssembly in the worker (shell and compute work 2-5×
-   * faster, the boot a little slower; CSP needs 'wasm-unsafe-eval'); default 'interp'.
+   * 'wasm' (the default) translates hot guest code to WebAssembly in the worker (the page's CSP
+   * must allow 'wasm-unsafe-eval'); 'interp' only interprets.
    */
   cpu?: 'interp' | 'wasm';
   /** Largest image held in memory, in MiB (kernel, initramfs, downloaded disks); default 1024. */
@@ -205,7 +206,7 @@ const DEFAULT_INITRD = () => new URL('../../guest-images/initramfs.cpio.gz', imp
 
 /** Starts a VM in a new worker. Resolves once the images are loaded and the guest is booting. */
 export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
-  const cpu = opts.cpu ?? 'interp';
+  const cpu = opts.cpu ?? DEFAULT_CPU;
   if (cpu !== 'interp' && cpu !== 'wasm') throw new VmError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
   const memoryMiB = opts.memoryMiB ?? 256;
   if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) {

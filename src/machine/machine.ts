@@ -5,7 +5,8 @@
  * loop between them so asynchronous backends complete and interrupts arrive.
  */
 import { FlatRam } from '../memory/flat-ram.js';
-import { Hart, type CpuEngine } from '../riscv/hart.js';
+import { DEFAULT_CPU } from '../riscv/engine.js';
+import { CPU_ENGINES, Hart, type CpuEngine } from '../riscv/hart.js';
 import { createWasmRam } from '../riscv/jit.js';
 import { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI } from '../riscv/state.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -65,19 +66,16 @@ export interface MachineOptions {
   /** Instructions per slice between host yields (default 200,000). */
   sliceInstructions?: number;
   /**
-   * How guest code runs: 'interp' (default) is the interpreter alone; 'wasm' translates hot code
-   * to WebAssembly, with the interpreter behind it. Both retire the same instructions in the
-   * same order, so deterministic runs are identical either way.
+   * How guest code runs: 'interp' is the interpreter alone; 'wasm' (DEFAULT_CPU) translates hot
+   * code to WebAssembly, with the interpreter behind it. Both retire the same instructions in
+   * the same order, so deterministic runs are identical either way. In Node, run the translator
+   * with V8's `--liftoff-only` (storvm's CLI sets it: src/node/v8-tuning.ts); TurboFan tiering
+   * of the page functions costs more CPU than the boot itself.
    */
   cpu?: CpuEngine;
 }
 
-/**
- * The default CPU engine, chosen by measurement (bench/README.md, 2026-12-01): the translator
- * runs compute loops 5x and shell loops 1.8x faster, the boot at the same cost, but syscall-heavy
- * work such as dd a third slower, and booting and I/O are most of what this machine runs.
- */
-export const DEFAULT_CPU: CpuEngine = 'interp';
+export { DEFAULT_CPU };
 
 export interface RunResult {
   exitCode: number;
@@ -160,7 +158,7 @@ export class Machine {
     this.startMs = this.host.now();
 
     const cpu = opts.cpu ?? DEFAULT_CPU;
-    if (cpu !== 'wasm' && cpu !== 'interp') throw new RangeError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
+    if (!CPU_ENGINES.includes(cpu)) throw new RangeError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
     this.cpu = cpu;
     if (cpu === 'wasm') {
       const wasmRam = createWasmRam(RAM_BASE, memoryMiB << 20);

@@ -44,7 +44,7 @@ options of run and boot:
   --deterministic             guest time follows retired instructions, so a run replays exactly
   --no-boot-cache             boot from scratch instead of restoring (and saving) the boot cache's
                               snapshot of the booted kernel (also STORVM_NO_BOOT_CACHE=1)
-  --cpu interp|wasm           how guest code runs: interpreted (default) or hot code translated to WebAssembly
+  --cpu interp|wasm           how guest code runs: interpreted, or hot code translated to WebAssembly (default)
   --save-on-exit FILE         when storvm stops the guest (Ctrl-A x, Ctrl-C), save a snapshot there;
                               in boot, Ctrl-A s saves one at any moment (to FILE, or ./storvm.snap)
   --restore FILE              (boot) go on from a snapshot instead of booting, with the same

@@ -4,6 +4,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { CPU_ENGINES, type CpuEngine } from '../riscv/hart.js';
 
 /** Raised for bad command-line input: printed as one line, exit status 2. */
 export class UsageError extends Error {
@@ -37,7 +38,7 @@ export interface MachineArgs {
   append?: string;
   deterministic: boolean;
   /** CPU engine; undefined means the machine's default. */
-  cpu?: 'interp' | 'wasm';
+  cpu?: CpuEngine;
   verbose: boolean;
   /** For `run`: the words after `--`. */
   command: string[];
@@ -184,8 +185,8 @@ export function parseMachineArgs(argv: string[], wantCommand: boolean): MachineA
         break;
       case '--cpu': {
         const v = value(i++, a);
-        if (v !== 'interp' && v !== 'wasm') throw new UsageError(`--cpu ${v}: give interp or wasm`);
-        args.cpu = v;
+        if (!(CPU_ENGINES as readonly string[]).includes(v)) throw new UsageError(`--cpu ${v}: give ${CPU_ENGINES.join(' or ')}`);
+        args.cpu = v as CpuEngine;
         break;
       }
       case '--save-on-exit':

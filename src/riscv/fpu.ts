@@ -10,7 +10,11 @@ import {
   add, compare, convert, div, F32, F64, fclass, fma, fromInt, mul, NV, QNAN, SNAN, sqrt, toInt, unpack,
   type Fmt, type FResult, type Unpacked,
 } from './softfloat.js';
+import { fastArith } from './fpfast.js';
 import { MS_FS, type HartState } from './state.js';
+
+/** FADD/FSUB/FMUL/FDIV/FSQRT in nearest-even take fpfast.ts where it is exact (tests turn it off to compare). */
+export const fpFastPath = { on: true };
 
 const CANON32 = 0x7fc00000;
 
@@ -92,6 +96,13 @@ export function execFp(h: HartState, ins: number): void {
   const fmtBits = f7 & 3;
   if (fmtBits > 1) h.raiseIllegal(); // only S and D
   const f = fmtBits === 0 ? F32 : F64;
+  if (opc === 0x53 && fpFastPath.on) {
+    const k = f7 >>> 2;
+    if ((k <= 3 || (k === 0x0b && rs2 === 0)) && (rm === 0 || (rm === 7 && h.frm === 0))) {
+      const flags = fastArith(h.fi, k, fmtBits, rd, rs1, rs2);
+      if (flags >= 0) { h.fflags |= flags; dirty(h); return; }
+    }
+  }
   if (opc !== 0x53) { // fused multiply-add family (11.6)
     const r = effectiveRm(h, rm);
     const a = unpack(opBits(h, rs1, f), f), b = unpack(opBits(h, rs2, f), f), c = unpack(opBits(h, ins >>> 27, f), f);

@@ -16,15 +16,15 @@ import { amo, loadReserved, storeConditional } from './amo.js';
 import { csrAccess } from './csr.js';
 import { decode16, decode32 } from './decode.js';
 import { execFp, fpLoad, fpStore } from './fpu.js';
-import { EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
+import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
+import { loadWarmUp, WARMUP_RAM } from './warmup.js';
 import type { WasmMemory } from './wasm.js';
 
 const TWO32 = 4294967296;
 
-/** Which engine runs guest code: the interpreter alone, or the WebAssembly block translator in front of it. */
-export type CpuEngine = 'interp' | 'wasm';
-export const CPU_ENGINES: readonly CpuEngine[] = ['interp', 'wasm'];
+import { CPU_ENGINES, type CpuEngine } from './engine.js';
+export { CPU_ENGINES, type CpuEngine };
 
 export interface HartRunOptions extends HartOptions {
   /** RAM; for the 'wasm' engine it must come from createWasmRam (it carries its WebAssembly.Memory). */
@@ -39,13 +39,26 @@ export interface HartRunOptions extends HartOptions {
   batch?: number;
 }
 
+/**
+ * Whether a taken jump or branch to page offset `t` stays in the interpreter's inner loop: the
+ * target is in the page and, with the translator, has no translated code and has not just
+ * become hot (the branch counts an entry into it in `heat`); otherwise the outer loop, where
+ * translated code is entered, takes over.
+ */
+function staysIn(t: number, regions: unknown[] | undefined, heat: Uint16Array | undefined, hot: number): boolean {
+  return t >= 0 && t < 4096 && (heat === undefined || (regions?.[t >>> 1] === undefined && ++heat[t >>> 1]! < hot));
+}
+
+/** Engines whose paths the warm-up program has run in this process. */
+const warmed = new Set<CpuEngine>();
+
 export class Hart extends HartState {
   /** The block translator, when the engine is 'wasm'. */
   readonly jit: Jit | undefined;
 
   constructor(opts: HartRunOptions) {
     const engine = opts.engine ?? 'interp';
-    if (engine !== 'interp' && engine !== 'wasm') throw new RangeError(`unknown CPU engine '${String(engine)}'`);
+    if (!CPU_ENGINES.includes(engine)) throw new RangeError(`unknown CPU engine '${String(engine)}'`);
     let stateOffset = 0;
     if (engine === 'wasm') {
       const m = opts.ram.memory;
@@ -58,6 +71,27 @@ export class Hart extends HartState {
     } else {
       super(opts);
       this.jit = undefined;
+    }
+    if (!warmed.has(engine)) {
+      warmed.add(engine);
+      Hart.warmUp(engine);
+    }
+  }
+
+  /**
+   * Runs the warm-up program (warmup.ts) once per process and engine, in a hart of its own, so
+   * the interpreter's loop (and with 'wasm' the translator's paths) has type feedback for every
+   * kind of instruction before V8 optimises it.
+   */
+  private static warmUp(engine: CpuEngine): void {
+    const base = 0x8000_0000;
+    const runs: CpuEngine[] = engine === 'wasm' ? ['interp', 'wasm'] : ['interp'];
+    for (const e of runs) {
+      warmed.add(e);
+      const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
+      const h = new Hart({ ram, engine: e, hotThreshold: 2, batch: 1 });
+      loadWarmUp(h, ram.bytes);
+      for (let i = 0; i < 64 && !h.waiting; i++) h.run(1 + i * 29);
     }
   }
 
@@ -180,7 +214,7 @@ export class Hart extends HartState {
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
               const t = off + imm;
-              if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+              if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
               this.setPcRel(pageLo, pch, t); continue outer;
             }
             case 4: { // JALR
@@ -188,48 +222,48 @@ export class Hart extends HartState {
               const ah = (xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
               const lr = (pageLo >>> 0) + off + 4 - ((w >>> 23) & 2);
               xl[rd] = lr | 0; xh[rd] = lr >= TWO32 ? (pch + 1) | 0 : pch;
-              if (ah === pch && (al & ~0xfff) === pageLo && (jHeat === undefined || (jRegions?.[(al & 0xffe) >>> 1] === undefined && ++jHeat[(al & 0xffe) >>> 1]! < hot))) { off = al & 0xffe; continue; }
+              if (ah === pch && (al & ~0xfff) === pageLo && staysIn(al & 0xffe, jRegions, jHeat, hot)) { off = al & 0xffe; continue; }
               this.pcLo = al & ~1; this.pcHi = ah; continue outer;
             }
             case 5: // BEQ
               if (xl[rs1] === xl[rs2] && xh[rs1] === xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 6: // BNE
               if (xl[rs1] !== xl[rs2] || xh[rs1] !== xh[rs2]) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 7: // BLT
               if (lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 8: // BGE
               if (!lt64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 9: // BLTU
               if (ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
             case 10: // BGEU
               if (!ltu64(xl[rs1]!, xh[rs1]!, xl[rs2]!, xh[rs2]!)) {
                 const t = off + imm;
-                if (t >= 0 && t < 4096 && (jHeat === undefined || (jRegions?.[t >>> 1] === undefined && ++jHeat[t >>> 1]! < hot))) { off = t; continue; }
+                if (staysIn(t, jRegions, jHeat, hot)) { off = t; continue; }
                 this.setPcRel(pageLo, pch, t); continue outer;
               }
               break;
@@ -411,14 +445,13 @@ export class Hart extends HartState {
               amo(this, rd, rs1, rs2, imm, 4); break;
             case 82: // AMO_D
               amo(this, rd, rs1, rs2, imm, 8); break;
-            case 83: // FLW
-              fpLoad(this, rd, rs1, imm, 4); break;
-            case 85: // FLD
-              fpLoad(this, rd, rs1, imm, 8); break;
-            case 84: // FSW
-              fpStore(this, rs1, rs2, imm, 4); break;
-            case 86: // FSD
-              fpStore(this, rs1, rs2, imm, 8); break;
+            case 83: case 84: case 85: case 86: { // FLW FSW FLD FSD
+              const op = w & 0xff, size = op <= 84 ? 4 : 8;
+              if (op === 83 || op === 85) fpLoad(this, rd, rs1, imm, size); else fpStore(this, rs1, rs2, imm, size);
+              // A device access may have raised an interrupt (as for integer loads and stores).
+              if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
+              break;
+            }
             case 87: // FP
               execFp(this, imm); break;
             default: // ILLEGAL

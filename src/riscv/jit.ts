@@ -39,13 +39,23 @@
  * cache is emptied. The cache is bounded: past `maxRegions` pages everything is dropped and
  * translation starts again.
  */
+import { amo, loadReserved, storeConditional } from './amo.js';
+import { csrAccess } from './csr.js';
 import { decode16, decode32 } from './decode.js';
-import type { HartState } from './state.js';
+import { execFp, fpLoad, fpStore } from './fpu.js';
+import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
 import { Bytes, CHAIN_BYTES, CHAIN_ENTRIES, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
-/** Exit reasons in the exit area (word 2). */
-export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1;
+/**
+ * Exit reasons in the exit area (word 2): go on at pc (chaining may continue in wasm), the
+ * interpreter runs the instruction at pc, back to the hart's loop (an instruction run through
+ * the `ex` import changed what interrupts or translation depend on).
+ */
+export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1, EXIT_RETURN = 2;
+
+/** What the `ex` import answers: done, done but leave to the hart's loop, not done (interpret it). */
+const X_DONE = 0, X_LEAVE = 1, X_INTERP = 2;
 
 /** The translation of one RAM page for one virtual page: one wasm function. */
 interface PageCode {
@@ -80,14 +90,33 @@ export function createWasmRam(base: number, size: number): { base: number; bytes
   return { base, bytes: new Uint8Array(memory.buffer, 0, size), memory };
 }
 
-// Decoded-op classes
-const K_PLAIN = 0, K_BRANCH = 1, K_JAL = 2, K_JALR = 3, K_STOP = 4;
+// Decoded-op classes. K_CALL: CSR, LR/SC/AMO and F/D instructions run in wasm by a call to the
+// `ex` import, which executes them with the interpreter's own code (Jit.exec).
+const K_PLAIN = 0, K_BRANCH = 1, K_JAL = 2, K_JALR = 3, K_STOP = 4, K_CALL = 5;
 function kindOf(op: number): number {
   if (op >= 5 && op <= 10) return K_BRANCH;
   if (op === 3) return K_JAL;
   if (op === 4) return K_JALR;
   if ((op >= 1 && op <= 2) || (op >= 11 && op <= 63) || op === 89) return K_PLAIN;
+  if (op >= 71 && op <= 87) return K_CALL;
   return K_STOP;
+}
+/** Straight-line: code goes on to the next instruction. */
+const straight = (kind: number) => kind === K_PLAIN || kind === K_CALL;
+
+/**
+ * The integer registers a K_CALL instruction may read or write (x1..x31): they are stored to
+ * the state area before the call, and the written one loaded back after it.
+ */
+function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
+  const op = w & 0xff;
+  let rd = (w >>> 8) & 63, rs1 = (w >>> 14) & 31, rs2 = (w >>> 19) & 31;
+  if (op === 87) { rd = (imm >>> 7) & 31; rs1 = (imm >>> 15) & 31; rs2 = 0; } // OP-FP: raw encoding
+  else if (op >= 83) { rd = 0; rs2 = 0; } // FLW/FLD/FSW/FSD: only the address register is an x register
+  else if (op <= 76) rs2 = 0;
+  if (rd === 32) rd = 0;
+  const reads = [...new Set([rs1, rs2, rd])].filter((x) => x !== 0);
+  return { reads, rd };
 }
 
 // Locals: params 0 dSet, 1 budget, 2 block index (the entry's, then the dispatch variable);
@@ -127,13 +156,16 @@ export class Jit {
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
   private readonly suspect = new Set<number>();
+  /** The translated pages (their count is stats.regions). */
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
-  private regions = 0;
   private dropEpoch = 0;
   /** Pages waiting to be compiled, with the virtual page to compile them for. */
   private pending = new Map<number, { vLo: number; vHi: number }>();
-  readonly stats: JitStats = { regions: 0, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+  readonly stats: JitStats = (() => {
+    const live = this.live;
+    return { get regions() { return live.size; }, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+  })();
   private readonly imports: object;
   private readonly S: number;
   private readonly table: WasmTable;
@@ -174,6 +206,7 @@ export class Jit {
           const r = h.tlbFill(lo, hi, acc, size);
           return this.dropEpoch === epoch ? r : 0;
         },
+        ex: (w: number, imm: number) => this.exec(w, imm),
       },
     };
     this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
@@ -194,6 +227,57 @@ export class Jit {
     this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
   }
 
+  /**
+   * Runs one K_CALL instruction for translated code, with the interpreter's code, the registers
+   * it uses already stored to the state area. A trap, or a counter CSR (whose value depends on
+   * the instruction count, which only the interpreter's loop knows), answers X_INTERP: nothing
+   * has changed that the interpreter would not change again, and it runs the instruction. An
+   * instruction that changed what the hart's loop decides on answers X_LEAVE, so translated
+   * code stops after it and the loop looks again: privilege, the TLB sets, satp, the interrupt
+   * enables and pending bits (the interpreter goes back to its outer loop after every CSR
+   * instruction, which is where interrupts are taken), a device access, or a store that
+   * dropped translated code.
+   */
+  private exec(w: number, imm: number): number {
+    const h = this.h;
+    const op = w & 0xff;
+    const rd = (w >>> 8) & 63, rs1 = (w >>> 14) & 31, rs2 = (w >>> 19) & 31;
+    if (op <= 76 && ((imm & 0xf00) === 0xc00 || (imm & 0xf00) === 0xb00)) return X_INTERP; // counters
+    const priv = h.priv, ms = h.mstatus, mie = h.mie, sw = h.mipSw, mid = h.mideleg;
+    const dSet = h.dSet, iSet = h.iSet, satp = h.satpPpn, satpMode = h.satpMode, epoch = this.dropEpoch;
+    try {
+      switch (op) {
+        case 71: case 72: case 73: case 74: case 75: case 76: {
+          const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
+          const v = csrAccess(h, imm, kind, isImm ? rs1 : h.xl[rs1]!, isImm ? 0 : h.xh[rs1]!,
+            kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
+          h.xl[rd] = v; h.xh[rd] = h.th;
+          break;
+        }
+        case 77: loadReserved(h, rd, rs1, 4); break;
+        case 80: loadReserved(h, rd, rs1, 8); break;
+        case 78: storeConditional(h, rd, rs1, rs2, 4); break;
+        case 81: storeConditional(h, rd, rs1, rs2, 8); break;
+        case 79: amo(h, rd, rs1, rs2, imm, 4); break;
+        case 82: amo(h, rd, rs1, rs2, imm, 8); break;
+        case 83: fpLoad(h, rd, rs1, imm, 4); break;
+        case 85: fpLoad(h, rd, rs1, imm, 8); break;
+        case 84: fpStore(h, rs1, rs2, imm, 4); break;
+        case 86: fpStore(h, rs1, rs2, imm, 8); break;
+        default: execFp(h, imm); break;
+      }
+    } catch (e) {
+      if (e !== TRAP) throw e;
+      h.busTouched = false;
+      return X_INTERP;
+    }
+    if (h.busTouched) { h.busTouched = false; return X_LEAVE; }
+    if (this.dropEpoch !== epoch || h.priv !== priv || h.dSet !== dSet || h.iSet !== iSet || h.satpPpn !== satp ||
+      h.satpMode !== satpMode || h.mie !== mie || h.mipSw !== sw || h.mideleg !== mid ||
+      (h.mstatus & ~ms & (MS_SIE | MS_MIE)) !== 0) return X_LEAVE;
+    return X_DONE;
+  }
+
   /** After FENCE.I: keeps the page's translation if its bytes are unchanged, else drops it. */
   private recheck(page: number): void {
     this.suspect.delete(page);
@@ -211,27 +295,30 @@ export class Jit {
    * the interpreter runs.
    */
   find(page: number, off: number, vLo: number, vHi: number): number {
-    let rs = this.pages[page];
-    if (rs !== undefined && this.suspect.size !== 0 && this.suspect.has(page)) { this.recheck(page); rs = this.pages[page]; }
-    if (rs !== undefined) {
-      const r = rs[off >>> 1];
-      if (r !== undefined && r.code.vLo === vLo && r.code.vHi === vHi && r.code.slot >= 0) {
-        if (r.block < 0) return -1; // starts with an instruction only the interpreter runs
-        this.block = r.block;
-        this.cache(vLo | off, vHi, page, r.code.slot, r.block);
-        return r.code.slot;
-      }
-    }
-    let heat = this.heat[page];
-    if (heat === undefined) { heat = new Uint16Array(2048); this.heat[page] = heat; }
-    const t = ++heat[off >>> 1]!;
-    if (t < this.hotThreshold) return -1;
+    if (this.suspect.size !== 0 && this.suspect.has(page)) this.recheck(page);
+    const slot = this.enter(page, off, vLo, vHi);
+    if (slot !== -2) return slot;
+    const heat = this.heatOf(page);
+    if (++heat[off >>> 1]! < this.hotThreshold) return -1;
     heat[off >>> 1] = 1; // still marks the offset as an entry
     if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
     if (this.pending.size < this.batch) return -1;
     this.compilePending();
-    const r = this.pages[page]?.[off >>> 1];
-    if (r === undefined || r.block < 0 || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -1;
+    return Math.max(-1, this.enter(page, off, vLo, vHi));
+  }
+
+  /**
+   * The dispatch slot of the translation of RAM page `page` entered at `off` for virtual page
+   * (vLo, vHi), its basic block in `this.block` and the entry put in the chain cache; -1 when
+   * the entry starts with an instruction only the interpreter runs, -2 when the page has no
+   * translation with that entry.
+   */
+  private enter(page: number, off: number, vLo: number, vHi: number): number {
+    const rs = this.pages[page];
+    if (rs === undefined) return -2;
+    const r = rs[off >>> 1];
+    if (r === undefined || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -2;
+    if (r.block < 0) return -1;
     this.block = r.block;
     this.cache(vLo | off, vHi, page, r.code.slot, r.block);
     return r.code.slot;
@@ -269,9 +356,7 @@ export class Jit {
     if (rs === undefined) return;
     this.dropEpoch++;
     this.release(rs, page);
-    this.regions--;
     this.stats.dropped++;
-    this.stats.regions = this.regions;
     this.pages[page] = undefined;
     this.snapshot[page] = undefined;
     this.live.delete(page);
@@ -298,8 +383,6 @@ export class Jit {
     this.pending.clear();
     this.live.clear();
     this.suspect.clear();
-    this.regions = 0;
-    this.stats.regions = 0;
     this.stats.flushes++;
   }
 
@@ -332,7 +415,7 @@ export class Jit {
       let o = work.pop()!;
       for (let k = 0; ; k++) {
         const d = this.decodeAt(base, o);
-        if (d.kind === K_PLAIN) {
+        if (straight(d.kind)) {
           o += d.len;
           if (o >= 4096 || leaders.has(o) || k >= MAX_INSNS) break;
           continue;
@@ -356,7 +439,7 @@ export class Jit {
       for (;;) {
         const d = this.decodeAt(base, o);
         list.push(d);
-        if (d.kind !== K_PLAIN) break;
+        if (!straight(d.kind)) break;
         o += d.len;
         if (o >= 4096 || index.has(o) || list.length >= MAX_INSNS) break;
       }
@@ -396,8 +479,7 @@ export class Jit {
       const old = this.pages[p.page];
       if (old !== undefined) this.release(old, p.page);
       else {
-        if (this.regions >= this.maxRegions) this.flushKeeping(p.page);
-        this.regions++;
+        if (this.live.size >= this.maxRegions) this.flushKeeping(p.page);
         this.live.add(p.page);
       }
       let slot = this.freeSlots.pop();
@@ -411,7 +493,6 @@ export class Jit {
       for (const [off, block] of p.entries) rs[off >>> 1] = { code: p.code, block };
       this.pages[p.page] = rs;
     });
-    this.stats.regions = this.regions;
     this.stats.compiled += bodies.length;
     this.stats.modules++;
     this.stats.wasmBytes += bytes.length;
@@ -435,6 +516,12 @@ export class Jit {
     for (const b of blocks) {
       for (const d of b) {
         if (d.kind === K_STOP) continue;
+        if (d.kind === K_CALL) {
+          const r = callRegs(d.w, d.imm);
+          for (const x of r.reads) used[x] = 1;
+          written[r.rd] = 1;
+          continue;
+        }
         const rd = (d.w >>> 8) & 63, rs1 = (d.w >>> 14) & 31, rs2 = (d.w >>> 19) & 31;
         used[rs1] = 1; used[rs2] = 1; used[rd] = 1; written[rd] = 1;
       }
@@ -566,6 +653,25 @@ export class Jit {
         rd = (w >>> 8) & 63; rs1 = (w >>> 14) & 31; rs2 = (w >>> 19) & 31;
         const code = w & 0xff;
         if (d.kind === K_STOP) { toInterp(o, k); ended = true; break; }
+        if (d.kind === K_CALL) {
+          // Registers to the state area, the call, the written register back (see Jit.exec).
+          const r = callRegs(w, imm);
+          for (const x of r.reads) {
+            i32c(0); get(x); mem(W.i64Store32, 2, S + ST_XL + 4 * x);
+            i32c(0); get(x); i64c(32); op(W.i64ShrU); mem(W.i64Store32, 2, S + ST_XH + 4 * x);
+          }
+          i32c(w); i32c(imm); op(W.call); e.u32(1); lset(L_TI);
+          lget(L_TI); i32c(X_INTERP); op(W.i32Eq);
+          ifThen(exitInterpret);
+          if (r.rd !== 0) {
+            i32c(0); mem(W.i64Load32U, 2, S + ST_XL + 4 * r.rd);
+            i32c(0); mem(W.i64Load32U, 2, S + ST_XH + 4 * r.rd);
+            i64c(32); op(W.i64Shl); op(W.i64Or); set(r.rd);
+          }
+          lget(L_TI);
+          ifThen(() => exitAt(o + d.len, k + 1, EXIT_RETURN));
+          continue;
+        }
         switch (code) {
           case 89: if (rd !== 32) { get(rs1); set(rd); } break; // MV
           case 1: if (rd !== 32) { i64c(imm); set(rd); } break; // LUI

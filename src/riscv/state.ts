@@ -88,6 +88,12 @@ export class HartState {
   /** 1 for RAM pages that have decoded instructions, so a store to them drops the decoded copy. */
   readonly codeMark: Uint8Array;
   /**
+   * The pages marked since the last FENCE.I (a page stored to and marked again may be listed
+   * twice), so FENCE.I visits those rather than every page of RAM: the Linux boot runs a few
+   * thousand FENCE.I over 64 Ki pages.
+   */
+  private codeMarked: number[] = [];
+  /**
    * FENCE.I drops every decoded page. That keeps code written by devices (DMA into RAM, which
    * the hart does not see) correct without any hook; stores by the hart itself invalidate exactly.
    */
@@ -214,7 +220,7 @@ export class HartState {
     this.resValid = s.resValid; this.resLo = s.resLo | 0; this.resHi = s.resHi | 0; this.waiting = s.waiting;
     this.tagR.fill(0); this.tagW.fill(0); this.tagX.fill(0);
     for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.onCodeDropped?.(p);
-    this.codeMark.fill(0); this.decoded.fill(undefined);
+    this.codeMark.fill(0); this.decoded.fill(undefined); this.codeMarked = [];
     this.updateModes();
   }
 
@@ -428,7 +434,9 @@ export class HartState {
     const dropped = this.onCodeDropped;
     this.onCodeDropped = undefined;
     try {
-      for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.noteStore(p * 4096);
+      const pages = this.codeMarked;
+      this.codeMarked = [];
+      for (const p of pages) this.noteStore(p * 4096);
     } finally {
       this.onCodeDropped = dropped;
     }
@@ -437,6 +445,10 @@ export class HartState {
 
   /** Marks a RAM page as holding decoded code; removes store-TLB entries that point at it. */
   markCode(page: number): void {
+    if (this.codeMark[page] === 0) {
+      if (this.codeMarked.length >= this.codeMark.length) this.codeMarked = [...new Set(this.codeMarked)].filter((p) => this.codeMark[p] !== 0);
+      this.codeMarked.push(page);
+    }
     this.codeMark[page] = 1;
     const po = page * 4096, tags = this.tagW, pas = this.paW;
     for (let i = 0; i < tags.length; i++) if (tags[i] !== 0 && pas[i] === po) tags[i] = 0;

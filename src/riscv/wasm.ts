@@ -106,8 +106,8 @@ export class Bytes {
 
 /**
  * Wraps function bodies into a module: each of type (i32, i32, i32) -> i32, memory imported as
- * "m"."mem", function 0 imported as "m"."fill" (i32 x4 -> i32), body i is function i + 1 and
- * exported as "f<i>". A body is without its size prefix: local declarations, then code, `end`.
+ * "m"."mem", function 0 imported as "m"."fill" (i32 x4 -> i32), function 1 as "m"."ex"
+ * (i32 x2 -> i32), body i is function i + 2 and exported as "f<i>". A body is without its size prefix: local declarations, then code, `end`.
  */
 export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
   const m = new Bytes();
@@ -118,9 +118,12 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
     m.bytes(content);
   };
   const vec = (fill: (b: Bytes) => void) => { const b = new Bytes(); fill(b); return b.view(); };
-  section(1, Uint8Array.from([2, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32]));
-  // import "m" "mem" memory, limits min 0 (no max: the memory object decides); "m" "fill" func type 1
-  section(2, Uint8Array.from([2, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00, 1, 0x6d, 4, 0x66, 0x69, 0x6c, 0x6c, 0x00, 1]));
+  section(1, Uint8Array.from([3, 0x60, 3, T_I32, T_I32, T_I32, 1, T_I32, 0x60, 4, T_I32, T_I32, T_I32, T_I32, 1, T_I32,
+    0x60, 2, T_I32, T_I32, 1, T_I32]));
+  // import "m" "mem" memory, limits min 0 (no max: the memory object decides); "m" "fill" func
+  // type 1; "m" "ex" func type 2
+  section(2, Uint8Array.from([3, 1, 0x6d, 3, 0x6d, 0x65, 0x6d, 0x02, 0x00, 0x00, 1, 0x6d, 4, 0x66, 0x69, 0x6c, 0x6c, 0x00, 1,
+    1, 0x6d, 2, 0x65, 0x78, 0x00, 2]));
   section(3, vec((b) => { b.u32(bodies.length); for (let i = 0; i < bodies.length; i++) b.byte(0); }));
   section(7, vec((b) => {
     b.u32(bodies.length);
@@ -129,7 +132,7 @@ export function moduleBytes(bodies: Uint8Array[]): Uint8Array {
       b.u32(name.length);
       for (let k = 0; k < name.length; k++) b.byte(name.charCodeAt(k));
       b.byte(0x00); // func
-      b.u32(i + 1);
+      b.u32(i + 2);
     });
   }));
   section(10, vec((b) => { b.u32(bodies.length); for (const body of bodies) { b.u32(body.length); b.bytes(body); } }));

@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_CPU } from '../../src/riscv/engine.js';
 import { Machine, type RestoreOptions } from '../../src/machine/machine.js';
 import { readSnapshot, SnapshotError, writeSnapshot } from '../../src/machine/snapshot-format.js';
 import { main } from '../../src/node/cli.js';
@@ -285,7 +286,7 @@ describe('storvm snapshot CLI', () => {
     const info = await storvm('snapshot', 'info', snap);
     expect(info.code).toBe(0);
     expect(info.out).toMatch(/^storvm snapshot, format 1, [\d.]+ MB/);
-    expect(info.out).toMatch(/machine: 64 MiB RAM, cpu interp/);
+    expect(info.out).toContain(`machine: 64 MiB RAM, cpu ${DEFAULT_CPU}`);
 
     copyFileSync(snap, join(dir, 'copy.snap'));
     const restored = spawnSync(process.execPath, ['bin/storvm.mjs', 'boot', '--restore', join(dir, 'copy.snap')], {

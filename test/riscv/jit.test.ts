@@ -76,9 +76,16 @@ function randomBody(rnd: () => number, length: number): Array<number | { c: numb
       if (c === 4) return { c: C_SLLI(reg(), 1 + int(63)) };
       return { c: C_ALU(int(4), creg(), creg()) };
     }
-    if (k < 85) { // CSR reads: counters must agree to the instruction
-      const csr = [0xc02, 0xc00, 0xb02, 0xf14, 0x340, 0xc01][int(6)]!;
-      return CSRRS(reg(), csr, 0);
+    if (k < 85) { // CSR reads (counters must agree to the instruction) and writes
+      const c = int(10);
+      if (c < 5) return CSRRS(reg(), [0xc02, 0xc00, 0xb02, 0xf14, 0x340, 0xc01][int(6)]!, 0);
+      if (c === 5) return CSRRW(reg(), 0x340, reg()); // mscratch (illegal in S-mode: a trap)
+      // mstatus.MIE on and off, and mie from a register: a pending timer interrupt must be
+      // taken right after the write that enables it (translated code leaves there)
+      if (c === 6) return I(8, 8, int(2) ? 6 : 7, reg(), 0x73); // CSRRSI / CSRRCI mstatus, MIE
+      if (c === 7) return CSRRW(reg(), 0x304, reg());
+      if (c === 8) return CSRRW(int(2) ? 0 : reg(), 0x003, reg()); // fcsr: rounding mode and flags
+      return CSRRS(reg(), 0x100, int(3) === 0 ? reg() : 0); // sstatus
     }
     if (k < 90) { // F/D through the interpreter: moves and arithmetic
       const f = () => int(32);
@@ -88,7 +95,14 @@ function randomBody(rnd: () => number, length: number): Array<number | { c: numb
       if (c === 2) return R(0x01, f(), f(), 0, f(), 0x53); // fadd.d rne
       return R(0x09, f(), f(), 7, f(), 0x53); // fmul.d dyn
     }
-    if (k < 93) return R([0, 1, 4, 8, 0x0c, 0x10, 0x1c][int(7)]! << 2, reg(), 29, 3, reg(), 0x2f); // AMO*.D
+    if (k < 93) { // AMO*.D, LR/SC, F/D loads and stores
+      const c = int(5);
+      if (c === 0) return R(0x08, 0, 29, 3, reg(), 0x2f); // lr.d
+      if (c === 1) return R(0x0c, reg(), 29, 3, reg(), 0x2f); // sc.d
+      if (c === 2) return int(2) ? I(offset(), 29, 3, int(32), 0x07) : I(offset(), 29, 2, int(32), 0x07); // fld / flw
+      if (c === 3) return S(offset(), int(32), 29, int(2) ? 3 : 2, 0x27); // fsd / fsw
+      return R([0, 1, 4, 8, 0x0c, 0x10, 0x1c][int(7)]! << 2, reg(), 29, 3, reg(), 0x2f);
+    }
     if (k < 95) return ECALL; // traps to the handler, which skips it
     if (k < 96) return 0xffffffff; // illegal instruction
     return ADDI(reg(), reg(), 0);
@@ -182,6 +196,41 @@ describe('translator against the interpreter', () => {
     it(`random RV64GC loop, M-mode bare, seed ${seed}`, () => { differential(seed, { sv39: false }, 60_000); });
     it(`random RV64GC loop, S-mode Sv39, seed ${seed}`, () => { differential(seed + 100, { sv39: true }, 60_000); });
   }
+});
+
+describe('CSR, AMO and F/D instructions inside translated code', () => {
+  /**
+   * A loop that enables a pending timer interrupt with a CSR write, once through mstatus.MIE and
+   * once through mie: translated code must stop right after the write (the interpreter takes the
+   * interrupt before the next instruction), in slices of every length.
+   */
+  function enabling(engine: CpuEngine) {
+    const { hart, bytes } = makeHart(engine);
+    const CSRRSI = (csr: number, u: number) => I(csr, u, 6, 0, 0x73), CSRRCI = (csr: number, u: number) => I(csr, u, 7, 0, 0x73);
+    put(bytes, 0, [
+      ADDI(1, 1, 1), CSRRCI(0x300, 8), CSRRW(0, 0x304, 5), ADDI(2, 2, 1),
+      CSRRSI(0x300, 8), // the interrupt is taken here ...
+      ADDI(3, 3, 1), CSRRSI(0x300, 8), CSRRW(0, 0x304, 5), // ... and here (the handler cleared mie)
+      ADDI(6, 6, 1), CSRRS(7, 0xc02, 0), // instret: a CSR only the interpreter reads
+      J(-40, 0),
+    ]);
+    put(bytes, HANDLER, [CSRRW(0, 0x304, 0), ADDI(4, 4, 1), MRET]);
+    hart.c64[C_MTVEC] = (BASE + HANDLER) | 0;
+    hart.xl[5] = 1 << 7;
+    hart.setInterruptLine(7, true);
+    hart.setPc(BASE);
+    const trace: unknown[] = [];
+    for (let i = 0; i < 300; i++) { hart.run(1 + (i % 13)); trace.push(state(hart)); }
+    return { trace, hart };
+  }
+
+  it('a CSR write that enables a pending interrupt stops translated code right after it', () => {
+    const a = enabling('interp'), b = enabling('wasm');
+    expect(b.trace).toEqual(a.trace);
+    expect(a.hart.xl[4]).toBeGreaterThan(50); // interrupts taken
+    expect(b.hart.xl[6]).toBe(a.hart.xl[6]);
+    expect(b.hart.jit!.stats.retired).toBeGreaterThan(b.hart.instret / 3);
+  });
 });
 
 describe('translated code and changing code', () => {
