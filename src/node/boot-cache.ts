@@ -1,18 +1,13 @@
 /**
  * The boot cache: a snapshot of the default boot taken the moment the guest's init starts, kept in
  * a per-user cache folder and restored by later runs with the same kernel, initramfs, memory, CPU
- * engine and device layout (docs/boot-cache.md).
+ * engine, device layout and storvm code (docs/boot-cache.md).
  *
- * An entry is one file, `boot/KEY.snap`:
- *
- *   "STORVM-BOOTCACHE" (16 bytes) · u32 LE header length · header (JSON) · snapshot bytes
- *
- * The header repeats the key and says which blocks of each disk the guest had read by the
- * snapshot point, with a hash of their contents, and what the guest wrote on its console before
- * it. Files are written to a temporary name and renamed, so a reader sees a whole entry or none;
- * two runs building the same entry both rename a complete file over it. An entry that does not
- * parse, has another key or storvm version, or fails the restore's own checks is deleted and the
- * run boots cold (and writes it again).
+ * An entry is one file, `boot/KEY.snap`, in the format of src/machine/boot-cache-entry.ts (shared
+ * with the browser's OPFS cache). Files are written to a temporary name and renamed, so a reader
+ * sees a whole entry or none; two runs building the same entry both rename a complete file over
+ * it. An entry that does not parse, has another key or storvm version, or fails the restore's own
+ * checks is deleted and the run boots cold (and writes it again).
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -20,14 +15,12 @@ import { mkdir, open, readdir, readFile, stat, unlink, utimes } from 'node:fs/pr
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BlockRuns, validRuns } from '../backends/block/read-record.js';
-import { SNAPSHOT_VERSION } from '../machine/snapshot-format.js';
+import { decodeEntry as decodeEntryFor, ENTRY_PREFIX, type EntryHeader, entryHeader, keyFacts, type KeyFacts } from '../machine/boot-cache-entry.js';
 import { storvmVersion } from './version.js';
 import { writeWhole } from './write-whole.js';
 
-const MAGIC = new TextEncoder().encode('STORVM-BOOTCACHE');
-/** Version of the entry layout and of the guest protocol it relies on (storvm.ctl=console). */
-export const BOOT_CACHE_FORMAT = 2;
+export { BadEntry, BOOT_CACHE_FORMAT, encodeEntry, type EntryHeader, type KeyDevice } from '../machine/boot-cache-entry.js';
+
 /** Default bound on the folder's size; `STORVM_CACHE_MAX_MB` changes it. */
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
 
@@ -56,40 +49,16 @@ export function maxBytes(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n >= 0 ? Math.floor(n * 1024 * 1024) : DEFAULT_MAX_BYTES;
 }
 
-/** What the kernel sees of a device while it boots. */
-export type KeyDevice =
-  | { kind: 'blk'; size: number; readOnly: boolean; discard: boolean; writeZeroes: boolean; serial: string }
-  | { kind: '9p'; tag: string; readOnly: boolean; mode: string };
-
-export interface KeyInputs {
-  /** {@link codeIdentity}: which storvm code built the machine. */
-  code: string;
+export interface KeyInputs extends Omit<KeyFacts, 'storvm' | 'kernel' | 'initrd'> {
   kernel: Uint8Array;
   initrd: Uint8Array;
-  bootargs: string;
-  memoryMiB: number;
-  cpu: string;
-  deterministic: boolean;
-  devices: KeyDevice[];
 }
 
 /** The cache key: SHA-256 over everything that could change what the kernel saw during boot. */
 export function cacheKey(k: KeyInputs): string {
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-  const facts = {
-    format: BOOT_CACHE_FORMAT,
-    snapshot: SNAPSHOT_VERSION,
-    storvm: storvmVersion(),
-    code: k.code,
-    kernel: sha(k.kernel),
-    initrd: sha(k.initrd),
-    bootargs: k.bootargs,
-    memoryMiB: k.memoryMiB,
-    cpu: k.cpu,
-    deterministic: k.deterministic,
-    devices: k.devices,
-  };
-  return createHash('sha256').update(JSON.stringify(facts)).digest('hex').slice(0, 40);
+  const facts = keyFacts({ ...k, storvm: storvmVersion(), kernel: sha(k.kernel), initrd: sha(k.initrd) });
+  return createHash('sha256').update(facts).digest('hex').slice(0, 40);
 }
 
 /** The code folder this module runs from: dist/ when built, src/ in a source checkout. */
@@ -130,66 +99,13 @@ export function codeIdentity(dir: URL = CODE_DIR): string {
   return id;
 }
 
-export interface EntryHeader {
-  format: number;
-  key: string;
-  storvm: string;
-  created: string;
-  /** One line for `storvm cache info`. */
-  summary: string;
-  /** Per virtio-blk device in slot order: the blocks read before the snapshot point and their hash. */
-  disks: Array<{ runs: BlockRuns; hash: string }>;
-  /** What the guest wrote to its console before the snapshot point (base64), replayed on restore. */
-  console: string;
-}
-
-/** Thrown for an entry that must not be used; the caller deletes it and boots cold. */
-export class BadEntry extends Error {
-  override name = 'BadEntry';
-}
-
 export function entryPath(key: string, dir = bootDir()): string {
   return join(dir, `${key}.snap`);
 }
 
-export function encodeEntry(header: EntryHeader, snapshot: Uint8Array): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(MAGIC.length + 4 + json.length + snapshot.length);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(MAGIC.length, json.length, true);
-  out.set(json, MAGIC.length + 4);
-  out.set(snapshot, MAGIC.length + 4 + json.length);
-  return out;
-}
-
-/** The JSON header of an entry after its magic, and where the snapshot starts (BadEntry when it does not parse). */
-function entryHeader(bytes: Uint8Array): { header: Partial<EntryHeader>; at: number } {
-  const at = MAGIC.length + 4;
-  if (bytes.length < at || MAGIC.some((b, i) => bytes[i] !== b)) throw new BadEntry('not a boot-cache entry');
-  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(MAGIC.length, true);
-  if (at + len > bytes.length) throw new BadEntry('truncated');
-  let h: unknown;
-  try {
-    h = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at, at + len)));
-  } catch {
-    throw new BadEntry('header is not JSON');
-  }
-  if (typeof h !== 'object' || h === null) throw new BadEntry('header is not an object');
-  return { header: h as Partial<EntryHeader>, at: at + len };
-}
-
-/** Splits an entry and checks its header against `key`; the snapshot's own checks come at restore. */
+/** Splits an entry and checks its header against `key` and this storvm's version (see boot-cache-entry.ts). */
 export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[]): { header: EntryHeader; snapshot: Uint8Array } {
-  const { header, at } = entryHeader(bytes);
-  if (header.format !== BOOT_CACHE_FORMAT) throw new BadEntry(`format ${String(header.format)}`);
-  if (header.key !== key) throw new BadEntry('made for other inputs');
-  if (header.storvm !== storvmVersion()) throw new BadEntry(`made by storvm ${String(header.storvm)}`);
-  if (typeof header.console !== 'string') throw new BadEntry('console is not a string');
-  if (!Array.isArray(header.disks) || header.disks.length !== diskSizes.length) throw new BadEntry('wrong number of disks');
-  header.disks.forEach((d, i) => {
-    if (typeof d !== 'object' || d === null || typeof d.hash !== 'string' || !validRuns(d.runs, diskSizes[i]!)) throw new BadEntry(`disk ${i}: bad block list`);
-  });
-  return { header: header as EntryHeader, snapshot: bytes.subarray(at) };
+  return decodeEntryFor(bytes, key, diskSizes, storvmVersion());
 }
 
 /** Reads an entry, or undefined when there is none. */
@@ -269,9 +185,9 @@ export async function entrySummary(file: string): Promise<string | undefined> {
     const f = await open(file, 'r');
     let head: Uint8Array;
     try {
-      const top = new Uint8Array(MAGIC.length + 4);
+      const top = new Uint8Array(ENTRY_PREFIX);
       await f.read(top, 0, top.length, 0);
-      const len = new DataView(top.buffer).getUint32(MAGIC.length, true);
+      const len = new DataView(top.buffer).getUint32(ENTRY_PREFIX - 4, true);
       head = new Uint8Array(top.length + Math.min(len, 1 << 24));
       await f.read(head, 0, head.length, 0);
     } finally {
