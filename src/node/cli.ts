@@ -9,7 +9,6 @@ import { launch, type Launched } from './launch.js';
 import { nodeCodec } from './host.js';
 import { writeSnapshotFile, snapshotInfoLines } from './snapshot-file.js';
 import { readFile } from 'node:fs/promises';
-import type { Machine } from '../machine/machine.js';
 import { type MachineArgs, parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
 import { cacheCommand } from './cache-cli.js';
