@@ -4,6 +4,7 @@
  * (storvm.share=), virtio-fs ones by a prefix of the guest command, since the committed init
  * knows only 9p.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { VirtioBlk } from '../devices/blk/device.js';
@@ -25,10 +26,10 @@ const GUEST_IMAGES = new URL('../../guest-images/', import.meta.url);
 /** The Linux kernel command line is at most 1024 bytes on RISC-V (COMMAND_LINE_SIZE). */
 const CMDLINE_MAX = 1024;
 
-/** Reads a kernel or initramfs file as it is on disk. */
+/** Reads a kernel or initramfs file as it is on disk (synchronously, as readEntry does). */
 async function readImageFile(path: string | URL, what: string): Promise<Uint8Array> {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (e) {
     throw new UsageError(`${what} ${path instanceof URL ? path.pathname : path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (run guest-images/build.sh)' : (e as Error).message}`);
   }
