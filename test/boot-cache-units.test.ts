@@ -1,8 +1,10 @@
 /**
- * The boot cache's parts that need no guest: the console marker filter, the read-recording disk,
- * the entry format's checks, the cache folder rules and the LRU bound.
+ * The boot cache's parts that need no guest: the console markers and the handshake, the
+ * read-recording disk, the entry format's checks, the key and the code identity, the cache folder
+ * rules and the LRU bound.
  */
-import { mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,49 +18,102 @@ import {
   cacheDir,
   cacheKey,
   clearCache,
+  codeIdentity,
   decodeEntry,
-  EarlyConsole,
   encodeEntry,
+  entrySummary,
   type EntryHeader,
   listEntries,
-  MarkerFilter,
   maxBytes,
   prune,
-  READY_MARKER,
   writeEntry,
 } from '../src/node/boot-cache.js';
+import { ConsoleMarkers, EarlyConsole, Handshake, type HandshakeEvent, pendingHandshake, READY_MARKER } from '../src/machine/boot-handshake.js';
 import { storvmVersion } from '../src/node/version.js';
 import { main } from '../src/node/cli.js';
-import { ctlLine } from '../src/node/launch.js';
+import { ctlLine } from '../src/machine/boot-handshake.js';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('latin1');
 
-describe('MarkerFilter', () => {
+describe('ConsoleMarkers', () => {
   const run = (chunks: Uint8Array[]) => {
     const out: Uint8Array[] = [];
-    let at = -1;
-    const f = new MarkerFilter((b) => out.push(b), () => (at = dec(out).length));
+    const events: Array<HandshakeEvent & { at: number }> = [];
+    const f = new ConsoleMarkers((b) => out.push(b.slice()), (e) => events.push({ ...e, at: dec(out).length }));
     for (const c of chunks) f.push(c);
-    return { text: dec(out), at, found: f.found };
+    return { text: dec(out), events };
   };
   const marker = Buffer.from(READY_MARKER).toString('latin1');
+  const exit = (n: number) => `\x1b]5379;storvm-exit;${n}\x07`;
 
-  it('takes the marker out and fires once, wherever the chunks split it', () => {
-    const whole = enc(`boot log\n${marker}after${marker}`);
-    for (let cut = 0; cut <= whole.length; cut++) {
-      const r = run([whole.subarray(0, cut), whole.subarray(cut)]);
-      // Only the first marker is the signal; a second one is guest output like any other.
-      expect(r).toEqual({ text: `boot log\nafter${marker}`, at: 9, found: true });
-    }
-    const bytes = [...whole].map((b) => Uint8Array.of(b));
-    expect(run(bytes)).toEqual({ text: `boot log\nafter${marker}`, at: 9, found: true });
+  it('takes the markers out and reports them where they were, wherever the chunks split them', () => {
+    const whole = enc(`boot log\n${marker}after${exit(3)}tail`);
+    const want = { text: 'boot log\naftertail', events: [{ kind: 'ready', at: 9 }, { kind: 'exit', status: 3, at: 14 }] };
+    for (let cut = 0; cut <= whole.length; cut++) expect(run([whole.subarray(0, cut), whole.subarray(cut)])).toEqual(want);
+    expect(run([...whole].map((b) => Uint8Array.of(b)))).toEqual(want);
   });
 
-  it('gives back a prefix that turns out not to be the marker, including one that restarts it', () => {
-    const fake = `${marker.slice(0, 5)}X\x1b${marker.slice(0, 3)}Y`;
-    expect(run([enc(fake)])).toEqual({ text: fake, at: -1, found: false });
-    expect(run([enc(`\x1b${marker}z`)])).toEqual({ text: '\x1bz', at: 1, found: true });
+  it('gives back sequences that turn out not to be markers, including one that restarts one', () => {
+    const fake = `${marker.slice(0, 5)}X\x1b${marker.slice(0, 3)}Y\x1b]5379;other\x07\x1b]5379;storvm-exit;256\x07\x1b]5379;${'a'.repeat(40)}\x07\x1b[1m`;
+    expect(run([enc(fake)])).toEqual({ text: fake, events: [] });
+    expect(run([enc(`\x1b${marker}z`)])).toEqual({ text: '\x1bz', events: [{ kind: 'ready', at: 1 }] });
+    // Output without an escape byte passes as the same chunk.
+    const chunk = enc('plain output');
+    const seen: Uint8Array[] = [];
+    new ConsoleMarkers((b) => seen.push(b), () => {}).push(chunk);
+    expect(seen).toEqual([chunk]);
+    expect(seen[0]).toBe(chunk);
+  });
+});
+
+describe('Handshake', () => {
+  const fake = () => {
+    const m = { typed: [] as string[], off: undefined as number | undefined, input: (b: Uint8Array) => m.typed.push(Buffer.from(b).toString()), powerOff: (n: number) => (m.off = n) };
+    return m;
+  };
+
+  it('types the line on the ready marker, holds user input until then, and powers off on the exit marker', () => {
+    const m = fake();
+    const out: Uint8Array[] = [];
+    const h = new Handshake("cmd=$'x'", (b) => out.push(b));
+    h.attach(m);
+    h.input(enc('early'));
+    expect(m.typed).toEqual([]);
+    expect(h.pending()).toEqual({ line: "cmd=$'x'", ready: false });
+    h.output(enc(`log${Buffer.from(READY_MARKER).toString('latin1')}`));
+    expect(m.typed).toEqual(["cmd=$'x'\n", 'early']);
+    expect(h.pending()).toBeUndefined();
+    h.input(enc('later'));
+    expect(m.typed.at(-1)).toBe('later');
+    h.output(enc('done\x1b]5379;storvm-exit;7\x07'));
+    expect(m.off).toBe(7);
+    expect(dec(out)).toBe('logdone');
+  });
+
+  it('with onReady waits for deliver(); a restored one that is ready already types at deliver(); without a line passes input', () => {
+    const m = fake();
+    let readies = 0;
+    const h = new Handshake('L', () => {}, { onReady: () => readies++ });
+    h.attach(m);
+    h.output(READY_MARKER);
+    h.output(READY_MARKER); // only the first one counts
+    expect([readies, m.typed, h.pending()]).toEqual([1, [], { line: 'L', ready: true }]);
+    h.deliver();
+    h.deliver();
+    expect(m.typed).toEqual(['L\n']);
+    const m2 = fake();
+    const none = new Handshake(undefined, () => {});
+    none.attach(m2);
+    none.input(enc('x'));
+    expect([m2.typed, none.pending()]).toEqual([['x'], undefined]);
+  });
+
+  it('pendingHandshake takes only a well-formed record from a snapshot', () => {
+    expect(pendingHandshake({ line: "cmd=$'ls'", ready: true }, 100)).toEqual({ line: "cmd=$'ls'", ready: true });
+    for (const bad of [undefined, null, 'x', { line: 1, ready: true }, { line: 'a', ready: 'yes' }, { line: 'a\nb', ready: false }, { line: 'x'.repeat(101), ready: false }]) {
+      expect(pendingHandshake(bad, 100)).toBeUndefined();
+    }
   });
 });
 
@@ -162,10 +217,11 @@ describe('entries', () => {
   });
 
   it('keys differ for every input that changes what the kernel saw', () => {
-    const k = { kernel: enc('K'), initrd: enc('I'), bootargs: 'console=ttyS0', memoryMiB: 256, cpu: 'interp', deterministic: false, devices: [{ kind: 'blk' as const, size: 4096, readOnly: false, discard: true, writeZeroes: true, serial: 's' }] };
+    const k = { code: 'c1', kernel: enc('K'), initrd: enc('I'), bootargs: 'console=ttyS0', memoryMiB: 256, cpu: 'interp', deterministic: false, devices: [{ kind: 'blk' as const, size: 4096, readOnly: false, discard: true, writeZeroes: true, serial: 's' }] };
     const base = cacheKey(k);
     expect(cacheKey({ ...k })).toBe(base);
     const variants = [
+      { ...k, code: 'c2' },
       { ...k, kernel: enc('K2') },
       { ...k, initrd: enc('I2') },
       { ...k, bootargs: 'console=ttyS0 x' },
@@ -177,6 +233,28 @@ describe('entries', () => {
       { ...k, devices: [] },
     ];
     for (const v of variants) expect(cacheKey(v)).not.toBe(base);
+  });
+
+  it('the code identity hashes the code files, names and contents, and skips the browser, testing and lab folders', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-code-'));
+    const url = () => pathToFileURL(dir + '/');
+    mkdirSync(join(dir, 'machine'));
+    mkdirSync(join(dir, 'browser'));
+    writeFileSync(join(dir, 'machine', 'a.js'), 'one');
+    writeFileSync(join(dir, 'index.js'), 'two');
+    const base = codeIdentity(url());
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    writeFileSync(join(dir, 'browser', 'page.js'), 'x');
+    writeFileSync(join(dir, 'machine', 'a.d.ts'), 'x');
+    writeFileSync(join(dir, 'notes.md'), 'x');
+    expect(codeIdentity(url())).toBe(base);
+    writeFileSync(join(dir, 'machine', 'a.js'), 'One');
+    const changed = codeIdentity(url());
+    expect(changed).not.toBe(base);
+    writeFileSync(join(dir, 'machine', 'b.ts'), '');
+    expect(codeIdentity(url())).not.toBe(changed);
+    // The running code's own identity is stable within a process.
+    expect(codeIdentity()).toBe(codeIdentity());
   });
 
   it('the folder follows XDG on Linux, the platform convention elsewhere, and STORVM_CACHE_DIR first', () => {
@@ -220,9 +298,12 @@ describe('entries', () => {
       expect(out).toContain(`boot cache: ${join(dir, 'boot')}`);
       expect(out).toMatch(/^1 entry, 0\.0 MB of at most 536\.9 MB/m);
       expect(out).toMatch(/^abcdef012345 .* s, storvm /m);
+      expect(await entrySummary(join(dir, 'boot', 'abcdef0123456789.snap'))).toBe(`s, storvm ${storvmVersion()}`);
+      writeFileSync(join(dir, 'boot', 'bad.snap'), 'STORVM-BOOTCACHX\x02\0\0\0{}');
+      expect(await entrySummary(join(dir, 'boot', 'bad.snap'))).toBeUndefined(); // wrong magic
       out = '';
       expect(await main(['cache', 'clear'], o, e)).toBe(0);
-      expect(out).toMatch(/^removed 1 file\(s\)/);
+      expect(out).toMatch(/^removed 2 file\(s\)/);
       expect(await main(['cache', 'wipe'], o, e)).toBe(2);
       expect(err).toBe("storvm: usage: storvm cache info|clear (unknown subcommand 'wipe')\n");
     } finally {

@@ -27,6 +27,8 @@ const lessonCmd = params.get('cmd');
 const memoryMiB = Number(params.get('mem') ?? 256);
 const maxImageMiB = Number(params.get('maximg') ?? 1024);
 const cpu = (params.get('cpu') ?? DEFAULT_CPU) as CpuEngine;
+/** `?bootcache=0` boots every time instead of restoring the booted guest from OPFS. */
+const bootCache = params.get('bootcache') !== '0';
 /** `?snapshot=URL`: "instant boot", the page starts from a saved machine instead of booting. */
 const snapshotUrl = params.get('snapshot');
 /** `?keepfs=virtiofs` serves /mnt/keep over virtio-fs instead of 9p. */
@@ -186,7 +188,7 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
         state.bootMs = performance.now() - t0;
         state.promptAt ??= performance.now();
         statusEl.textContent = 'running';
-        bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s`;
+        bootTimeEl.textContent = `booted to a shell in ${(state.bootMs / 1000).toFixed(2)} s${next.bootCache === 'hit' ? ' (from the boot cache)' : ''}`;
         bootTimeEl.hidden = false;
         if (lessonCmd && state.boots === 1) next.write(lessonCmd + '\n');
         void refreshFiles();
@@ -209,6 +211,7 @@ async function boot(from: { snapshot?: Blob | Uint8Array | string } = {}): Promi
         }
       },
       verbose: true,
+      bootCache,
       ...(snapshot !== undefined ? { snapshot } : {}),
       onProgress: (p) => {
         if (attempt !== generation) return;

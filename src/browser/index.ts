@@ -10,6 +10,7 @@ export { browserHost, messageChannelYield } from './host.js';
 export { BlobDisk } from './blob-disk.js';
 export { loadDisk, loadKernel, loadInitrd, type LoadedDisk } from './images.js';
 export type { ImageSource, ProgressInfo, ShareEntry, PageMessage, WorkerMessage } from './protocol.js';
+export { clearBootCache } from './boot-cache.js';
 export { openOpfsDisk, deleteOpfsDisk, listOpfsDisks, type OpfsDiskOptions, type OpenedOpfsDisk } from './opfs.js';
 export { DirectoryHandleFs, type DirectoryHandleFsOptions } from './dir-fs.js';
 export { forgetFolder, indexedDbHandles, recallFolder, regainFolder, rememberFolder, type FolderRecall, type HandleStore } from './folder-memory.js';

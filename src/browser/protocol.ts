@@ -72,6 +72,11 @@ export interface StartMessage {
   maxImageBytes: number;
   /** Go on from this snapshot instead of booting (kernel, initrd and bootargs are not used). */
   snapshot?: WireImageSource;
+  /**
+   * Use the boot cache in OPFS (src/browser/boot-cache.ts): `bootargs` has storvm.ctl=console and
+   * init reads `line` (shares and command) on the console after the snapshot point.
+   */
+  bootCache?: { line: string };
 }
 
 /** Runs the storage lab (src/lab) in the worker instead of a machine with a console. */
@@ -146,6 +151,8 @@ export type WorkerMessage =
       disks: Array<{ name: string; size: number; readOnly: boolean; format: string; persistent: boolean; note?: string }>;
       /** `note` says why a share is not what was asked (e.g. read-only: another tab writes it). */
       shares: Array<{ tag: string; persistent: boolean; readOnly: boolean; device: '9p' | 'virtiofs'; note?: string }>;
+      /** Restored from the boot cache ('hit'), booted and cached ('miss'), or neither ('off'). */
+      bootCache: 'hit' | 'miss' | 'off';
     }
   /**
    * Images are loaded; before it opens a share kept in the browser the worker asks the page to let

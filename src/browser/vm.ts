@@ -14,6 +14,7 @@ import { toBase64 } from '../backends/block/bytes.js';
 import { DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, ImageError, VmError } from './errors.js';
 import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
+import { ctlLine } from '../machine/boot-handshake.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
@@ -111,6 +112,14 @@ export interface StartVmOptions {
    * `kernel`, `initrd`, `command` and `append` don't apply.
    */
   snapshot?: ImageSource;
+  /**
+   * The boot cache (docs/boot-cache.md), on by default: the first boot with these images, memory,
+   * engine and devices saves the booted guest in this origin's OPFS (`storvm-boot-cache/`) when
+   * its init starts, and later ones (a second visit) restore it and start at the prompt or the
+   * command. `false` boots every time. A custom `initrd`, a snapshot or a virtio-fs share boot
+   * without it.
+   */
+  bootCache?: boolean;
 }
 
 export interface VmExit {
@@ -173,6 +182,8 @@ export interface Vm {
   readonly shares: readonly VmShare[];
   readonly disks: readonly VmDisk[];
   readonly bootargs: string;
+  /** How this machine started: restored from the boot cache ('hit'), booted and cached ('miss'), or neither ('off'). */
+  readonly bootCache: 'hit' | 'miss' | 'off';
   /**
    * A snapshot of the running machine (docs/snapshots.md): the guest pauses at the next slice
    * boundary while requests in flight finish, and goes on after. Give it to `startVm({ snapshot })`.
@@ -182,6 +193,8 @@ export interface Vm {
 
 /** The Linux kernel command line is at most 1024 bytes on RISC-V. */
 const CMDLINE_MAX = 1024;
+/** Longest console line init's `read` takes (the tty's canonical line is 4095 bytes). */
+const CTL_LINE_MAX = 4000;
 
 const utf8 = new TextEncoder();
 
@@ -258,12 +271,24 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
   }
   const parts = ['console=ttyS0', opts.verbose ? 'loglevel=7' : 'quiet loglevel=1'];
   const mounts: string[] = [];
+  const shareWords: string[] = [];
   shareOpts.forEach((s, i) => {
     if (s.virtiofs !== undefined) mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
-    else parts.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
+    else shareWords.push(`${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
   });
   const command = guestCommand(mounts, opts.command !== undefined && opts.command !== '' ? [opts.command] : []);
-  if (command !== '') parts.push(`storvm.cmd=${toBase64(command)}`);
+  // The boot cache: the kernel command line is the same for every visit with these inputs, and
+  // the shares and the command reach init on the console after the snapshot point.
+  const cached = opts.bootCache !== false && opts.snapshot === undefined && opts.initrd === undefined && shareOpts.every((s) => s.virtiofs === undefined);
+  let line: string | undefined;
+  if (cached) {
+    parts.push('storvm.ctl=console');
+    line = ctlLine(shareWords, command);
+    if (line.length > CTL_LINE_MAX) throw new VmError(`the guest command is ${line.length} bytes encoded; init takes at most ${CTL_LINE_MAX} (shorten the command)`);
+  } else {
+    for (const w of shareWords) parts.push(`storvm.share=${w}`);
+    if (command !== '') parts.push(`storvm.cmd=${toBase64(command)}`);
+  }
   if (opts.append) parts.push(opts.append);
   const bootargs = parts.join(' ');
   if (bootargs.length >= CMDLINE_MAX) {
@@ -282,6 +307,7 @@ export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
     cpu,
     maxImageBytes: Math.floor((opts.maxImageMiB ?? 1024) * 2 ** 20),
     ...(opts.snapshot !== undefined ? { snapshot: toWireSource(opts.snapshot) } : {}),
+    ...(line !== undefined ? { bootCache: { line } } : {}),
   };
 
   let worker: Worker;
@@ -420,6 +446,7 @@ function connect(worker: Worker, start: StartMessage, shareOpts: Array<{ tag: st
             shares,
             disks,
             bootargs: start.bootargs,
+            bootCache: m.bootCache,
             save: () => call<Uint8Array>((id) => ({ type: 'save', id })),
           };
           resolve(vm);

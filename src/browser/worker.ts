@@ -27,6 +27,10 @@ import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 import { openDirShare, type OpenedDirShare } from './dir-share.js';
 import { isZero } from '../backends/block/bytes.js';
+import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
+import { BOOT_CACHE_FORMAT, encodeEntry, type EntryHeader, type KeyDevice } from '../machine/boot-cache-entry.js';
+import { EarlyConsole, Handshake } from '../machine/boot-handshake.js';
+import { BROWSER_VERSION, browserCacheKey, readBrowserEntry, removeBrowserEntry, workerCodeIdentity, writeBrowserEntry } from './boot-cache.js';
 
 /** The part of DedicatedWorkerGlobalScope used here (the DOM lib types `self` as a Window). */
 interface WorkerScope {
@@ -39,6 +43,8 @@ const scope = self as unknown as WorkerScope;
 const codec = browserCodec();
 
 let machine: Machine | undefined;
+/** With the boot cache: the handshake with init, which console input goes through. */
+let handshake: Handshake | undefined;
 let starting = false;
 let pendingInput: Uint8Array[] = [];
 let stopRequested = false;
@@ -92,7 +98,8 @@ async function start(m: StartMessage): Promise<void> {
   const snapshot = m.snapshot === undefined ? undefined : await readAll(m.snapshot, 'snapshot', describe(m.snapshot, 'snapshot'), m.maxImageBytes, progress);
   const kernel = snapshot ? new Uint8Array(0) : await loadKernel(m.kernel, m.maxImageBytes, ramBytes, progress);
   const initrd = snapshot ? new Uint8Array(0) : await loadInitrd(m.initrd, m.maxImageBytes, ramBytes, progress);
-  const devices: VirtioDevice[] = [];
+  const blks: Array<{ disk: BlockBackend; readOnly: boolean; serial: string }> = [];
+  const fsDevs: Array<{ fs: FsBackend; tag: string; virtiofs?: 'none' | 'auto' | 'always'; readOnly: boolean }> = [];
   const infos: Extract<WorkerMessage, { type: 'started' }>['disks'] = [];
   const lazyDisks = new Map<number, HttpDisk>();
   const cache = m.disks.some((d) => d.lazy) ? await opfsChunkCache() : undefined;
@@ -136,7 +143,7 @@ async function start(m: StartMessage): Promise<void> {
     }
     disks.push(loaded);
     infos.push({ name: d.name, size: loaded.disk.size, readOnly, format: loaded.format, persistent: d.persist !== undefined, ...(note ? { note } : {}) });
-    devices.push(new VirtioBlk(loaded.disk, { readOnly, serial: `storvm-disk${i}` }));
+    blks.push({ disk: loaded.disk, readOnly, serial: `storvm-disk${i}` });
   }
   if (m.shares.some((s) => s.persist !== undefined || s.directory !== undefined)) {
     // The machine this one replaces may hold the kept shares open: the page lets go first. A
@@ -174,17 +181,22 @@ async function start(m: StartMessage): Promise<void> {
     }
     shares.push(fs);
     shareInfos.push({ tag: s.tag, persistent: s.persist !== undefined || s.directory !== undefined, readOnly: fs.readOnly, device: s.virtiofs ? 'virtiofs' : '9p', ...(note ? { note } : {}) });
-    devices.push(s.virtiofs ? new VirtioFs(fs, { tag: s.tag, cache: s.virtiofs }) : new Virtio9p(fs, { tag: s.tag }));
+    fsDevs.push({ fs, tag: s.tag, readOnly: fs.readOnly, ...(s.virtiofs ? { virtiofs: s.virtiofs } : {}) });
   }
   if (stopRequested) {
     post({ type: 'exit', reason: 'stopped', exitCode: 0, instructions: 0 });
     return;
   }
+  /** The devices, over the disks as loaded or through read-recording wrappers (boot cache). */
+  const makeDevices = (wrap: (disk: BlockBackend, i: number) => BlockBackend = (d) => d): VirtioDevice[] => [
+    ...blks.map((b, i) => new VirtioBlk(wrap(b.disk, i), { readOnly: b.readOnly, serial: b.serial })),
+    ...fsDevs.map((f) => (f.virtiofs ? new VirtioFs(f.fs, { tag: f.tag, cache: f.virtiofs }) : new Virtio9p(f.fs, { tag: f.tag }))),
+  ];
   let vm: Machine;
-  const onConsole = (bytes: Uint8Array) => post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]);
+  let bootCache: 'hit' | 'miss' | 'off' = 'off';
   if (snapshot) {
     try {
-      vm = await Machine.restore(snapshot, { devices, host: browserHost(), onConsole, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
+      vm = await Machine.restore(snapshot, { devices: makeDevices(), host: browserHost(), onConsole: postConsole, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
     } catch (e) {
       if (e instanceof SnapshotError) throw new ImageError(`snapshot: ${e.message}`, 'format', 'snapshot');
       throw new VmError(`the snapshot could not be restored: ${e instanceof Error ? e.message : String(e)}`);
@@ -193,29 +205,36 @@ async function start(m: StartMessage): Promise<void> {
       const fs = shares[i];
       if (s.readOnly && fs instanceof MemFs) fs.freeze();
     });
-  } else try {
-    vm = new Machine({
-      kernel,
-      initrd,
-      bootargs: m.bootargs,
-      memoryMiB: m.memoryMiB,
-      devices,
-      deterministic: m.deterministic,
-      cpu: m.cpu,
-      host: browserHost(),
-      onConsole,
-    });
-  } catch (e) {
-    if (e instanceof BootImageError) throw new ImageError(`kernel: ${e.message}`, 'format', 'kernel');
-    throw new VmError(`the machine could not be built: ${e instanceof Error ? e.message : String(e)}`);
+  } else {
+    const cached = m.bootCache ? await bootCached(m, kernel, initrd, blks, fsDevs, makeDevices) : undefined;
+    if (cached !== undefined) {
+      vm = cached.machine;
+      bootCache = cached.hit ? 'hit' : 'miss';
+    } else try {
+      vm = new Machine({
+        kernel,
+        initrd,
+        bootargs: m.bootargs,
+        memoryMiB: m.memoryMiB,
+        devices: makeDevices(),
+        deterministic: m.deterministic,
+        cpu: m.cpu,
+        host: browserHost(),
+        onConsole: postConsole,
+      });
+    } catch (e) {
+      if (e instanceof BootImageError) throw new ImageError(`kernel: ${e.message}`, 'format', 'kernel');
+      throw new VmError(`the machine could not be built: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
   machine = vm;
-  for (const b of pendingInput) vm.input(b);
+  for (const b of pendingInput) (handshake ?? vm).input(b);
   pendingInput = [];
   post({
     type: 'started',
     disks: infos,
     shares: shareInfos,
+    bootCache,
   });
   try {
     const r = await vm.run();
@@ -232,6 +251,123 @@ async function start(m: StartMessage): Promise<void> {
   } catch (e) {
     post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
   }
+}
+
+function postConsole(bytes: Uint8Array): void {
+  post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]);
+}
+
+/** Console output before the snapshot point kept for replay; more than this and nothing is cached. */
+const CONSOLE_KEEP_MAX = 256 * 1024;
+
+/**
+ * The boot cache (src/browser/boot-cache.ts): the machine restored from this origin's entry for
+ * these inputs, or booting cold with the handshake that saves one when init starts. Undefined
+ * only when the machine could not be built (the caller then reports it as usual).
+ */
+async function bootCached(
+  m: StartMessage,
+  kernel: Uint8Array,
+  initrd: Uint8Array,
+  blks: Array<{ disk: BlockBackend; readOnly: boolean; serial: string }>,
+  fsDevs: Array<{ tag: string; readOnly: boolean }>,
+  makeDevices: (wrap?: (disk: BlockBackend, i: number) => BlockBackend) => VirtioDevice[],
+): Promise<{ machine: Machine; hit: boolean } | undefined> {
+  const line = m.bootCache!.line;
+  const devices: KeyDevice[] = [
+    ...blks.map((b): KeyDevice => ({ kind: 'blk', size: b.disk.size, readOnly: b.readOnly || b.disk.readOnly, discard: b.disk.discard !== undefined, writeZeroes: b.disk.writeZeroes !== undefined, serial: b.serial })),
+    ...fsDevs.map((f): KeyDevice => ({ kind: '9p', tag: f.tag, readOnly: f.readOnly, mode: 'memory' })),
+  ];
+  const key = await browserCacheKey({
+    code: await workerCodeIdentity((self as unknown as { location: Location }).location.href),
+    kernel,
+    initrd,
+    bootargs: m.bootargs,
+    memoryMiB: m.memoryMiB,
+    cpu: m.cpu,
+    deterministic: m.deterministic,
+    devices,
+  });
+  const p9s = (devs: VirtioDevice[]) => devs.filter((d): d is Virtio9p => d instanceof Virtio9p);
+  const hooks = { host: browserHost(), ...(codec ? { codec } : {}) };
+
+  const entry = await readBrowserEntry(key, blks.map((b) => b.disk.size));
+  if (entry !== undefined) {
+    try {
+      // The blocks the kernel read while booting must hold the same bytes on the disks given now.
+      let same = true;
+      for (const [i, d] of entry.header.disks.entries()) if ((await hashBlocks(blks[i]!.disk, d.runs)) !== d.hash) same = false;
+      if (same) {
+        const hs = new Handshake(line, postConsole, { ready: true });
+        const recorders = blks.map((b, i) => new ReadRecordingDisk(b.disk, entry.header.disks[i]!));
+        const devs = makeDevices((_, i) => recorders[i]!);
+        // The entry holds no share files (snapshotContents was off): the ones given now stay.
+        for (const d of p9s(devs)) d.snapshotContents = false;
+        const vm = await Machine.restore(entry.snapshot, { devices: devs, onConsole: hs.output, ...hooks, ...(m.deterministic ? { deterministic: true } : {}), cpu: m.cpu });
+        for (const r of recorders) r.bootCacheMode = false;
+        for (const d of p9s(devs)) d.snapshotContents = true;
+        if (entry.header.console !== '') postConsole(Uint8Array.from(atob(entry.header.console), (c) => c.charCodeAt(0)));
+        hs.attach(vm);
+        hs.deliver();
+        handshake = hs;
+        return { machine: vm, hit: true };
+      }
+    } catch {
+      await removeBrowserEntry(key);
+    }
+  }
+
+  const recorders = blks.map((b) => new ReadRecordingDisk(b.disk));
+  const devs = makeDevices((_, i) => recorders[i]!);
+  const early = new EarlyConsole(CONSOLE_KEEP_MAX);
+  let vm: Machine | undefined;
+  const hs: Handshake = new Handshake(
+    line,
+    (b) => {
+      if (!hs.isReady) early.push(b);
+      postConsole(b);
+    },
+    {
+      onReady: () => {
+        for (const d of p9s(devs)) d.snapshotContents = false;
+        const saving = vm!.save({ meta: { savedIn: 'browser', bootCache: key }, ...(codec ? { codec } : {}) });
+        void saving.then(
+          async (snap) => {
+            for (const d of p9s(devs)) d.snapshotContents = true;
+            for (const r of recorders) r.bootCacheMode = false;
+            hs.deliver();
+            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
+            let bin = '';
+            for (const b of early.bytes()) bin += String.fromCharCode(b);
+            const header: EntryHeader = {
+              format: BOOT_CACHE_FORMAT,
+              key,
+              storvm: BROWSER_VERSION,
+              created: new Date().toISOString(),
+              summary: `${m.memoryMiB} MiB, cpu ${m.cpu}${m.deterministic ? ', deterministic' : ''}, ${blks.length} disk(s), ${fsDevs.length} share(s)`,
+              disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
+              console: btoa(bin),
+            };
+            await writeBrowserEntry(key, encodeEntry(header, snap)).catch(() => {}); // a full quota only costs the next visit a boot
+          },
+          () => {
+            for (const d of p9s(devs)) d.snapshotContents = true;
+            for (const r of recorders) r.bootCacheMode = false;
+            hs.deliver();
+          },
+        );
+      },
+    },
+  );
+  try {
+    vm = new Machine({ kernel, initrd, bootargs: m.bootargs, memoryMiB: m.memoryMiB, devices: devs, deterministic: m.deterministic, cpu: m.cpu, onConsole: hs.output, ...hooks });
+  } catch (e) {
+    if (e instanceof BootImageError) throw new ImageError(`kernel: ${e.message}`, 'format', 'kernel');
+    throw new VmError(`the machine could not be built: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  hs.attach(vm);
+  handshake = hs;
+  return { machine: vm, hit: false };
 }
 
 /** Copies `from` into `to` a MiB at a time, skipping runs of zeros, then flushes. */
@@ -320,7 +456,7 @@ scope.onmessage = (e) => {
       start(m).catch((err) => post({ type: 'fatal', error: toWire(err) }));
       return;
     case 'input':
-      if (machine) machine.input(m.bytes);
+      if (machine) (handshake ?? machine).input(m.bytes);
       else pendingInput.push(m.bytes);
       return;
     case 'lab':

@@ -101,8 +101,11 @@ export interface RestoreOptions {
 }
 
 export interface SaveOptions {
-  /** Extra facts for `storvm snapshot info` (kept in the META section, not used by restore). */
-  meta?: Record<string, unknown>;
+  /**
+   * Extra facts for `storvm snapshot info` and the embedder (kept in the META section, not used by
+   * restore); a function is called when the snapshot is taken, at the slice boundary.
+   */
+  meta?: Record<string, unknown> | (() => Record<string, unknown>);
   /** Deflate level of the RAM pages, 1 (fast, default) to 9 (small). */
   level?: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
   /** A faster raw-DEFLATE implementation than fflate's, e.g. Node's zlib (same format). */
@@ -259,6 +262,15 @@ export class Machine {
     this.finish('stopped', 0);
   }
 
+  /**
+   * Ends `run()` at the next slice boundary as if the guest had powered off with `exitCode`: for a
+   * host that hears the guest's status another way (the boot cache's console marker,
+   * src/machine/boot-handshake.ts).
+   */
+  powerOff(exitCode: number): void {
+    this.finish('poweroff', exitCode);
+  }
+
   private finish(reason: RunResult['reason'], exitCode: number): void {
     this.result ??= { reason, exitCode, instructions: 0 };
     this.wake?.();
@@ -294,6 +306,7 @@ export class Machine {
   private async capture(opts: SaveOptions): Promise<Uint8Array> {
     await this.drain();
     this.flushConsole();
+    const extra = typeof opts.meta === 'function' ? opts.meta() : opts.meta;
     const devices = await Promise.all(
       this.transports.map(async (t, slot) => {
         try {
@@ -328,7 +341,7 @@ export class Machine {
     };
     const ram = await encodeRam(this.ram.bytes, opts.level ?? 1, opts.codec);
     const meta = {
-      ...opts.meta,
+      ...extra,
       format: SNAPSHOT_VERSION,
       created: new Date().toISOString(),
       memoryMiB: this.ram.size >>> 20,

@@ -1,30 +1,26 @@
 /**
  * The boot cache: a snapshot of the default boot taken the moment the guest's init starts, kept in
  * a per-user cache folder and restored by later runs with the same kernel, initramfs, memory, CPU
- * engine and device layout (docs/boot-cache.md).
+ * engine, device layout and storvm code (docs/boot-cache.md).
  *
- * An entry is one file, `boot/KEY.snap`:
- *
- *   "STORVM-BOOTCACHE" (16 bytes) · u32 LE header length · header (JSON) · snapshot bytes
- *
- * The header repeats the key and says which blocks of each disk the guest had read by the
- * snapshot point, with a hash of their contents, and what the guest wrote on its console before
- * it. Files are written to a temporary name and renamed, so a reader sees a whole entry or none;
- * two runs building the same entry both rename a complete file over it. An entry that does not
- * parse, has another key or storvm version, or fails the restore's own checks is deleted and the
- * run boots cold (and writes it again).
+ * An entry is one file, `boot/KEY.snap`, in the format of src/machine/boot-cache-entry.ts (shared
+ * with the browser's OPFS cache). Files are written to a temporary name and renamed, so a reader
+ * sees a whole entry or none; two runs building the same entry both rename a complete file over
+ * it. An entry that does not parse, has another key or storvm version, or fails the restore's own
+ * checks is deleted and the run boots cold (and writes it again).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { type BlockRuns, validRuns } from '../backends/block/read-record.js';
-import { SNAPSHOT_VERSION } from '../machine/snapshot-format.js';
+import { fileURLToPath } from 'node:url';
+import { decodeEntry as decodeEntryFor, ENTRY_PREFIX, type EntryHeader, entryHeader, keyFacts, type KeyFacts } from '../machine/boot-cache-entry.js';
 import { storvmVersion } from './version.js';
+import { writeWhole } from './write-whole.js';
 
-const MAGIC = new TextEncoder().encode('STORVM-BOOTCACHE');
-/** Version of the entry layout and of the guest protocol it relies on (storvm.ctl=console). */
-export const BOOT_CACHE_FORMAT = 1;
+export { BadEntry, BOOT_CACHE_FORMAT, encodeEntry, type EntryHeader, type KeyDevice } from '../machine/boot-cache-entry.js';
+
 /** Default bound on the folder's size; `STORVM_CACHE_MAX_MB` changes it. */
 export const DEFAULT_MAX_BYTES = 512 * 1024 * 1024;
 
@@ -53,100 +49,73 @@ export function maxBytes(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n >= 0 ? Math.floor(n * 1024 * 1024) : DEFAULT_MAX_BYTES;
 }
 
-/** What the kernel sees of a device while it boots. */
-export type KeyDevice =
-  | { kind: 'blk'; size: number; readOnly: boolean; discard: boolean; writeZeroes: boolean; serial: string }
-  | { kind: '9p'; tag: string; readOnly: boolean; mode: string };
-
-export interface KeyInputs {
+export interface KeyInputs extends Omit<KeyFacts, 'storvm' | 'kernel' | 'initrd'> {
   kernel: Uint8Array;
   initrd: Uint8Array;
-  bootargs: string;
-  memoryMiB: number;
-  cpu: string;
-  deterministic: boolean;
-  devices: KeyDevice[];
 }
 
 /** The cache key: SHA-256 over everything that could change what the kernel saw during boot. */
 export function cacheKey(k: KeyInputs): string {
   const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-  const facts = {
-    format: BOOT_CACHE_FORMAT,
-    snapshot: SNAPSHOT_VERSION,
-    storvm: storvmVersion(),
-    kernel: sha(k.kernel),
-    initrd: sha(k.initrd),
-    bootargs: k.bootargs,
-    memoryMiB: k.memoryMiB,
-    cpu: k.cpu,
-    deterministic: k.deterministic,
-    devices: k.devices,
+  const facts = keyFacts({ ...k, storvm: storvmVersion(), kernel: sha(k.kernel), initrd: sha(k.initrd) });
+  return createHash('sha256').update(facts).digest('hex').slice(0, 40);
+}
+
+/** The code folder this module runs from: dist/ when built, src/ in a source checkout. */
+const CODE_DIR = new URL('../', import.meta.url);
+/** Folders of it that play no part in a CLI boot. */
+const NOT_MACHINE = new Set(['browser', 'testing', 'lab']);
+
+let codeHash: string | undefined;
+
+/**
+ * A hash of storvm's own code as it runs: every .js/.ts file under the code folder (dist/ or
+ * src/, without browser/, testing/ and the storage labs), names and contents. So an entry made
+ * by other code, a development build without a version bump included, is never used. About a
+ * megabyte in 150 files, read synchronously (a few milliseconds; promise reads cost more here).
+ */
+export function codeIdentity(dir: URL = CODE_DIR): string {
+  if (dir === CODE_DIR && codeHash !== undefined) return codeHash;
+  const root = fileURLToPath(dir);
+  const files: string[] = [];
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(join(root, rel), { withFileTypes: true })) {
+      if (e.isDirectory()) {
+        if (!NOT_MACHINE.has(e.name)) walk(join(rel, e.name));
+      } else if (/\.(js|ts)$/.test(e.name) && !e.name.endsWith('.d.ts')) {
+        files.push(join(rel, e.name));
+      }
+    }
   };
-  return createHash('sha256').update(JSON.stringify(facts)).digest('hex').slice(0, 40);
-}
-
-export interface EntryHeader {
-  format: number;
-  key: string;
-  storvm: string;
-  created: string;
-  /** One line for `storvm cache info`. */
-  summary: string;
-  /** Per virtio-blk device in slot order: the blocks read before the snapshot point and their hash. */
-  disks: Array<{ runs: BlockRuns; hash: string }>;
-  /** What the guest wrote to its console before the snapshot point (base64), replayed on restore. */
-  console: string;
-}
-
-/** Thrown for an entry that must not be used; the caller deletes it and boots cold. */
-export class BadEntry extends Error {
-  override name = 'BadEntry';
+  walk('');
+  files.sort();
+  const h = createHash('sha256');
+  for (const f of files) {
+    const bytes = readFileSync(join(root, f));
+    h.update(`${f}\0${bytes.length}\0`).update(bytes);
+  }
+  const id = h.digest('hex');
+  if (dir === CODE_DIR) codeHash = id;
+  return id;
 }
 
 export function entryPath(key: string, dir = bootDir()): string {
   return join(dir, `${key}.snap`);
 }
 
-export function encodeEntry(header: EntryHeader, snapshot: Uint8Array): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const out = new Uint8Array(MAGIC.length + 4 + json.length + snapshot.length);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(MAGIC.length, json.length, true);
-  out.set(json, MAGIC.length + 4);
-  out.set(snapshot, MAGIC.length + 4 + json.length);
-  return out;
-}
-
-/** Splits an entry and checks its header against `key`; the snapshot's own checks come at restore. */
+/** Splits an entry and checks its header against `key` and this storvm's version (see boot-cache-entry.ts). */
 export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[]): { header: EntryHeader; snapshot: Uint8Array } {
-  const at = MAGIC.length + 4;
-  if (bytes.length < at || MAGIC.some((b, i) => bytes[i] !== b)) throw new BadEntry('not a boot-cache entry');
-  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(MAGIC.length, true);
-  if (at + len > bytes.length) throw new BadEntry('truncated');
-  let h: unknown;
-  try {
-    h = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(at, at + len)));
-  } catch {
-    throw new BadEntry('header is not JSON');
-  }
-  const header = h as EntryHeader;
-  if (typeof h !== 'object' || h === null) throw new BadEntry('header is not an object');
-  if (header.format !== BOOT_CACHE_FORMAT) throw new BadEntry(`format ${String(header.format)}`);
-  if (header.key !== key) throw new BadEntry('made for other inputs');
-  if (header.storvm !== storvmVersion()) throw new BadEntry(`made by storvm ${String(header.storvm)}`);
-  if (typeof header.console !== 'string') throw new BadEntry('console is not a string');
-  if (!Array.isArray(header.disks) || header.disks.length !== diskSizes.length) throw new BadEntry('wrong number of disks');
-  header.disks.forEach((d, i) => {
-    if (typeof d !== 'object' || d === null || typeof d.hash !== 'string' || !validRuns(d.runs, diskSizes[i]!)) throw new BadEntry(`disk ${i}: bad block list`);
-  });
-  return { header, snapshot: bytes.subarray(at + len) };
+  return decodeEntryFor(bytes, key, diskSizes, storvmVersion());
 }
 
-/** Reads an entry, or undefined when there is none. */
+/**
+ * Reads an entry, or undefined when there is none. Synchronously: a few MB from the page cache
+ * take a millisecond, and each step of a promise read waits for the thread pool, which a loaded
+ * machine makes slow.
+ */
 export async function readEntry(path: string): Promise<Uint8Array | undefined> {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
@@ -169,14 +138,7 @@ export async function removeEntry(path: string): Promise<void> {
  */
 export async function writeEntry(path: string, bytes: Uint8Array, dir = bootDir(), bound = maxBytes()): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
+  await writeWhole(path, bytes);
   await prune(dir, bound, path);
 }
 
@@ -220,13 +182,23 @@ export async function prune(dir: string, bound: number, keep?: string): Promise<
   return removed;
 }
 
-/** Reads just the header of an entry, for `storvm cache info` (undefined when it does not parse). */
+/** The summary line of an entry, for `storvm cache info` (undefined when its header does not parse). */
 export async function entrySummary(file: string): Promise<string | undefined> {
   try {
-    const bytes = await readFile(file);
-    const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(MAGIC.length, true);
-    const h = JSON.parse(bytes.subarray(MAGIC.length + 4, MAGIC.length + 4 + len).toString()) as EntryHeader;
-    return typeof h.summary === 'string' ? `${h.summary}, storvm ${h.storvm}` : undefined;
+    // The header is small and comes first: read it, not the snapshot after it.
+    const f = await open(file, 'r');
+    let head: Uint8Array;
+    try {
+      const top = new Uint8Array(ENTRY_PREFIX);
+      await f.read(top, 0, top.length, 0);
+      const len = new DataView(top.buffer).getUint32(ENTRY_PREFIX - 4, true);
+      head = new Uint8Array(top.length + Math.min(len, 1 << 24));
+      await f.read(head, 0, head.length, 0);
+    } finally {
+      await f.close();
+    }
+    const { header: h } = entryHeader(head);
+    return typeof h.summary === 'string' ? `${h.summary}, storvm ${String(h.storvm)}` : undefined;
   } catch {
     return undefined;
   }
@@ -251,85 +223,4 @@ export async function clearCache(dir = bootDir()): Promise<{ files: number; byte
     bytes += st.size;
   }
   return { files, bytes };
-}
-
-/** The escape sequence init prints when it waits for the console line (an OSC, ignored by terminals). */
-export const READY_MARKER = new TextEncoder().encode('\x1b]5379;storvm-ready\x07');
-
-/**
- * Watches console output for {@link READY_MARKER}: bytes pass through to `out` (the marker
- * itself taken out), `onMarker` runs once when it is seen; afterwards everything passes untouched.
- */
-export class MarkerFilter {
-  private held = 0;
-  private seen = false;
-
-  constructor(
-    private readonly out: (bytes: Uint8Array) => void,
-    private readonly onMarker: () => void,
-  ) {}
-
-  get found(): boolean {
-    return this.seen;
-  }
-
-  push(bytes: Uint8Array): void {
-    if (this.seen) return this.out(bytes);
-    const pass: number[] = [];
-    for (let i = 0; i < bytes.length; i++) {
-      const b = bytes[i]!;
-      if (this.seen) {
-        pass.push(b);
-        continue;
-      }
-      if (b === READY_MARKER[this.held]) {
-        this.held++;
-        if (this.held === READY_MARKER.length) {
-          this.held = 0;
-          if (pass.length > 0) this.out(Uint8Array.from(pass.splice(0)));
-          this.seen = true;
-          this.onMarker();
-        }
-        continue;
-      }
-      // Not the marker after all: give back what was held (the marker's first byte occurs only
-      // once in it, so the byte that broke the match may start a new one).
-      for (let j = 0; j < this.held; j++) pass.push(READY_MARKER[j]!);
-      this.held = 0;
-      if (b === READY_MARKER[0]) this.held = 1;
-      else pass.push(b);
-    }
-    if (pass.length > 0) this.out(Uint8Array.from(pass));
-  }
-}
-
-/**
- * What the guest printed before the snapshot point, kept for the entry up to `max` bytes; past
- * that nothing more is kept (the host never holds more than `max`) and no entry is made.
- */
-export class EarlyConsole {
-  private chunks: Uint8Array[] = [];
-  private total = 0;
-
-  constructor(private readonly max: number) {}
-
-  get overflowed(): boolean {
-    return this.total > this.max;
-  }
-
-  push(b: Uint8Array): void {
-    this.total += b.length;
-    if (this.overflowed) this.chunks = [];
-    else this.chunks.push(b.slice());
-  }
-
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.overflowed ? 0 : this.total);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
-  }
 }

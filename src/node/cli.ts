@@ -5,11 +5,10 @@
 import { createWriteStream } from 'node:fs';
 import { BENCH_USAGE, parseBenchArgs, runBench } from './lab/bench.js';
 import { chunkImage } from './image-chunk.js';
-import { launch, snapshotMeta } from './launch.js';
+import { launch, type Launched } from './launch.js';
 import { nodeCodec } from './host.js';
 import { writeSnapshotFile, snapshotInfoLines } from './snapshot-file.js';
 import { readFile } from 'node:fs/promises';
-import type { Machine } from '../machine/machine.js';
 import { type MachineArgs, parseMachineArgs, UsageError } from './options.js';
 import { storvmVersion } from './version.js';
 import { cacheCommand } from './cache-cli.js';
@@ -99,16 +98,17 @@ async function openTrace(args: MachineArgs, err: Stream): Promise<{ write(line: 
 async function run(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseMachineArgs(argv, true);
   const tracer = await openTrace(args, err);
-  const { machine, close, traceSummary } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
+  const launched = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
     await tracer?.close();
     throw e;
   });
+  const { machine, close, traceSummary } = launched;
   const onSigint = () => machine.stop();
   process.once('SIGINT', onSigint);
   try {
     const r = await machine.run();
     if (r.reason === 'stopped') {
-      if (args.saveOnExit !== undefined) await saveTo(machine, args.saveOnExit, args, err);
+      if (args.saveOnExit !== undefined) await saveTo(launched, args.saveOnExit, err);
       return 130;
     }
     if (args.saveOnExit !== undefined) err.write(`storvm: the guest ${r.reason === 'poweroff' ? 'powered off' : 'rebooted'}; there is nothing to resume, so no snapshot was saved\n`);
@@ -155,10 +155,12 @@ async function bench(argv: string[], out: Stream, err: Stream): Promise<number> 
 async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   const args = parseMachineArgs(argv, false);
   const tracer = await openTrace(args, err);
-  const { machine, close, traceSummary, input } = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
+  const launched = await launch(args, (b) => out.write(b), tracer?.write).catch(async (e: unknown) => {
     await tracer?.close();
     throw e;
   });
+  const { machine, close, traceSummary } = launched;
+  const input = (b: Uint8Array) => launched.input(b);
   const stdin = process.stdin;
   const raw = stdin.isTTY === true;
   let ctrlA = false;
@@ -172,7 +174,7 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
         ctrlA = false;
         if (b === 0x78) return machine.stop();
         if (b === 0x73) {
-          saving = saving.then(() => saveTo(machine, args.saveOnExit ?? 'storvm.snap', args, err).catch((e: unknown) => void err.write(`storvm: ${(e as Error).message}\r\n`)));
+          saving = saving.then(() => saveTo(launched, args.saveOnExit ?? 'storvm.snap', err).catch((e: unknown) => void err.write(`storvm: ${(e as Error).message}\r\n`)));
           continue;
         }
         input(Uint8Array.of(b));
@@ -186,7 +188,7 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
   try {
     const r = await machine.run();
     await saving;
-    if (r.reason === 'stopped' && args.saveOnExit !== undefined) await saveTo(machine, args.saveOnExit, args, err);
+    if (r.reason === 'stopped' && args.saveOnExit !== undefined) await saveTo(launched, args.saveOnExit, err);
     return r.reason === 'poweroff' ? r.exitCode : 0;
   } finally {
     stdin.off('data', onData);
@@ -199,9 +201,9 @@ async function boot(argv: string[], out: Stream, err: Stream): Promise<number> {
 }
 
 /** Saves the machine's snapshot to `file` (atomically) and says so on stderr. */
-async function saveTo(machine: Machine, file: string, args: MachineArgs, err: Stream): Promise<void> {
+async function saveTo({ machine, snapshotMeta }: Launched, file: string, err: Stream): Promise<void> {
   const t0 = performance.now();
-  const bytes = await machine.save({ meta: snapshotMeta(args), codec: nodeCodec });
+  const bytes = await machine.save({ meta: snapshotMeta, codec: nodeCodec });
   await writeSnapshotFile(file, bytes);
   err.write(`storvm: saved snapshot ${file} (${(bytes.length / 1e6).toFixed(1)} MB in ${Math.round(performance.now() - t0)} ms)\r\n`);
 }

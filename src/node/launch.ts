@@ -4,21 +4,20 @@
  * (storvm.share=), virtio-fs ones by a prefix of the guest command, since the committed init
  * knows only 9p.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
-import { VirtioFs } from '../devices/fs/device.js';
-import { Virtio9p } from '../devices/p9/device.js';
 import { VirtioBlk } from '../devices/blk/device.js';
 import { DEFAULT_CPU, Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
 import type { BlockBackend } from '../backends/block/backend.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
-import { BOOT_CACHE_FORMAT, bootDir, cacheKey, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, EarlyConsole, MarkerFilter, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
+import { BOOT_CACHE_FORMAT, bootDir, cacheKey, codeIdentity, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
+import { ctlLine, EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
-import { HostFs } from './host-fs.js';
-import { blkTracer, fuseTracer, p9Tracer, TraceTally } from './lab/trace.js';
+import type { HostFs } from './host-fs.js';
 import { nodeCodec, nodeHost } from './host.js';
-import { openDiskImage, type OpenedImage } from './image-disk.js';
+import type { OpenedImage } from './image-disk.js';
 import { UsageError, type MachineArgs } from './options.js';
 import { tuneV8ForTranslator } from './v8-tuning.js';
 
@@ -27,10 +26,10 @@ const GUEST_IMAGES = new URL('../../guest-images/', import.meta.url);
 /** The Linux kernel command line is at most 1024 bytes on RISC-V (COMMAND_LINE_SIZE). */
 const CMDLINE_MAX = 1024;
 
-/** Reads a kernel or initramfs file as it is on disk. */
+/** Reads a kernel or initramfs file as it is on disk (synchronously, as readEntry does). */
 async function readImageFile(path: string | URL, what: string): Promise<Uint8Array> {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (e) {
     throw new UsageError(`${what} ${path instanceof URL ? path.pathname : path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (run guest-images/build.sh)' : (e as Error).message}`);
   }
@@ -57,6 +56,11 @@ export interface Launched {
   input(bytes: Uint8Array): void;
   /** How the boot went: restored from the boot cache ('hit'), booted and cached ('miss'), or neither ('off'). */
   bootCache: 'hit' | 'miss' | 'off';
+  /**
+   * The META of a snapshot the user saves (`--save-on-exit`, Ctrl-A s), read when it is taken:
+   * with the boot cache's handshake still open, what a restore must finish of it.
+   */
+  snapshotMeta(): Record<string, unknown>;
 }
 
 /** Longest console line init's `read` takes (the tty's canonical line is 4095 bytes). */
@@ -64,16 +68,28 @@ const CTL_LINE_MAX = 4000;
 /** Console output before the snapshot point kept for replay; more than this and nothing is cached. */
 const CONSOLE_KEEP_MAX = 256 * 1024;
 
-/** Opens every disk and share, then builds the machine. Nothing boots until `machine.run()`. */
+/**
+ * Opens every disk and share, then builds the machine. Nothing boots until `machine.run()`.
+ * Code that only some runs need (disk images, shares, virtio-fs, tracing) is loaded when they do:
+ * a warm `storvm run` spends a good part of its time loading modules.
+ */
 export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) => void, trace?: (line: string) => void): Promise<Launched> {
   // `--trace`: the decoder of `storvm bench --trace`, device time measured on the host clock.
   const now = () => performance.now();
-  const blkTally = new TraceTally();
-  const p9Tally = new TraceTally();
-  const fuseTally = new TraceTally();
   const traceBlk = trace !== undefined && args.trace.includes('blk') ? trace : undefined;
   const trace9p = trace !== undefined && args.trace.includes('9p') ? trace : undefined;
   const traceFuse = trace !== undefined && args.trace.includes('fuse') ? trace : undefined;
+  const tr = traceBlk || trace9p || traceFuse ? await import('./lab/trace.js') : undefined;
+  const blkTally = tr && new tr.TraceTally();
+  const p9Tally = tr && new tr.TraceTally();
+  const fuseTally = tr && new tr.TraceTally();
+  const hasShares = args.shares.length > 0;
+  const [imageDisk, hostFs, p9, fs] = await Promise.all([
+    args.disks.length > 0 ? import('./image-disk.js') : undefined,
+    hasShares ? import('./host-fs.js') : undefined,
+    args.shares.some((s) => s.virtiofs === undefined) ? import('../devices/p9/device.js') : undefined,
+    args.shares.some((s) => s.virtiofs !== undefined) ? import('../devices/fs/device.js') : undefined,
+  ]);
   const opened: OpenedImage[] = [];
   const shares: HostFs[] = [];
   let cacheWrite: Promise<void> = Promise.resolve();
@@ -85,7 +101,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
   try {
     for (const d of args.disks) {
       try {
-        opened.push(await openDiskImage(d.path, { readOnly: d.readOnly }));
+        opened.push(await imageDisk!.openDiskImage(d.path, { readOnly: d.readOnly }));
       } catch (e) {
         throw new UsageError(`disk ${d.path}: ${(e as Error).message}`);
       }
@@ -93,7 +109,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const shareArgs: string[] = [];
     const mounts: string[] = [];
     for (const [i, s] of args.shares.entries()) {
-      shares.push(new HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode }));
+      shares.push(new hostFs!.HostFs(s.dir, { readOnly: s.readOnly, mode: s.mode }));
       if (s.virtiofs !== undefined) mounts.push(virtiofsMount(s.tag, mountPoint(i, s.tag), s.readOnly));
       else shareArgs.push(`storvm.share=${s.tag}:${mountPoint(i, s.tag)}${s.readOnly ? ':ro' : ''}`);
     }
@@ -102,24 +118,29 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
       const devices: VirtioDevice[] = [];
       for (const [i, d] of args.disks.entries()) {
         const name = `vd${String.fromCharCode(0x61 + i)}`;
-        devices.push(new VirtioBlk(disks[i]!, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: blkTracer(name, now, traceBlk, blkTally) } : {}) }));
+        devices.push(new VirtioBlk(disks[i]!, { readOnly: d.readOnly, serial: `storvm-disk${i}`, ...(traceBlk ? { trace: tr!.blkTracer(name, now, traceBlk, blkTally!) } : {}) }));
       }
       for (const [i, s] of args.shares.entries()) {
         const share = shares[i]!;
-        if (s.virtiofs !== undefined) devices.push(new VirtioFs(share, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: fuseTracer(s.tag, now, traceFuse, fuseTally) } : {}) }));
-        else devices.push(new Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: p9Tracer(now, trace9p, p9Tally) } : {}) }));
+        if (s.virtiofs !== undefined) devices.push(new fs!.VirtioFs(share, { tag: s.tag, cache: s.virtiofs, ...(traceFuse ? { trace: tr!.fuseTracer(s.tag, now, traceFuse, fuseTally!) } : {}) }));
+        else devices.push(new p9!.Virtio9p(share, { tag: s.tag, ...(trace9p ? { trace: tr!.p9Tracer(now, trace9p, p9Tally!) } : {}) }));
       }
       return devices;
     };
     const traceSummary = (): string[] => [
-      ...(traceBlk ? [blkTally.line('blk', 'requests')] : []),
-      ...(trace9p ? [p9Tally.line('9p', 'messages')] : []),
-      ...(traceFuse ? [fuseTally.line('fuse', 'requests')] : []),
+      ...(traceBlk ? [blkTally!.line('blk', 'requests')] : []),
+      ...(trace9p ? [p9Tally!.line('9p', 'messages')] : []),
+      ...(traceFuse ? [fuseTally!.line('fuse', 'requests')] : []),
     ];
     const base = { close: closeAll, traceSummary };
+    /** What the user's snapshot keeps, with the handshake's open part. */
+    const metaWith = (hs: Handshake | undefined) => (): Record<string, unknown> => {
+      const pending = hs?.pending();
+      return { ...snapshotMeta(args), ...(pending ? { handshake: pending } : {}) };
+    };
     if (args.restore !== undefined) {
-      const machine = await restoreMachine(args, makeDevices(opened.map((o) => o.disk)), onConsole);
-      return { ...base, machine, input: (b) => machine.input(b), bootCache: 'off' };
+      const { machine, handshake } = await restoreMachine(args, makeDevices(opened.map((o) => o.disk)), onConsole);
+      return { ...base, machine, input: (b) => handshake.input(b), bootCache: 'off', snapshotMeta: metaWith(handshake) };
     }
     const kernelFile = await readImageFile(args.kernel ?? new URL('Image.gz', GUEST_IMAGES), 'kernel');
     const initrd = await readImageFile(args.initrd ?? new URL('initramfs.cpio.gz', GUEST_IMAGES), 'initrd');
@@ -133,7 +154,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     };
     const newMachine = (opts: MachineOptions): Machine => {
       try {
-        if ((opts.cpu ?? DEFAULT_CPU) === 'wasm') tuneV8ForTranslator();
+        tuneV8For(opts.cpu ?? DEFAULT_CPU);
         return new Machine(opts);
       } catch (e) {
         throw new UsageError((e as Error).message);
@@ -146,7 +167,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
       const bootargs = parts.join(' ');
       if (bootargs.length >= CMDLINE_MAX) throw new UsageError(`the guest command line is ${bootargs.length} bytes; the kernel takes at most ${CMDLINE_MAX - 1} (shorten the command)`);
       const machine = newMachine(machineOpts(bootargs, makeDevices(opened.map((o) => o.disk)), onConsole));
-      return { ...base, machine, input: (b) => machine.input(b), bootCache: 'off' };
+      return { ...base, machine, input: (b) => machine.input(b), bootCache: 'off', snapshotMeta: metaWith(undefined) };
     }
 
     // The boot cache: the kernel command line is the same for every run with these inputs, and
@@ -156,6 +177,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const line = ctlLine(shareArgs.map((a) => a.slice('storvm.share='.length)), command);
     if (line.length > CTL_LINE_MAX) throw new UsageError(`the guest command is ${line.length} bytes encoded; init takes at most ${CTL_LINE_MAX} (shorten the command)`);
     const key = cacheKey({
+      code: codeIdentity(),
       kernel: kernelFile,
       initrd,
       bootargs,
@@ -172,79 +194,65 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     });
     const dir = bootDir();
     const file = entryPath(key, dir);
-    // Input the user types is held until init has read the line.
-    let delivered = false;
-    const held: Uint8Array[] = [];
-    let machine: Machine | undefined;
-    const input = (b: Uint8Array) => (delivered ? machine!.input(b) : held.push(b));
-    const deliver = () => {
-      machine!.input(new TextEncoder().encode(line + '\n'));
-      delivered = true;
-      for (const b of held.splice(0)) machine!.input(b);
-    };
 
-    const warm = await restoreFromCache(file, key, opened, makeDevices, onConsole, args);
-    if (warm !== undefined) {
-      machine = warm;
-      deliver();
+    const warm = new Handshake(line, onConsole, { ready: true });
+    const restored = await restoreFromCache(file, key, opened, makeDevices, warm.output, onConsole, args);
+    if (restored !== undefined) {
+      warm.attach(restored);
+      warm.deliver();
       await touchEntry(file);
-      return { ...base, machine, input, bootCache: 'hit' };
+      return { ...base, machine: restored, input: (b) => warm.input(b), bootCache: 'hit', snapshotMeta: metaWith(warm) };
     }
 
     const recorders = opened.map((o) => new ReadRecordingDisk(o.disk));
     const early = new EarlyConsole(CONSOLE_KEEP_MAX);
-    const filter = new MarkerFilter(
+    let machine: Machine | undefined;
+    const cold: Handshake = new Handshake(
+      line,
       (b) => {
-        if (!filter.found) early.push(b);
+        if (!cold.isReady) early.push(b);
         onConsole(b);
       },
-      () => {
-        const m = machine!;
-        const saving = m.save({ meta: { ...snapshotMeta(args), bootCache: key }, codec: nodeCodec });
-        cacheWrite = saving.then(
-          async (snap) => {
-            deliver();
-            for (const r of recorders) r.bootCacheMode = false;
-            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
-            const header: EntryHeader = {
-              format: BOOT_CACHE_FORMAT,
-              key,
-              storvm: storvmVersion(),
-              created: new Date().toISOString(),
-              summary: `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`,
-              disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
-              console: Buffer.from(early.bytes()).toString('base64'),
-            };
-            await writeEntry(file, encodeEntry(header, snap), dir).catch((e: unknown) => {
-              if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not written: ${(e as Error).message}\n`);
-            });
-          },
-          () => {
-            // No snapshot (the devices would not settle): this run goes on uncached.
-            for (const r of recorders) r.bootCacheMode = false;
-            deliver();
-          },
-        );
+      {
+        onReady: () => {
+          const saving = machine!.save({ meta: { ...snapshotMeta(args), bootCache: key }, codec: nodeCodec });
+          cacheWrite = saving.then(
+            async (snap) => {
+              cold.deliver();
+              for (const r of recorders) r.bootCacheMode = false;
+              if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
+              const header: EntryHeader = {
+                format: BOOT_CACHE_FORMAT,
+                key,
+                storvm: storvmVersion(),
+                created: new Date().toISOString(),
+                summary: `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`,
+                disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
+                console: Buffer.from(early.bytes()).toString('base64'),
+              };
+              await writeEntry(file, encodeEntry(header, snap), dir).catch((e: unknown) => {
+                if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not written: ${(e as Error).message}\n`);
+              });
+            },
+            () => {
+              // No snapshot (the devices would not settle): this run goes on uncached.
+              for (const r of recorders) r.bootCacheMode = false;
+              cold.deliver();
+            },
+          );
+        },
       },
     );
-    machine = newMachine(machineOpts(bootargs, makeDevices(recorders), (b) => filter.push(b)));
-    return { ...base, machine, input, bootCache: 'miss' };
+    machine = newMachine(machineOpts(bootargs, makeDevices(recorders), cold.output));
+    cold.attach(machine);
+    return { ...base, machine, input: (b) => cold.input(b), bootCache: 'miss', snapshotMeta: metaWith(cold) };
   } catch (e) {
     await closeAll();
     throw e;
   }
 }
 
-/**
- * The line init reads on the console with storvm.ctl=console: shell assignments it evals, in
- * printable ASCII only (every other byte, and ' and \, as $'\NNN'), so the tty's line editing
- * (^C, ^U, CR to NL…) never sees a control character.
- */
-export function ctlLine(shares: string[], command: string): string {
-  let q = "$'";
-  for (const b of Buffer.from(command)) q += b >= 0x20 && b < 0x7f && b !== 0x27 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(8).padStart(3, '0')}`;
-  return `shares='${shares.join(' ')}'; cmd=${q}'`;
-}
+export { ctlLine } from '../machine/boot-handshake.js';
 
 /** Whether this run can use the boot cache (see docs/boot-cache.md for why each case can't). */
 export function bootCacheUsable(args: MachineArgs): boolean {
@@ -253,16 +261,32 @@ export function bootCacheUsable(args: MachineArgs): boolean {
   return args.initrd === undefined && args.shares.every((s) => s.virtiofs === undefined);
 }
 
+/** V8 settings for the engine that will run (src/node/v8-tuning.ts); undefined: not known yet, maybe wasm. */
+function tuneV8For(cpu: string | undefined): void {
+  if (cpu !== 'interp') tuneV8ForTranslator();
+}
+
+/** The options of both restores (a cache entry, `--restore`): devices given now, the node host, `--deterministic` and `--cpu`. */
+function restoreOptions(args: MachineArgs, devices: VirtioDevice[], onConsole: (bytes: Uint8Array) => void, cpu: string | undefined): RestoreOptions {
+  const opts: RestoreOptions = { devices, host: nodeHost, onConsole, codec: nodeCodec };
+  if (args.deterministic) opts.deterministic = true;
+  if (args.cpu !== undefined) opts.cpu = args.cpu;
+  tuneV8For(cpu);
+  return opts;
+}
+
 /**
  * A machine restored from the cache entry, over the disks given now, or undefined (no entry, or one
  * that must not be used: it is deleted, unless only the disks differ, and the run boots cold).
+ * `out` takes the machine's console; `replay` the output from before the snapshot point.
  */
 async function restoreFromCache(
   file: string,
   key: string,
   opened: OpenedImage[],
   makeDevices: (disks: BlockBackend[]) => VirtioDevice[],
-  onConsole: (bytes: Uint8Array) => void,
+  out: (bytes: Uint8Array) => void,
+  replay: (bytes: Uint8Array) => void,
   args: MachineArgs,
 ): Promise<Machine | undefined> {
   let bytes: Uint8Array | undefined;
@@ -279,13 +303,9 @@ async function restoreFromCache(
       if ((await hashBlocks(opened[i]!.disk, d.runs)) !== d.hash) return undefined;
     }
     const recorders = opened.map((o, i) => new ReadRecordingDisk(o.disk, header.disks[i]!));
-    const opts: RestoreOptions = { devices: makeDevices(recorders), host: nodeHost, onConsole, codec: nodeCodec };
-    if (args.deterministic) opts.deterministic = true;
-    if (args.cpu !== undefined) opts.cpu = args.cpu;
-    if ((args.cpu ?? DEFAULT_CPU) === 'wasm') tuneV8ForTranslator();
-    const machine = await Machine.restore(snapshot, opts);
+    const machine = await Machine.restore(snapshot, restoreOptions(args, makeDevices(recorders), out, args.cpu ?? DEFAULT_CPU));
     for (const r of recorders) r.bootCacheMode = false;
-    if (header.console !== '') onConsole(Buffer.from(header.console, 'base64'));
+    if (header.console !== '') replay(Buffer.from(header.console, 'base64'));
     return machine;
   } catch (e) {
     if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not used (${(e as Error).message}); booting\n`);
@@ -294,8 +314,12 @@ async function restoreFromCache(
   }
 }
 
-/** `boot --restore FILE`: the machine from the snapshot, over the disks and shares given now. */
-async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onConsole: (bytes: Uint8Array) => void): Promise<Machine> {
+/**
+ * `boot --restore FILE`: the machine from the snapshot, over the disks and shares given now. A
+ * snapshot of a run with the boot cache's handshake still open (saved before init had its line)
+ * finishes it: the line is typed when init asks for it, or at once when it already had.
+ */
+async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onConsole: (bytes: Uint8Array) => void): Promise<{ machine: Machine; handshake: Handshake }> {
   const file = args.restore!;
   let bytes: Uint8Array;
   try {
@@ -303,17 +327,23 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
   } catch (e) {
     throw new UsageError(`snapshot ${file}: ${(e as Error).message}`);
   }
-  const opts: RestoreOptions = { devices, host: nodeHost, onConsole, codec: nodeCodec };
-  if (args.deterministic) opts.deterministic = true;
-  if (args.cpu !== undefined) opts.cpu = args.cpu;
-  if (args.cpu !== 'interp') tuneV8ForTranslator(); // the snapshot may say 'wasm'
-  // The snapshot is read and checked once, by restore; its memory size is the machine's.
-  const machine = await Machine.restore(bytes, opts);
+  let pending;
+  try {
+    const { snapshotInfo } = await import('../machine/snapshot-info.js');
+    pending = pendingHandshake(snapshotInfo(bytes).meta.handshake, CTL_LINE_MAX);
+  } catch {
+    pending = undefined; // restore reports what is wrong with the file
+  }
+  const handshake = new Handshake(pending?.line, onConsole, { ready: pending?.ready ?? false });
+  // The snapshot is read and checked by restore; its memory size is the machine's.
+  const machine = await Machine.restore(bytes, restoreOptions(args, devices, handshake.output, args.cpu));
   const savedMiB = machine.ram.size / 2 ** 20;
   if (args.memGiven && savedMiB !== args.memoryMiB) {
     throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${savedMiB} MiB (leave --mem out)`);
   }
-  return machine;
+  handshake.attach(machine);
+  if (pending?.ready) handshake.deliver();
+  return { machine, handshake };
 }
 
 /** What `storvm snapshot info` shows of how a snapshot was made (kept in its META section). */

@@ -2,17 +2,14 @@
  * Snapshot files on the host: written whole or not at all (a temporary file renamed over the
  * target), and described for `storvm snapshot info`.
  */
-import { rename, unlink, writeFile } from 'node:fs/promises';
 import { snapshotInfo } from '../machine/snapshot-info.js';
 import { deviceName } from '../virtio/constants.js';
+import { writeWhole } from './write-whole.js';
 
 export async function writeSnapshotFile(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
   try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
+    await writeWhole(file, bytes);
   } catch (e) {
-    await unlink(tmp).catch(() => {});
     throw new Error(`snapshot ${file}: ${(e as Error).message}`);
   }
 }

@@ -206,4 +206,33 @@ describe('the boot cache', () => {
     expect(warm.instructions).toBe(cold.instructions);
     expect(warm.code).toBe(0);
   }, 240_000);
+
+  it('a snapshot the user takes before init has its line (Ctrl-A s early in a cold boot) restores and runs the command', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'storvm-bc-early-'));
+    process.env.STORVM_CACHE_DIR = join(dir, 'cache'); // cold: this run builds the entry
+    const file = join(dir, 'early.snap');
+    try {
+      const cold = await launch(parseMachineArgs(['--mem', '64', '--', 'echo ran-$((6*7)); exit 5'], true), () => {});
+      expect(cold.bootCache).toBe('miss');
+      const running = cold.machine.run();
+      // Taken at the first slice boundary, long before init prints its marker.
+      const snap = await cold.machine.save({ meta: cold.snapshotMeta });
+      expect((await running).exitCode).toBe(5);
+      await cold.close();
+      writeFileSync(file, snap);
+      let out = '';
+      const restored = await launch(parseMachineArgs(['--restore', file], false), (b) => (out += Buffer.from(b).toString('latin1')));
+      try {
+        const r = await restored.machine.run();
+        expect(r.reason).toBe('poweroff');
+        expect(r.exitCode).toBe(5);
+        expect(out).toContain('ran-42');
+        expect(out).not.toContain('storvm-'); // the markers are taken out
+      } finally {
+        await restored.close();
+      }
+    } finally {
+      process.env.STORVM_CACHE_DIR = CACHE;
+    }
+  }, 240_000);
 });

@@ -65,9 +65,17 @@ export class Virtio9p extends QueueDevice {
     return readConfigBytes(this.config, offset, size);
   }
 
+  /**
+   * Whether a snapshot carries the files of an in-memory share (its backend's `saveContents`).
+   * Off while the browser's boot cache saves, before the guest has mounted anything, and while
+   * it restores: a run restored from the cache brings the share's files of its own, and a
+   * snapshot that carries some is refused then.
+   */
+  snapshotContents = true;
+
   /** Snapshot state: the tag, and the 9P session (fids by path, open flags, locks). */
   saveState(): DeviceSnapshot {
-    const contents = this.fs.saveContents?.();
+    const contents = this.snapshotContents ? this.fs.saveContents?.() : undefined;
     return { state: { tag: this.tag, contents: contents !== undefined, session: saveSession(this.server.session, this.fs) }, blobs: contents ? [contents] : [] };
   }
 
@@ -76,6 +84,7 @@ export class Virtio9p extends QueueDevice {
     if (typeof s !== 'object' || s === null) throw new Error('virtio-9p: malformed state');
     if (s.tag !== this.tag) throw new DeviceStateMismatch(`share tag '${String(s.tag)}' in the snapshot, '${this.tag}' given`);
     if ((s as { contents?: unknown }).contents === true) {
+      if (!this.snapshotContents) throw new DeviceStateMismatch(`the snapshot carries the files of share '${this.tag}', which brings its own`);
       // The share's files live in the snapshot (an in-memory share): they go into the backend given.
       const blob = snap.blobs?.[0];
       if (blob === undefined) throw new Error('virtio-9p: the share contents are missing');
