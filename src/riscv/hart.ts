@@ -51,6 +51,8 @@ function staysIn(t: number, regions: unknown[] | undefined, heat: Uint16Array | 
 
 /** Engines whose paths the warm-up program has run in this process. */
 const warmed = new Set<CpuEngine>();
+/** Instructions a hart runs before the warm-up: a boot-cache restore's whole run is fewer. */
+const WARM_AFTER = 1_000_000;
 
 export class Hart extends HartState {
   /** The block translator, when the engine is 'wasm'. */
@@ -72,16 +74,29 @@ export class Hart extends HartState {
       super(opts);
       this.jit = undefined;
     }
-    if (!warmed.has(engine)) {
-      warmed.add(engine);
-      Hart.warmUp(engine);
-    }
+    this.engine = engine;
+    this.coldLeft = warmed.has(engine) ? -1 : WARM_AFTER;
   }
+
+  private readonly engine: CpuEngine;
+
+  /** Whether this process has run the warm-up program for `engine` yet. */
+  static warmedUp(engine: CpuEngine): boolean {
+    return warmed.has(engine);
+  }
+  /**
+   * Instructions this hart still runs before the process's warm-up (-1: done or not needed).
+   * The warm-up waits for them so that a short run, such as a boot-cache restore that has a few
+   * hundred thousand instructions left, doesn't pay for it; a long one gets it well before V8
+   * has settled on its optimised code.
+   */
+  private coldLeft: number;
 
   /**
    * Runs the warm-up program (warmup.ts) once per process and engine, in a hart of its own, so
    * the interpreter's loop (and with 'wasm' the translator's paths) has type feedback for every
-   * kind of instruction before V8 optimises it.
+   * kind of instruction before V8 settles on its optimised code. It runs at the start of the
+   * first `run` call after a hart's first WARM_AFTER instructions.
    */
   private static warmUp(engine: CpuEngine): void {
     const base = 0x8000_0000;
@@ -130,6 +145,13 @@ export class Hart extends HartState {
    * Returns the number retired. Interrupt lines set between calls are seen at the next call.
    */
   run(limit: number): number {
+    if (this.coldLeft === 0) {
+      this.coldLeft = -1;
+      if (!warmed.has(this.engine)) {
+        warmed.add(this.engine);
+        Hart.warmUp(this.engine);
+      }
+    }
     const xl = this.xl, xh = this.xh, dv = this.dv;
     let n = 0;
     let base = this.instret;
@@ -470,6 +492,7 @@ export class Hart extends HartState {
       }
     }
     this.instret = base + n;
+    if (this.coldLeft > 0) this.coldLeft = Math.max(0, this.coldLeft - n);
     jit?.compilePending();
     return n;
   }
