@@ -6,8 +6,8 @@
  * executed becomes a deoptimisation point ("insufficient type feedback"). A guest that reaches
  * such a site for the first time throws the optimised code away. TurboFan then compiles the
  * large function again, which takes 0.1-0.7 s of CPU each time. The Linux boot did that 12-25
- * times, on both engines (bench/README.md). Running this program first, in a hart of its own,
- * gives every common site its feedback. It touches nothing outside that hart.
+ * times, on both engines (bench/README.md). Running this program early (after a hart's first
+ * million instructions, see Hart.run), in a hart of its own, gives every common site its feedback. It touches nothing outside that hart.
  */
 import { C_MTVEC, MS_FS, type HartState } from './state.js';
 
