@@ -91,6 +91,20 @@ describe('Handshake', () => {
     expect(dec(out)).toBe('logdone');
   });
 
+  it('gives out chunks that own their bytes, so a consumer may transfer each buffer (the browser worker does)', () => {
+    const m = fake();
+    const out: string[] = [];
+    const h = new Handshake('L', (b) => {
+      out.push(Buffer.from(b).toString('latin1'));
+      structuredClone(b, { transfer: [b.buffer as ArrayBuffer] }); // detaches it, as postMessage does
+    });
+    h.attach(m);
+    h.output(enc(`hello \x1b[1mbold init${Buffer.from(READY_MARKER).toString('latin1')} out\x1b]5379;storvm-exit;3\x07`));
+    expect(out.join('')).toBe('hello \x1b[1mbold init out');
+    expect(m.typed).toEqual(['L\n']);
+    expect(m.off).toBe(3);
+  });
+
   it('with onReady waits for deliver(); a restored one that is ready already types at deliver(); without a line passes input', () => {
     const m = fake();
     let readies = 0;

@@ -254,7 +254,9 @@ async function start(m: StartMessage): Promise<void> {
 }
 
 function postConsole(bytes: Uint8Array): void {
-  post({ type: 'console', bytes }, [bytes.buffer as ArrayBuffer]);
+  // Transfer only a buffer this view owns whole: detaching a larger one would cut off the rest.
+  const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+  post({ type: 'console', bytes: own }, [own.buffer as ArrayBuffer]);
 }
 
 /** Console output before the snapshot point kept for replay; more than this and nothing is cached. */

@@ -34,7 +34,9 @@ export function parseMarker(payload: string): HandshakeEvent | undefined {
 /**
  * Watches console output for init's markers: everything else passes to `out` in order, each
  * marker is taken out and given to `onEvent`, wherever the chunks split it. A sequence that
- * starts like a marker but is not one is given back as it was.
+ * starts like a marker but is not one is given back as it was. Every chunk given to `out` is
+ * its own copy or the input chunk whole, never a view into part of it, so `out` may keep it or
+ * transfer its buffer (the browser worker posts it to the page) while the rest is still read.
  */
 export class ConsoleMarkers {
   /** Bytes of a sequence that may still be a marker. */
@@ -53,7 +55,7 @@ export class ConsoleMarkers {
       const b = bytes[i]!;
       if (this.held.length === 0) {
         if (b !== 0x1b) continue;
-        if (i > from) this.out(bytes.subarray(from, i));
+        if (i > from) this.out(bytes.slice(from, i));
         this.held.push(b);
         from = i + 1;
         continue;
@@ -81,7 +83,7 @@ export class ConsoleMarkers {
         this.giveBack(b);
       }
     }
-    if (this.held.length === 0 && from < bytes.length) this.out(bytes.subarray(from));
+    if (this.held.length === 0 && from < bytes.length) this.out(from === 0 ? bytes : bytes.slice(from));
   }
 
   /** The held bytes were not a marker: pass them on; `b` may start a new one. */
