@@ -57,7 +57,7 @@ async function folder(create: boolean): Promise<FileSystemDirectoryHandle | unde
 }
 
 /** The entry for `key`, checked (undefined when there is none; a bad one is removed). */
-export async function readBrowserEntry(key: string, diskSizes: number[]): Promise<{ header: EntryHeader; snapshot: Uint8Array } | undefined> {
+export async function readBrowserEntry(key: string, diskSizes: number[]): Promise<{ header: EntryHeader; snapshot: Uint8Array; console: Uint8Array } | undefined> {
   const dir = await folder(false);
   if (dir === undefined) return undefined;
   let bytes: Uint8Array;
@@ -114,7 +114,8 @@ export async function clearBootCache(): Promise<number> {
   if (dir === undefined) return 0;
   let n = 0;
   const names: string[] = [];
-  for await (const [name] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) names.push(name);
+  // Only entries: another tab's write in flight (chromium's .crswap) is left to finish.
+  for await (const [name] of (dir as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) if (name.endsWith('.snap')) names.push(name);
   for (const name of names) {
     await dir.removeEntry(name).catch(() => {});
     n++;

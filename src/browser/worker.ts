@@ -26,10 +26,11 @@ import type { LabMessage, PageMessage, ProgressInfo, StartMessage, WorkerMessage
 import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 import { openDirShare, type OpenedDirShare } from './dir-share.js';
-import { isZero } from '../backends/block/bytes.js';
+import { isZero, toBase64 } from '../backends/block/bytes.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
 import { BOOT_CACHE_FORMAT, encodeEntry, type EntryHeader, type KeyDevice } from '../machine/boot-cache-entry.js';
-import { EarlyConsole, Handshake } from '../machine/boot-handshake.js';
+import { EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
+import { snapshotInfo } from '../machine/snapshot-info.js';
 import { BROWSER_VERSION, browserCacheKey, readBrowserEntry, removeBrowserEntry, workerCodeIdentity, writeBrowserEntry } from './boot-cache.js';
 
 /** The part of DedicatedWorkerGlobalScope used here (the DOM lib types `self` as a Window). */
@@ -195,12 +196,24 @@ async function start(m: StartMessage): Promise<void> {
   let vm: Machine;
   let bootCache: 'hit' | 'miss' | 'off' = 'off';
   if (snapshot) {
+    // A snapshot of a guest booted with the handshake (the boot cache's init): its exit marker
+    // still ends the run, and a line init had not read yet when it was saved is typed now.
+    let pending;
     try {
-      vm = await Machine.restore(snapshot, { devices: makeDevices(), host: browserHost(), onConsole: postConsole, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
+      pending = pendingHandshake(snapshotInfo(snapshot).meta.handshake, HANDSHAKE_LINE_MAX);
+    } catch {
+      pending = undefined; // restore reports what is wrong with the file
+    }
+    const hs = new Handshake(pending?.line, postConsole, { ready: pending?.ready ?? false });
+    try {
+      vm = await Machine.restore(snapshot, { devices: makeDevices(), host: browserHost(), onConsole: hs.output, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
     } catch (e) {
       if (e instanceof SnapshotError) throw new ImageError(`snapshot: ${e.message}`, 'format', 'snapshot');
       throw new VmError(`the snapshot could not be restored: ${e instanceof Error ? e.message : String(e)}`);
     }
+    hs.attach(vm);
+    if (pending?.ready) hs.deliver();
+    handshake = hs;
     m.shares.forEach((s, i) => {
       const fs = shares[i];
       if (s.readOnly && fs instanceof MemFs) fs.freeze();
@@ -252,6 +265,9 @@ async function start(m: StartMessage): Promise<void> {
     post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
   }
 }
+
+/** Longest line a restored handshake types (as startVm's limit for init's line). */
+const HANDSHAKE_LINE_MAX = 4000;
 
 function postConsole(bytes: Uint8Array): void {
   // Transfer only a buffer this view owns whole: detaching a larger one would cut off the rest.
@@ -308,7 +324,7 @@ async function bootCached(
         const vm = await Machine.restore(entry.snapshot, { devices: devs, onConsole: hs.output, ...hooks, ...(m.deterministic ? { deterministic: true } : {}), cpu: m.cpu });
         for (const r of recorders) r.bootCacheMode = false;
         for (const d of p9s(devs)) d.snapshotContents = true;
-        if (entry.header.console !== '') postConsole(Uint8Array.from(atob(entry.header.console), (c) => c.charCodeAt(0)));
+        if (entry.console.length > 0) postConsole(entry.console);
         hs.attach(vm);
         hs.deliver();
         handshake = hs;
@@ -339,8 +355,6 @@ async function bootCached(
             for (const r of recorders) r.bootCacheMode = false;
             hs.deliver();
             if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
-            let bin = '';
-            for (const b of early.bytes()) bin += String.fromCharCode(b);
             const header: EntryHeader = {
               format: BOOT_CACHE_FORMAT,
               key,
@@ -348,7 +362,7 @@ async function bootCached(
               created: new Date().toISOString(),
               summary: `${m.memoryMiB} MiB, cpu ${m.cpu}${m.deterministic ? ', deterministic' : ''}, ${blks.length} disk(s), ${fsDevs.length} share(s)`,
               disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
-              console: btoa(bin),
+              console: toBase64(early.bytes()),
             };
             await writeBrowserEntry(key, encodeEntry(header, snap)).catch(() => {}); // a full quota only costs the next visit a boot
           },
@@ -437,7 +451,9 @@ async function request(m: Exclude<PageMessage, StartMessage | LabMessage | { typ
         break;
       case 'save': {
         if (machine === undefined) throw new VmError('the machine is not running yet');
-        const bytes = await machine.save({ ...(codec ? { codec } : {}), meta: { savedIn: 'browser' } });
+        // The handshake's open part, as the CLI keeps it: a save before init read its line resumes it.
+        const pending = handshake?.pending();
+        const bytes = await machine.save({ ...(codec ? { codec } : {}), meta: { savedIn: 'browser', ...(pending ? { handshake: pending } : {}) } });
         value = bytes;
         transfer = [bytes.buffer];
         break;

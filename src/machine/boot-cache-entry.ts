@@ -10,6 +10,7 @@
  * deletes it and boots cold.
  */
 import { type BlockRuns, validRuns } from '../backends/block/read-record.js';
+import { fromBase64 } from '../backends/block/bytes.js';
 import { SNAPSHOT_VERSION } from './snapshot-format.js';
 
 const MAGIC = new TextEncoder().encode('STORVM-BOOTCACHE');
@@ -91,15 +92,16 @@ export function entryHeader(bytes: Uint8Array): { header: Partial<EntryHeader>; 
  * Splits an entry and checks its header against `key`, storvm `version` and the disks given now;
  * the snapshot's own checks come at restore.
  */
-export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[], version: string): { header: EntryHeader; snapshot: Uint8Array } {
+export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[], version: string): { header: EntryHeader; snapshot: Uint8Array; console: Uint8Array } {
   const { header, at } = entryHeader(bytes);
   if (header.format !== BOOT_CACHE_FORMAT) throw new BadEntry(`format ${String(header.format)}`);
   if (header.key !== key) throw new BadEntry('made for other inputs');
   if (header.storvm !== version) throw new BadEntry(`made by storvm ${String(header.storvm)}`);
-  if (typeof header.console !== 'string') throw new BadEntry('console is not a string');
+  const consoleBytes = typeof header.console === 'string' ? fromBase64(header.console) : undefined;
+  if (consoleBytes === undefined) throw new BadEntry('console is not base64');
   if (!Array.isArray(header.disks) || header.disks.length !== diskSizes.length) throw new BadEntry('wrong number of disks');
   header.disks.forEach((d, i) => {
     if (typeof d !== 'object' || d === null || typeof d.hash !== 'string' || !validRuns(d.runs, diskSizes[i]!)) throw new BadEntry(`disk ${i}: bad block list`);
   });
-  return { header: header as EntryHeader, snapshot: bytes.subarray(at) };
+  return { header: header as EntryHeader, snapshot: bytes.subarray(at), console: consoleBytes };
 }

@@ -104,7 +104,7 @@ export function entryPath(key: string, dir = bootDir()): string {
 }
 
 /** Splits an entry and checks its header against `key` and this storvm's version (see boot-cache-entry.ts). */
-export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[]): { header: EntryHeader; snapshot: Uint8Array } {
+export function decodeEntry(bytes: Uint8Array, key: string, diskSizes: number[]): { header: EntryHeader; snapshot: Uint8Array; console: Uint8Array } {
   return decodeEntryFor(bytes, key, diskSizes, storvmVersion());
 }
 

@@ -297,7 +297,7 @@ async function restoreFromCache(
   }
   if (bytes === undefined) return undefined;
   try {
-    const { header, snapshot } = decodeEntry(bytes, key, opened.map((o) => o.disk.size));
+    const { header, snapshot, console: early } = decodeEntry(bytes, key, opened.map((o) => o.disk.size));
     // The blocks the kernel read while booting must hold the same bytes on the disks given now.
     for (const [i, d] of header.disks.entries()) {
       if ((await hashBlocks(opened[i]!.disk, d.runs)) !== d.hash) return undefined;
@@ -305,7 +305,7 @@ async function restoreFromCache(
     const recorders = opened.map((o, i) => new ReadRecordingDisk(o.disk, header.disks[i]!));
     const machine = await Machine.restore(snapshot, restoreOptions(args, makeDevices(recorders), out, args.cpu ?? DEFAULT_CPU));
     for (const r of recorders) r.bootCacheMode = false;
-    if (header.console !== '') replay(Buffer.from(header.console, 'base64'));
+    if (early.length > 0) replay(early);
     return machine;
   } catch (e) {
     if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not used (${(e as Error).message}); booting\n`);

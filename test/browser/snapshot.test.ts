@@ -80,6 +80,32 @@ describe.skipIf(missing !== undefined)('saved states in the demo page', () => {
     expect(await typeAndWait(page, 'echo "$x" file-$((5+5))', /file-10/, 60_000)).toMatch(/kept-42 file-10/);
   }, 400_000);
 
+  it('a state saved before init read its line resumes the handshake: the line is typed, the shares mount', async () => {
+    // A cold boot with the boot cache on (its entries removed), saved at once, long before init.
+    await page.evaluate(async () => {
+      try {
+        await (await navigator.storage.getDirectory()).removeEntry('storvm-boot-cache', { recursive: true });
+      } catch {
+        // none yet
+      }
+    });
+    await page.goto(server.url + '/');
+    await page.waitForFunction(() => (window as any).storvmDemo?.state.vm !== undefined, undefined, { timeout: 120_000, polling: 20 });
+    const early = await page.evaluate(async () => {
+      const d = (window as any).storvmDemo;
+      const booted = d.state.booted as boolean;
+      const blob = (await d.stateBlob()) as Blob;
+      return { booted, bytes: Array.from(new Uint8Array(await blob.arrayBuffer())) };
+    });
+    expect(early.booted).toBe(false);
+    server.routes.set('/early.snap', Uint8Array.from(early.bytes));
+    await page.goto(server.url + '/?snapshot=/early.snap');
+    await waitBooted(0);
+    // Typed at once: held until init has its line, then the shell (with the share mounted) reads it.
+    const out = await typeAndWait(page, "grep -c ' /mnt/host 9p ' /proc/mounts; echo early-$((6*7))", /early-42/, 180_000);
+    expect(out).toMatch(/\r\n1\r\nearly-42/);
+  }, 400_000);
+
   it('shows a damaged or foreign state as an error, and the running guest goes on', async () => {
     const junk = join(scratch, 'junk.snap');
     writeFileSync(junk, 'this is not a storvm snapshot');
