@@ -246,6 +246,15 @@ export class Jit {
     const priv = h.priv, ms = h.mstatus, mie = h.mie, sw = h.mipSw, mid = h.mideleg;
     const dSet = h.dSet, iSet = h.iSet, satp = h.satpPpn, satpMode = h.satpMode, epoch = this.dropEpoch;
     try {
+      if (op >= 83 && op <= 86) {
+        // Only a plain RAM access runs here. One that crosses a page or reaches a device goes
+        // to the interpreter before anything is touched: its slow path may fault after a device
+        // saw part of it, and the interpreter would then do that part again.
+        const bl = h.xl[rs1]!, al = (bl + imm) | 0;
+        const ah = (h.xh[rs1]! + (imm >> 31) + ((al >>> 0) < (bl >>> 0) ? 1 : 0)) | 0;
+        const size = op === 83 || op === 84 ? 4 : 8;
+        if ((op === 83 || op === 85 ? h.rOff(al, ah, size) : h.wOff(al, ah, size)) < 0) return X_INTERP;
+      }
       switch (op) {
         case 71: case 72: case 73: case 74: case 75: case 76: {
           const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
