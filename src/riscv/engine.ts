@@ -9,7 +9,7 @@ export const CPU_ENGINES: readonly CpuEngine[] = ['interp', 'wasm'];
 
 /**
  * The default engine, chosen by measurement (bench/README.md, 2026-12-01): with the translator
- * the boot takes 1.1-1.3× less wall time, dd of 4 KiB blocks 2-3×, shell loops 1.8-2.2× and
- * compute 5×; fork+exec is even.
+ * the boot takes 1.03-1.29× less wall time, dd of 4 KiB blocks 1.6-1.7×, shell loops 2.1-2.9×
+ * and compute 5×; fork+exec is even.
  */
 export const DEFAULT_CPU: CpuEngine = 'wasm';
