@@ -35,7 +35,9 @@ describe.skipIf(missing !== undefined)('the boot cache in the demo page', () => 
   const waitEntry = async () => {
     for (let i = 0; i < 600; i++) {
       const e = await entries();
-      if (e.length > 0 && e[0]!.size > 1e6) return e;
+      // Only a finished entry: chromium writes through NAME.snap.crswap and swaps it in at close.
+      const done = e.filter((x) => x.name.endsWith('.snap'));
+      if (done.length > 0 && done[0]!.size > 1e6) return done;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error('no boot-cache entry was written');
