@@ -10,7 +10,9 @@
  * wall time, and the host time spent inside the 9p device's notify (the whole server: chains,
  * message decoding, the host read into guest RAM). The cached read is the part of the work that
  * has nothing to do with 9p: dd, the read syscalls and the copy from the page cache to user
- * memory. Medians are printed.
+ * memory. Medians are printed, and each read's process CPU time (user + system, from
+ * process.cpuUsage), whose rate is what a quiet machine's wall clock would show: on a loaded
+ * host the wall-clock rate falls with the CPU share the guest gets, the CPU-time rate does not.
  *
  * It also samples the guest's program counter at the end of every 20,000-instruction slice
  * during the reads through 9p and prints the busiest 256-byte ranges of the kernel, as offsets
@@ -25,6 +27,7 @@ import { Virtio9p } from '../src/devices/p9/device.js';
 import { Machine } from '../src/machine/machine.js';
 import { HostFs } from '../src/node/host-fs.js';
 import { nodeHost } from '../src/node/host.js';
+import { tuneV8ForTranslator } from '../src/node/v8-tuning.js';
 
 const GUEST = new URL('../guest-images/', import.meta.url);
 
@@ -63,11 +66,19 @@ interface Sample {
   kind: 'U' | 'C';
   instructions: number;
   hostMs: number;
+  cpuMs: number;
   deviceMs: number;
+}
+
+/** Process CPU time so far, in ms. */
+function cpuNow(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 async function main(): Promise<void> {
   const o = args(process.argv.slice(2));
+  if (o.cpu === 'wasm') tuneV8ForTranslator(); // as the CLI runs it
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'storvm-p9cost-'));
   try {
     const chunk = new Uint8Array(1 << 20);
@@ -93,7 +104,7 @@ async function main(): Promise<void> {
       deviceMs += performance.now() - t;
     };
     const samples: Sample[] = [];
-    let open: { kind: 'U' | 'C'; instret: number; t: number; deviceMs: number } | undefined;
+    let open: { kind: 'U' | 'C'; instret: number; t: number; cpu: number; deviceMs: number } | undefined;
     let line = '';
     const td = new TextDecoder();
     const machine: Machine = new Machine({
@@ -112,10 +123,10 @@ async function main(): Promise<void> {
         for (let i = line.indexOf('\n'); i >= 0; i = line.indexOf('\n')) {
           const l = line.slice(0, i).trim();
           line = line.slice(i + 1);
-          const now = { instret: Number(machine.hart.instret), t: performance.now(), deviceMs };
+          const now = { instret: Number(machine.hart.instret), t: performance.now(), cpu: cpuNow(), deviceMs };
           if (l === '@U' || l === '@C') open = { kind: l === '@U' ? 'U' : 'C', ...now };
           else if (l === '@E' && open !== undefined) {
-            samples.push({ kind: open.kind, instructions: now.instret - open.instret, hostMs: now.t - open.t, deviceMs: now.deviceMs - open.deviceMs });
+            samples.push({ kind: open.kind, instructions: now.instret - open.instret, hostMs: now.t - open.t, cpuMs: now.cpu - open.cpu, deviceMs: now.deviceMs - open.deviceMs });
             open = undefined;
           } else if (l !== '') process.stderr.write(l + '\n');
         }
@@ -141,8 +152,8 @@ async function main(): Promise<void> {
     if (samples.length !== 2 * o.runs) die(`the guest stopped after ${samples.length} of ${2 * o.runs} reads (${r.reason})`);
     const mb = (o.size * 1048576) / 1e6;
     console.log(`9p cache=loose sequential read, ${o.size} MiB with dd bs=1M, msize 512000, HostFs, --cpu ${o.cpu}, medians of ${o.runs}, ${new Date().toISOString().slice(0, 16)}Z`);
-    console.log('| read | guest instructions | per 4 KiB page | host ms | in the 9p device | MB/s (host clock) |');
-    console.log('|---|---|---|---|---|---|');
+    console.log('| read | guest instructions | per 4 KiB page | host ms | in the 9p device | MB/s (host clock) | CPU ms | MB per CPU second |');
+    console.log('|---|---|---|---|---|---|---|---|');
     const pages = (o.size * 1048576) / 4096;
     const rows: Record<string, { ins: number; ms: number }> = {};
     for (const kind of ['U', 'C'] as const) {
@@ -150,8 +161,9 @@ async function main(): Promise<void> {
       const ins = median(s.map((x) => x.instructions));
       const ms = median(s.map((x) => x.hostMs));
       const dev = median(s.map((x) => x.deviceMs));
+      const cpu = median(s.map((x) => x.cpuMs));
       rows[kind] = { ins, ms };
-      console.log(`| ${kind === 'U' ? 'after drop_caches (through 9p)' : 'from the page cache'} | ${(ins / 1e6).toFixed(1)} M | ${Math.round(ins / pages)} | ${ms.toFixed(0)} | ${dev.toFixed(1)} ms (${((100 * dev) / ms).toFixed(1)} %) | ${(mb / (ms / 1000)).toFixed(0)} |`);
+      console.log(`| ${kind === 'U' ? 'after drop_caches (through 9p)' : 'from the page cache'} | ${(ins / 1e6).toFixed(1)} M | ${Math.round(ins / pages)} | ${ms.toFixed(0)} | ${dev.toFixed(1)} ms (${((100 * dev) / ms).toFixed(1)} %) | ${(mb / (ms / 1000)).toFixed(0)} | ${cpu.toFixed(0)} | ${(mb / (cpu / 1000)).toFixed(0)} |`);
     }
     const u = rows.U!;
     const c = rows.C!;

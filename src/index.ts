@@ -31,8 +31,8 @@ export {
 } from './backends/fs/backend.js';
 export { FsError, fsError, isFsError } from './backends/fs/errno.js';
 export * as errno from './backends/fs/errno.js';
-export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec } from './backends/fs/mem-fs.js';
-export { saveMemFs, loadMemFs, MemFsImageError } from './backends/fs/mem-fs-image.js';
+export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec, loadMemFs } from './backends/fs/mem-fs.js';
+export { saveMemFs, MemFsImageError } from './backends/fs/mem-fs-image.js';
 
 // the RISC-V machine
 export { Hart } from './riscv/hart.js';

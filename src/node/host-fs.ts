@@ -71,7 +71,7 @@ import {
   recordFromHost,
   recordSetXattr,
 } from '../backends/fs/mapped-meta.js';
-import { HostMetaFiles } from './host-meta.js';
+import { HostMetaFiles, NEW } from './host-meta.js';
 import { systemNow } from '../backends/fs/backend.js';
 import { badEntryName } from '../backends/fs/names.js';
 
@@ -255,6 +255,8 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
   private storeFd = -1;
   /** Records of inodes whose last name went away, for fids that still hold them (bounded). */
   private readonly orphans = new Map<bigint, MetaRecord>();
+  /** Numbers the store's names of nodes being made. */
+  private serial = 0;
 
   constructor(dir: string, opts: HostFsOptions = {}) {
     super();
@@ -705,23 +707,123 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     const p = this.inside(dir, name);
     if (typeof p !== 'string') return p;
     let fd = -1;
-    try {
-      fd = fs.openSync(p, hostFlags(flags) | C.O_CREAT | C.O_EXCL, this.hostPerms(mode, false));
-      // The host's umask must not apply a second time: the guest already applied its own.
-      if (this.store === undefined) fs.fchmodSync(fd, mode & 0o7777);
-      const st = fs.fstatSync(fd, { bigint: true });
-      const made = this.record0(st, S_IFREG | (mode & 0o7777), creds, 0);
-      if (made !== undefined) {
-        fs.closeSync(fd);
-        fs.unlinkSync(p);
-        return made;
+    const st = this.placeNew(
+      p,
+      S_IFREG | (mode & 0o7777),
+      creds,
+      0,
+      (at) => {
+        fd = fs.openSync(at, hostFlags(flags) | C.O_CREAT | C.O_EXCL, this.hostPerms(mode, false));
+        // The host's umask must not apply a second time: the guest already applied its own.
+        if (this.store === undefined) fs.fchmodSync(fd, mode & 0o7777);
+        return fs.fstatSync(fd, { bigint: true });
+      },
+      () => {
+        if (fd >= 0) fs.closeSync(fd);
+        fd = -1;
+      },
+    );
+    if (st instanceof FsError) return st;
+    dir.version = nextVersion(dir.version);
+    return new HostFile(this.child(dir, name, st), fd, flags);
+  }
+
+  /**
+   * Makes a new node at `p` with `make` so that a storvm killed at any moment leaves either no
+   * node or the node with its record, never a host file without the record that says what it is
+   * (mapped mode). The node is made under a `new.` name inside the store, its record is written,
+   * and then a non-directory is hard-linked to its name (link(2) fails if the name exists, as
+   * O_EXCL would) and its store name removed; a directory or symlink, which can't be linked
+   * portably, is renamed there after a check that the name is free. The next mount's sweep
+   * removes whatever a kill left in the store. A share whose store is on another filesystem than
+   * the directory (a mount inside the share: EXDEV) makes the node in place, as passthrough does.
+   * `undo` releases what `make` opened when the node is not kept. Answers the node's host stat.
+   */
+  private placeNew(
+    p: string,
+    mode: number,
+    creds: FsCreds,
+    rdev: number,
+    make: (at: string) => fs.BigIntStats,
+    undo: () => void = () => {},
+  ): fs.BigIntStats | FsError {
+    const store = this.store === undefined ? undefined : this.storeDir(true);
+    if (store !== undefined) {
+      const tmp = `${store}/${NEW}${process.pid}.${this.serial++}`;
+      const moves = (mode & S_IFMT) === S_IFDIR || (mode & S_IFMT) === S_IFLNK;
+      let st: fs.BigIntStats;
+      try {
+        st = make(tmp);
+      } catch (err) {
+        undo();
+        return fail(err);
       }
-      dir.version = nextVersion(dir.version);
-      return new HostFile(this.child(dir, name, st), fd, flags);
+      const gone = (): void => {
+        undo();
+        try {
+          if (st.isDirectory()) fs.rmdirSync(tmp);
+          else fs.unlinkSync(tmp);
+        } catch {
+          // already gone
+        }
+      };
+      const r = this.record0(st, mode, creds, rdev);
+      if (r !== undefined) {
+        gone();
+        return r;
+      }
+      try {
+        if (moves) {
+          if (fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined) throw Object.assign(new Error('exists'), { code: 'EEXIST' });
+          fs.renameSync(tmp, p);
+        } else {
+          fs.linkSync(tmp, p);
+        }
+      } catch (err) {
+        gone();
+        this.dropRecord(st.ino);
+        if ((err as { code?: string }).code !== 'EXDEV') return fail(err);
+        return this.placeInPlace(p, mode, creds, rdev, make, undo);
+      }
+      if (!moves) {
+        try {
+          fs.unlinkSync(tmp);
+        } catch {
+          // left for the next mount's sweep, which sees two links and keeps the record
+        }
+      }
+      this.tidyStore();
+      return moves ? fs.lstatSync(p, { bigint: true }) : st;
+    }
+    return this.placeInPlace(p, mode, creds, rdev, make, undo);
+  }
+
+  /** placeNew without the store: made at its name, then the record (passthrough needs none). */
+  private placeInPlace(
+    p: string,
+    mode: number,
+    creds: FsCreds,
+    rdev: number,
+    make: (at: string) => fs.BigIntStats,
+    undo: () => void,
+  ): fs.BigIntStats | FsError {
+    let st: fs.BigIntStats;
+    try {
+      st = make(p);
     } catch (err) {
-      if (fd >= 0) fs.closeSync(fd);
+      undo();
       return fail(err);
     }
+    const r = this.record0(st, mode, creds, rdev);
+    if (r === undefined) return st;
+    undo();
+    try {
+      if (st.isDirectory()) fs.rmdirSync(p);
+      else fs.unlinkSync(p);
+    } catch {
+      // already gone
+    }
+    return r;
   }
 
   /** Stores the record of a node the guest just made (mapped mode). */
@@ -742,6 +844,11 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
   /** Removes an inode's record; a store left empty goes too, so a share ends as it began. */
   private dropRecord(ino: bigint): void {
     void this.store!.drop(ino);
+    this.tidyStore();
+  }
+
+  /** Removes the store if it is empty. */
+  private tidyStore(): void {
     if (this.storeFd < 0 && this.useFds) return;
     try {
       fs.rmdirSync(this.useFds ? `/proc/self/fd/${this.rootFd}/${META_DIR}` : this.dir + path.sep + META_DIR);
@@ -833,21 +940,12 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     return out;
   }
 
-  /** The node just made at `p`, its record stored (mapped mode); undoes the host call if that fails. */
-  private made(dir: HostNode, name: string, p: string, mode: number, creds: FsCreds, rdev: number): FsReply<HostNode> {
-    try {
-      const st = fs.lstatSync(p, { bigint: true });
-      const r = this.record0(st, mode, creds, rdev);
-      if (r !== undefined) {
-        if (st.isDirectory()) fs.rmdirSync(p);
-        else fs.unlinkSync(p);
-        return r;
-      }
-      dir.version = nextVersion(dir.version);
-      return this.child(dir, name, st);
-    } catch (err) {
-      return fail(err);
-    }
+  /** A new node made at `p` by `make` with its record (placeNew), as a child of `dir`. */
+  private made(dir: HostNode, name: string, p: string, mode: number, creds: FsCreds, rdev: number, make: (at: string) => fs.BigIntStats): FsReply<HostNode> {
+    const st = this.placeNew(p, mode, creds, rdev, make);
+    if (st instanceof FsError) return st;
+    dir.version = nextVersion(dir.version);
+    return this.child(dir, name, st);
   }
 
   /** The checked path for a new node named `name` in `dir`, or the errno that refuses it. */
@@ -861,13 +959,11 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
   override mkdir(dir: HostNode, name: string, mode: number, creds: FsCreds): FsReply<HostNode> {
     const p = this.newPath(dir, name);
     if (typeof p !== 'string') return p;
-    try {
-      fs.mkdirSync(p, { mode: this.hostPerms(mode, true) });
-      if (this.store === undefined) fs.chmodSync(p, mode & 0o7777);
-    } catch (err) {
-      return fail(err);
-    }
-    return this.made(dir, name, p, S_IFDIR | (mode & 0o7777), creds, 0);
+    return this.made(dir, name, p, S_IFDIR | (mode & 0o7777), creds, 0, (at) => {
+      fs.mkdirSync(at, { mode: this.hostPerms(mode, true) });
+      if (this.store === undefined) fs.chmodSync(at, mode & 0o7777);
+      return fs.lstatSync(at, { bigint: true });
+    });
   }
 
   override mknod(dir: HostNode, name: string, mode: number, rdev: number, creds: FsCreds): FsReply<HostNode> {
@@ -878,29 +974,25 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
       // Passthrough: Node has no mknod(2), so regular files only.
       if (type !== 0 && type !== S_IFREG) return e(E.EPERM);
     } else if (!MKNOD_TYPES.has(type)) return e(E.EINVAL);
-    try {
-      const fd = fs.openSync(p, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, this.hostPerms(mode, false));
+    const keep = type === S_IFCHR || type === S_IFBLK ? rdev : 0;
+    return this.made(dir, name, p, (type === 0 ? S_IFREG : type) | (mode & 0o7777), creds, keep, (at) => {
+      const fd = fs.openSync(at, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, this.hostPerms(mode, false));
       try {
         if (this.store === undefined) fs.fchmodSync(fd, mode & 0o7777);
+        return fs.fstatSync(fd, { bigint: true });
       } finally {
         fs.closeSync(fd);
       }
-    } catch (err) {
-      return fail(err);
-    }
-    const keep = type === S_IFCHR || type === S_IFBLK ? rdev : 0;
-    return this.made(dir, name, p, (type === 0 ? S_IFREG : type) | (mode & 0o7777), creds, keep);
+    });
   }
 
   override symlink(dir: HostNode, name: string, target: string, creds: FsCreds): FsReply<HostNode> {
     const p = this.newPath(dir, name);
     if (typeof p !== 'string') return p;
-    try {
-      fs.symlinkSync(target, p);
-    } catch (err) {
-      return fail(err);
-    }
-    return this.made(dir, name, p, S_IFLNK | 0o777, creds, 0);
+    return this.made(dir, name, p, S_IFLNK | 0o777, creds, 0, (at) => {
+      fs.symlinkSync(target, at);
+      return fs.lstatSync(at, { bigint: true });
+    });
   }
 
   override readlink(node: HostNode): FsReply<string> {

@@ -5,6 +5,11 @@
  * killed at any point leaves each record whole, old or new; stale temporaries are removed when the
  * share is opened again.
  *
+ * New nodes are born here too (HostFs.placeNew): made under a `new.` name in the store, given
+ * their record, and only then linked or renamed to the guest's name. A node a killed storvm left
+ * here was never seen by the guest: the sweep removes it and its record, unless it had already
+ * been linked to its name (two links), when only the store's name goes.
+ *
  * The directory is reached through a path the owner hands over on every call (a /proc/self/fd
  * path of a directory it opened with O_NOFOLLOW, or a checked absolute path), and every file in
  * it is opened with O_NOFOLLOW: a store replaced by a symlink, a record replaced by a symlink or a
@@ -18,6 +23,8 @@ import { META_MAX_RECORD, type MetaFiles } from '../backends/fs/mapped-meta.js';
 
 const C = fs.constants;
 const TMP = 'tmp.';
+/** Names of nodes being made (see HostFs.placeNew). */
+export const NEW = 'new.';
 
 export class HostMetaFiles implements MetaFiles {
   private serial = 0;
@@ -89,21 +96,29 @@ export class HostMetaFiles implements MetaFiles {
     }
   }
 
-  /** Removes temporaries a killed storvm left behind. */
+  /** Removes temporaries and half-made nodes a killed storvm left behind. */
   sweep(): void {
     const d = this.dir(false);
     if (d === undefined) return;
     try {
       for (const name of fs.readdirSync(d)) {
-        if (!name.startsWith(TMP)) continue;
         try {
-          fs.unlinkSync(`${d}/${name}`);
+          if (name.startsWith(TMP)) fs.unlinkSync(`${d}/${name}`);
+          else if (name.startsWith(NEW)) this.unborn(`${d}/${name}`);
         } catch {
-          // not ours to remove (a directory, say): left alone
+          // not ours to remove (a directory where a temporary should be, say): left alone
         }
       }
     } catch {
       // an unreadable store is one without records
     }
+  }
+
+  /** A node a killed storvm was making: gone, with its record, unless it already has its name. */
+  private unborn(p: string): void {
+    const st = fs.lstatSync(p, { bigint: true });
+    if (st.isDirectory()) fs.rmdirSync(p); // never renamed to its name, so the guest put nothing in it
+    else fs.unlinkSync(p);
+    if (st.isDirectory() || st.nlink <= 1n) this.remove(st.ino.toString());
   }
 }

@@ -89,7 +89,7 @@ for (const shared of [true, false]) {
       expect(names).toEqual(['.', '..', 'hello.txt']);
       // The file is in the backend the host gave the device.
       const node = fs.lookup(fs.rootNode, 'hello.txt') as MemNode;
-      expect(td.decode(node.data.subarray(0, node.size))).toBe(text);
+      expect(td.decode(node.data.bytes(node.size))).toBe(text);
       expect(d.interruptsOf(d.irqOf.get(0)!)).toBeGreaterThan(0);
       expect(k.refused).toEqual([]);
     });

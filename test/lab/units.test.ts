@@ -180,10 +180,11 @@ describe('storvm bench options and plan', () => {
   it('parses its options and rejects bad ones with a UsageError', () => {
     expect(parseBenchArgs([])).toEqual({ sizeMiB: 16, files: 200 });
     expect(parseBenchArgs(['--trace', 'fuse']).trace).toBe('fuse');
+    expect(parseBenchArgs(['--cpu', 'wasm']).cpu).toBe('wasm');
     expect(parseBenchArgs(['--size', '2', '--files', '7', '--json', 'a', '--csv', 'b', '--trace', '9p', '--variants', 'tmpfs,blk-raw'])).toEqual({
       sizeMiB: 2, files: 7, json: 'a', csv: 'b', trace: '9p', variants: ['tmpfs', 'blk-raw'],
     });
-    for (const bad of [['--size', '0'], ['--size', '1.5'], ['--size', '257'], ['--files'], ['--trace', 'nvme'], ['--variants', 'floppy'], ['--what'], ['x']]) {
+    for (const bad of [['--size', '0'], ['--size', '1.5'], ['--size', '257'], ['--files'], ['--trace', 'nvme'], ['--variants', 'floppy'], ['--cpu', 'jit'], ['--cpu'], ['--what'], ['x']]) {
       expect(() => parseBenchArgs(bad), bad.join(' ')).toThrow(UsageError);
     }
   });

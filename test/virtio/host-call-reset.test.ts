@@ -156,7 +156,7 @@ describe('bounce buffers on the host-call transport', () => {
     gate.release();
     await settle();
     const node = fs.lookup(fs.rootNode, 'f') as MemNode;
-    expect(new TextDecoder().decode(node.data.subarray(0, node.size))).toBe(text);
+    expect(new TextDecoder().decode(node.data.bytes(node.size))).toBe(text);
     expect(untouched(k)).toBe(true);
     expect(k.trace!.log).toEqual([]);
   });

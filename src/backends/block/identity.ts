@@ -72,13 +72,6 @@ function fmix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-/** Hashes bytes in one go. */
-export function hashBytes(bytes: Uint8Array): string {
-  const h = new DiskHasher();
-  h.update(bytes);
-  return h.digest();
-}
-
 /** Hashes a disk's whole contents, read through the backend in 1 MiB pieces. */
 export async function hashDisk(disk: BlockBackend): Promise<string> {
   const h = new DiskHasher();

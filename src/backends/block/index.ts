@@ -13,5 +13,5 @@ export { MEMORY_DISK_CHUNK, MemoryDisk, type MemoryDiskOptions } from './memory-
 export { OverlayDisk, type OverlayDiskOptions } from './overlay-disk.js';
 export { type Qcow2ClusterKind, Qcow2Disk, type Qcow2OpenOptions } from './qcow2.js';
 export { PersistentOverlayDisk, ReadOnlyView, type PersistentOverlayFiles, type PersistentOverlayOptions, type SyncFile } from './persistent-overlay.js';
-export { DiskHasher, diskIdentity, hashBytes, hashDisk } from './identity.js';
+export { DiskHasher, diskIdentity, hashDisk } from './identity.js';
 export { qcow2Image, type Qcow2WriteOptions } from './qcow2-writer.js';

@@ -209,6 +209,13 @@ export abstract class FsBackend<N extends FsNode = FsNode, F extends FsFile = Fs
   close(_file: F): FsReply<void> {
     return undefined;
   }
+  /**
+   * Makes [offset, offset + length) of an open regular file read as zeros without changing its
+   * size (fallocate's PUNCH_HOLE | KEEP_SIZE), freeing what the range held where the backend can.
+   */
+  punchHole(_file: F, _offset: number, _length: number): FsReply<void> {
+    return notSupported;
+  }
   fsync(_file: F, _datasync: boolean): FsReply<void> {
     return notSupported;
   }

@@ -1,7 +1,7 @@
 export * from './backend.js';
 export * from './errno.js';
-export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec } from './mem-fs.js';
-export { saveMemFs, loadMemFs, MemFsImageError } from './mem-fs-image.js';
+export { MemFs, MemNode, MemFile, type MemFsOptions, type MemFsTree, SymlinkSpec, FileSpec, loadMemFs } from './mem-fs.js';
+export { saveMemFs, MemFsImageError } from './mem-fs-image.js';
 export {
   type HostFacts,
   type MetaFiles,

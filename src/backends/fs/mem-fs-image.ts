@@ -3,18 +3,54 @@
  * links kept (one record per inode), xattrs and times included. Loading checks every length and
  * reference and throws MemFsImageError for anything malformed — a host API error, not a guest one.
  *
- * Layout (little-endian): "STVMMEMF", u32 version = 1, u32 inode count, then per inode:
+ * Layout (little-endian): "STVMMEMF", u32 version = 2, u32 inode count, then per inode:
  * mode uid gid rdev (u32 each), atime mtime ctime (u64 sec + u32 nsec each), then by type —
- * regular: u64 size + bytes; symlink: u32 length + UTF-8; directory: u32 entries, each
- * u32 name length + UTF-8 + u32 inode index; others: nothing — then u32 xattr count, each
- * u32 name length + UTF-8 + u32 value length + bytes. Inode 0 is the root.
+ * regular: u64 size, u32 piece count, each u64 offset + u32 length + bytes (pieces in offset
+ * order, not overlapping, inside the size; what no piece covers is a hole and reads as zeros);
+ * symlink: u32 length + UTF-8; directory: u32 entries, each u32 name length + UTF-8 + u32
+ * inode index; others: nothing — then u32 xattr count, each u32 name length + UTF-8 + u32 value
+ * length + bytes. Inode 0 is the root.
+ *
+ * Version 1 (before sparse files) is the same but for regular files, which are u64 size + bytes;
+ * such images still load. Any other version is refused.
+ *
+ * This module knows MemFs only through the small interfaces below, so it does not import the
+ * filesystem it serves (MemFs imports it for its snapshot hooks).
  */
-import { type FsTime, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './backend.js';
-import { MemFs, type MemFsOptions, type MemNode } from './mem-fs.js';
+import { type FsCreds, type FsTime, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './backend.js';
+import { CHUNK, type FileData } from './mem-data.js';
 import { badEntryName } from './names.js';
 
 const MAGIC = 'STVMMEMF';
-const VERSION = 1;
+const VERSION = 2;
+
+/** What an image holds of an inode. */
+export interface ImageNode {
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  atime: FsTime;
+  mtime: FsTime;
+  ctime: FsTime;
+  size: number;
+  readonly data: FileData;
+  target: string;
+  xattrs: Map<string, Uint8Array> | undefined;
+  readonly isDir: boolean;
+}
+
+/** What saving and loading an image need of a MemFs (MemFs has all of it). */
+export interface MemFsLoader<N extends ImageNode> {
+  readonly rootNode: N;
+  readonly maxInodes: number;
+  newNode(mode: number, creds: FsCreds): N | undefined;
+  entries(dir: N): Array<[string, N]>;
+  attach(dir: N, name: string, node: N): void;
+  setContent(node: N, data: string): void;
+  setChunk(node: N, offset: number, data: Uint8Array): void;
+  setXattrRaw(node: N, name: string, value: Uint8Array): void;
+}
 
 /** A MemFs image that can't be loaded. */
 export class MemFsImageError extends Error {
@@ -65,10 +101,10 @@ const utf8 = new TextEncoder();
 const utf8d = new TextDecoder('utf-8', { fatal: true });
 
 /** Saves every inode reachable from the root. */
-export function saveMemFs(fs: MemFs): Uint8Array {
-  const index = new Map<MemNode, number>();
-  const order: MemNode[] = [];
-  const visit = (n: MemNode): void => {
+export function saveMemFs<N extends ImageNode>(fs: MemFsLoader<N>): Uint8Array {
+  const index = new Map<N, number>();
+  const order: N[] = [];
+  const visit = (n: N): void => {
     if (index.has(n)) return;
     index.set(n, order.length);
     order.push(n);
@@ -93,7 +129,13 @@ export function saveMemFs(fs: MemFs): Uint8Array {
     const type = n.mode & S_IFMT;
     if (type === S_IFREG) {
       w.u64(n.size);
-      w.bytes(n.data.subarray(0, n.size));
+      const pieces = n.data.pieces();
+      w.u32(pieces.length);
+      for (const [idx, bytes] of pieces) {
+        w.u64(idx * CHUNK);
+        w.u32(bytes.length);
+        w.bytes(bytes);
+      }
     } else if (type === S_IFLNK) {
       w.str(n.target);
     } else if (type === S_IFDIR) {
@@ -157,41 +199,32 @@ class Reader {
   }
 }
 
-/** Loads an image made by saveMemFs into a new MemFs (options as for `new MemFs`). */
-export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
-  const { r, count } = readHeader(image);
-  const { readOnly, tree: _tree, ...rest } = opts;
-  const fs = new MemFs(rest);
-  fillFromImage(fs, r, count, image.length);
-  if (readOnly) fs.freeze();
-  return fs;
-}
-
 /**
  * Loads an image into `fs`, which must be empty (a fresh MemFs, nothing under its root): a share
- * whose files come back from a snapshot. Throws MemFsImageError as loadMemFs does.
+ * whose files come back from a snapshot, or `loadMemFs`. Throws MemFsImageError for anything
+ * malformed.
  */
-export function loadMemFsInto(fs: MemFs, image: Uint8Array): void {
-  if (fs.rootNode.dir!.byName.size > 0) throw new MemFsImageError('the filesystem to load into is not empty');
-  const { r, count } = readHeader(image);
-  fillFromImage(fs, r, count, image.length);
+export function fillMemFs<N extends ImageNode>(fs: MemFsLoader<N>, image: Uint8Array): void {
+  if (fs.entries(fs.rootNode).length > 0) throw new MemFsImageError('the filesystem to load into is not empty');
+  const { r, count, version } = readHeader(image);
+  fillFromImage(fs, r, count, version, image.length);
 }
 
 /** Magic, version and inode count, checked; the reader is left at the first inode. */
-function readHeader(image: Uint8Array): { r: Reader; count: number } {
+function readHeader(image: Uint8Array): { r: Reader; count: number; version: number } {
   const r = new Reader(image);
   if (new TextDecoder().decode(r.bytes(8)) !== MAGIC) throw new MemFsImageError('not a storvm MemFs image');
   const version = r.u32();
-  if (version !== VERSION) throw new MemFsImageError(`unsupported image version ${version}`);
+  if (version !== 1 && version !== VERSION) throw new MemFsImageError(`unsupported image version ${version} (this storvm reads versions 1 and ${VERSION})`);
   const count = r.u32();
   // Every record takes at least 56 bytes: a count the image can't hold is refused up front.
   if (count === 0 || count > (image.length - r.pos) / 56) throw new MemFsImageError(`bad inode count ${count}`);
-  return { r, count };
+  return { r, count, version };
 }
 
-function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): void {
+function fillFromImage<N extends ImageNode>(fs: MemFsLoader<N>, r: Reader, count: number, version: number, length: number): void {
   if (count > fs.maxInodes) throw new MemFsImageError(`${count} inodes exceed maxInodes ${fs.maxInodes}`);
-  const nodes: MemNode[] = [];
+  const nodes: N[] = [];
   const links: Array<Array<[string, number]>> = [];
   for (let i = 0; i < count; i++) {
     const mode = r.u32();
@@ -213,8 +246,10 @@ function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): voi
     if (type === S_IFREG) {
       const size = r.u64();
       try {
-        fs.setContent(n, r.bytes(size));
+        if (version === 1) fs.setChunk(n, 0, r.bytes(size));
+        else readPieces(fs, n, r, size);
       } catch (e) {
+        if (e instanceof MemFsImageError) throw e;
         throw new MemFsImageError(String((e as Error).message));
       }
     } else if (type === S_IFLNK) {
@@ -266,4 +301,21 @@ function fillFromImage(fs: MemFs, r: Reader, count: number, length: number): voi
     }
   }
   if (queue.length !== count) throw new MemFsImageError('the image holds unreachable inodes');
+}
+
+/** A version-2 file's pieces, checked: in order, not overlapping, none empty or past the size. */
+function readPieces<N extends ImageNode>(fs: MemFsLoader<N>, n: N, r: Reader, size: number): void {
+  const pieces = r.u32();
+  // Each piece takes at least 13 bytes.
+  if (pieces > (r.buf.length - r.pos) / 13) throw new MemFsImageError(`bad piece count ${pieces} at byte ${r.pos}`);
+  let end = 0;
+  for (let k = 0; k < pieces; k++) {
+    const at = r.pos;
+    const offset = r.u64();
+    const len = r.u32();
+    if (len === 0 || len > CHUNK || offset < end || offset + len > size) throw new MemFsImageError(`bad file piece at byte ${at}`);
+    fs.setChunk(n, offset, r.bytes(len));
+    end = offset + len;
+  }
+  n.size = size;
 }

@@ -6,7 +6,8 @@
  * Device nodes, FIFOs and sockets are metadata only. Everything the guest can make grow is capped:
  * bytes of data (`capacity`) and inode count (`maxInodes`) answer ENOSPC when full.
  */
-import { loadMemFsInto, saveMemFs } from './mem-fs-image.js';
+import { FileData } from './mem-data.js';
+import { fillMemFs, saveMemFs } from './mem-fs-image.js';
 import {
   FsBackend,
   type FsCreds,
@@ -50,8 +51,8 @@ import {
 import { systemNow } from './backend.js';
 import { badEntryName } from './names.js';
 
-/** Largest single file or xattr value MemFs keeps (a typed array must hold it). */
-const MAX_FILE = 2 ** 31;
+/** Largest file size: offsets are numbers, and the 9P and FUSE servers cap them here too. */
+const MAX_FILE = Number.MAX_SAFE_INTEGER;
 
 export interface MemFsOptions {
   /** Bytes of file data, symlink targets and xattrs the tree may hold; default 1 GiB. */
@@ -141,8 +142,8 @@ export class MemNode implements FsNode {
   mtime: FsTime;
   ctime: FsTime;
   version = 1;
-  /** File contents: the first `size` bytes of `data`. */
-  data: Uint8Array = EMPTY;
+  /** File contents, sparse: bytes below `size` that `data` does not hold read as zeros. */
+  data = new FileData();
   size = 0;
   /** Directory links, for directories. */
   dir: MemDir | undefined;
@@ -180,7 +181,6 @@ export class MemFile implements FsFile {
   ) {}
 }
 
-const EMPTY = new Uint8Array(0);
 const ROOT_CREDS: FsCreds = { uid: 0, gid: 0 };
 
 
@@ -237,7 +237,7 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
 
   /** Snapshots: fills this MemFs, which must still be empty, with files a snapshot carried. */
   override loadContents(image: Uint8Array): void {
-    loadMemFsInto(this, image);
+    fillMemFs(this, image);
   }
 
   /** The names from the root to `node` (the first found, breadth-first); undefined when unlinked. */
@@ -318,8 +318,8 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
   /** Drops an inode with no links and no open files. */
   private maybeFree(node: MemNode): void {
     if (node.nlink > 0 || node.opens > 0) return;
-    this.charge(-(node.size + node.target.length + xattrBytes(node)));
-    node.data = EMPTY;
+    this.charge(-(node.data.held + node.target.length + xattrBytes(node)));
+    node.data.clear();
     node.size = 0;
     node.xattrs = undefined;
     this.inodes--;
@@ -354,7 +354,7 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
       rdev: node.rdev,
       size: (node.mode & S_IFMT) === S_IFLNK ? byteLength(node.target) : node.size,
       blksize: 4096,
-      blocks: Math.ceil(node.size / 512),
+      blocks: Math.ceil(node.data.held / 512),
       atime: node.atime,
       mtime: node.mtime,
       ctime: node.ctime,
@@ -380,29 +380,27 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     return undefined;
   }
 
-  /** Sets a file's size; answers 0 or an errno. */
+  /**
+   * Sets a file's size; answers 0 or an errno. Growing makes a hole (nothing is allocated);
+   * shrinking frees what lay past the new end, so growing again reads zeros there.
+   */
   private resize(node: MemNode, size: number): number {
     if (!(size >= 0) || size > MAX_FILE) return EFBIG;
-    if (size > node.size) {
-      if (!this.charge(size - node.size)) return ENOSPC;
-      this.reserve(node, size);
-      node.data.fill(0, node.size, size);
-    } else {
-      this.charge(size - node.size);
-      node.data.fill(0, size, node.size);
-      if (size === 0) node.data = EMPTY;
-    }
+    if (size < node.size) this.charge(node.data.truncate(size));
     node.size = size;
     return 0;
   }
 
-  /** Makes node.data hold at least `size` bytes, growing geometrically. */
-  private reserve(node: MemNode, size: number): void {
-    if (node.data.length >= size) return;
-    const grown = Math.min(MAX_FILE, Math.max(size, Math.min(node.data.length * 2, size + (64 << 20)), 256));
-    const next = new Uint8Array(grown);
-    next.set(node.data.subarray(0, node.size));
-    node.data = next;
+  /** Frees whole chunks inside the range and zeroes the rest of it; the size stays. */
+  override punchHole(file: MemFile, offset: number, length: number): FsReply<void> {
+    const node = file.node;
+    if (file.closed || (file.flags & O_ACCMODE) === O_RDONLY) return e(EBADF);
+    if (this.ro) return e(EROFS);
+    if ((node.mode & S_IFMT) !== S_IFREG) return e(node.isDir ? EISDIR : EINVAL);
+    if (!(offset >= 0) || !(length > 0) || offset + length > MAX_FILE) return e(EINVAL);
+    if (offset < node.size) this.charge(node.data.punch(offset, Math.min(length, node.size - offset)));
+    this.touch(node);
+    return undefined;
   }
 
   override open(node: MemNode, flags: number): FsReply<MemFile> {
@@ -452,7 +450,7 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     if ((file.flags & O_ACCMODE) === 0o1) return e(EBADF);
     if (offset >= node.size) return 0;
     const n = Math.min(dst.length, node.size - offset);
-    dst.set(node.data.subarray(offset, offset + n));
+    node.data.read(offset, dst, n);
     return n;
   }
 
@@ -463,14 +461,10 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     if (this.ro) return e(EROFS);
     if ((file.flags & O_APPEND) !== 0) offset = node.size;
     const end = offset + src.length;
-    if (!(end <= MAX_FILE)) return e(EFBIG);
-    if (end > node.size) {
-      if (!this.charge(end - node.size)) return e(ENOSPC);
-      this.reserve(node, end);
-      if (offset > node.size) node.data.fill(0, node.size, offset);
-      node.size = end;
-    }
-    node.data.set(src, offset);
+    if (!(offset >= 0) || !(end <= MAX_FILE)) return e(EFBIG);
+    if (!this.charge(node.data.growth(offset, src.length))) return e(ENOSPC);
+    node.data.write(offset, src);
+    if (src.length > 0 && end > node.size) node.size = end;
     this.touch(node);
     return src.length;
   }
@@ -691,9 +685,17 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
       node.target = data;
       return;
     }
-    if (!this.charge(data.length - node.size)) throw new Error('MemFs: capacity exceeded');
-    node.data = data;
-    node.size = data.length;
+    if (data.length > MAX_FILE) throw new Error('MemFs: file too large');
+    this.charge(node.data.truncate(0));
+    node.size = 0;
+    this.setChunk(node, 0, data);
+  }
+
+  /** Puts loaded bytes at `offset` of a file, growing its size to cover them; throws when full. */
+  setChunk(node: MemNode, offset: number, data: Uint8Array): void {
+    if (!this.charge(node.data.growth(offset, data.length))) throw new Error('MemFs: capacity exceeded');
+    node.data.write(offset, data);
+    node.size = Math.max(node.size, offset + data.length);
   }
 
   /** Sets a loaded xattr, charging capacity; throws when full. */
@@ -701,6 +703,18 @@ export class MemFs extends FsBackend<MemNode, MemFile> {
     if (!this.charge(value.length + byteLength(name))) throw new Error('MemFs: capacity exceeded');
     (node.xattrs ??= new Map()).set(name, value);
   }
+}
+
+/**
+ * Loads an image made by saveMemFs into a new MemFs (options as for `new MemFs`); throws
+ * MemFsImageError for an image it can't load, whole.
+ */
+export function loadMemFs(image: Uint8Array, opts: MemFsOptions = {}): MemFs {
+  const { readOnly, tree: _tree, ...rest } = opts;
+  const fs = new MemFs(rest);
+  fillMemFs(fs, image);
+  if (readOnly === true) fs.freeze();
+  return fs;
 }
 
 const utf8 = new TextEncoder();

@@ -123,6 +123,7 @@ export const RENAME_EXCHANGE = 2;
 export const RENAME_WHITEOUT = 4;
 /** fallocate(2) mode bits. */
 export const FALLOC_FL_KEEP_SIZE = 1;
+export const FALLOC_FL_PUNCH_HOLE = 2;
 /** lseek(2) whence values the kernel forwards. */
 export const SEEK_DATA = 3;
 export const SEEK_HOLE = 4;

@@ -13,10 +13,11 @@ import { MemoryDisk } from '../../backends/block/memory-disk.js';
 import { VirtioBlk } from '../../devices/blk/device.js';
 import { VirtioFs } from '../../devices/fs/device.js';
 import { Virtio9p } from '../../devices/p9/device.js';
-import { Machine } from '../../machine/machine.js';
+import { DEFAULT_CPU, Machine } from '../../machine/machine.js';
 import { HostFs } from '../host-fs.js';
 import { nodeHost } from '../host.js';
 import { UsageError } from '../options.js';
+import { tuneV8ForTranslator } from '../v8-tuning.js';
 import { VARIANTS, VIRTIOFS_VARIANTS } from '../../lab/plan.js';
 import { type BenchReport, formatTable, toCsv, toJson } from '../../lab/report.js';
 import { duBytes, fileContains, LAB_IMAGES, LabCollector, prepareLab, visibleMarkers } from './session.js';
@@ -33,12 +34,15 @@ export interface BenchArgs {
   trace?: '9p' | 'fuse' | 'blk';
   /** Only these variants (for tests; --variants a,b). */
   variants?: string[];
+  /** How guest code runs (--cpu); the machine's default when absent. */
+  cpu?: 'interp' | 'wasm';
 }
 
 export const BENCH_USAGE = `  bench [options]             measure 9p, virtio-fs and virtio-blk inside one guest (see docs/lab.md)
     --size MiB                  sequential data per run (default 16, at most 256)
     --files N                   small files to create, stat and unlink (default 200)
     --json FILE, --csv FILE     also write the results there
+    --cpu interp|wasm           how guest code runs (default ${DEFAULT_CPU})
     --trace 9p|fuse|blk         print every 9P message, FUSE request or block request with its device time
     --variants A,B…             run only these columns (${VARIANTS.map((v) => v.id).join(', ')})`;
 
@@ -73,6 +77,12 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
         const t = value(i++, o);
         if (t !== '9p' && t !== 'fuse' && t !== 'blk') throw new UsageError(`--trace ${t}: give 9p, fuse or blk`);
         a.trace = t;
+        break;
+      }
+      case '--cpu': {
+        const c = value(i++, o);
+        if (c !== 'interp' && c !== 'wasm') throw new UsageError(`--cpu ${c}: give interp or wasm`);
+        a.cpu = c;
         break;
       }
       case '--variants': {
@@ -170,7 +180,9 @@ export async function runBench(args: BenchArgs, out: Stream, err: Stream, errIsT
       },
     });
     totalSteps = lab.cells.size + 2;
-    machine = new Machine({ memoryMiB: setup.memoryMiB, kernel, initrd, bootargs: setup.bootargs, devices, onConsole: (bytes) => lab.feed(bytes), host: nodeHost });
+    const cpu = args.cpu ?? DEFAULT_CPU;
+    if (cpu === 'wasm') tuneV8ForTranslator();
+    machine = new Machine({ memoryMiB: setup.memoryMiB, kernel, initrd, bootargs: setup.bootargs, devices, onConsole: (bytes) => lab.feed(bytes), host: nodeHost, cpu });
     progress('booting');
     const onSigint = () => machine?.stop();
     process.once('SIGINT', onSigint);

@@ -43,6 +43,7 @@ import { lockOwner } from './locks.js';
 import {
   type FuseReader,
   FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
@@ -312,8 +313,11 @@ export function fallocate(c: FuseContext, q: Req, r: FuseReader): Reply {
   const h = c.session.handleOf(fh, false);
   if (typeof h === 'number') return c.error(q, h);
   if (offset + length > Number.MAX_SAFE_INTEGER) return c.error(q, EFBIG);
-  if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) return c.error(q, EOPNOTSUPP);
+  const punch = mode === (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE); // Linux sends PUNCH_HOLE only with KEEP_SIZE
+  if (!punch && (mode & ~FALLOC_FL_KEEP_SIZE) !== 0) return c.error(q, EOPNOTSUPP);
   if (c.fs.readOnly) return c.error(q, EROFS);
+  // The backend frees the range where it keeps holes (MemFs), or answers ENOTSUP.
+  if (punch) return andThen(c.fs.punchHole(h.file, offset, length), (res) => c.simple(q, res));
   // Backends have no block reservation: mode 0 only makes sure the size covers the range.
   if (mode & FALLOC_FL_KEEP_SIZE) return c.empty(q);
   const file = h.file;
