@@ -421,7 +421,7 @@ describe('an FP access that reaches a device and faults on its other half', () =
     h.mstatus |= MS_FS;
     h.setPc(BASE);
     for (let i = 0; i < 50; i++) h.run(37);
-    return { reads, loops: h.xl[2], instret: h.instret, translated: (h.jit?.stats.retired ?? 1) > 0 };
+    return { reads, loops: h.xl[2]!, instret: h.instret, translated: (h.jit?.stats.retired ?? 1) > 0 };
   }
 
   it('the device sees each access once on either engine (the translator leaves it to the interpreter)', () => {
