@@ -198,6 +198,11 @@ describe('ReadRecordingDisk', () => {
     for (const bad of [null, {}, [[0]], [[0, 0]], [[-1, 1]], [[5, 1], [0, 1]], [[0, 2], [1, 1]], [[255, 2]], [[0.5, 1]], [['0', 1]], [[2 ** 60, 1]]]) {
       expect(validRuns(bad, size)).toBe(false);
     }
+    // At most RECORD_MAX_BLOCKS (64 MiB) in all, however the runs split them.
+    const big = 1 << 30;
+    expect(validRuns([[0, 16384]], big)).toBe(true);
+    expect(validRuns([[0, 16385]], big)).toBe(false);
+    expect(validRuns([[0, 8192], [10000, 8193]], big)).toBe(false);
   });
 });
 

@@ -19,17 +19,26 @@ export const RECORD_BLOCK = 4096;
 /** Blocks as sorted, disjoint [first block, count] runs. */
 export type BlockRuns = Array<[number, number]>;
 
-/** Checks that runs are well formed for a disk of `size` bytes: sorted, disjoint, inside the disk. */
+/**
+ * Most blocks a record may cover (64 MiB): a boot reads a few partition-table blocks, and a
+ * damaged entry must not make a restore hash (or, on a lazily fetched disk, fetch) a whole disk.
+ */
+export const RECORD_MAX_BLOCKS = 16384;
+
+/** Checks that runs are well formed for a disk of `size` bytes: sorted, disjoint, inside the disk, at most RECORD_MAX_BLOCKS in all. */
 export function validRuns(runs: unknown, size: number): runs is BlockRuns {
   if (!Array.isArray(runs) || runs.length > 1 << 16) return false;
   const blocks = Math.ceil(size / RECORD_BLOCK);
   let next = 0;
+  let total = 0;
   for (const r of runs) {
     if (!Array.isArray(r) || r.length !== 2) return false;
     const [first, count] = r as unknown[];
     if (!Number.isSafeInteger(first) || !Number.isSafeInteger(count)) return false;
     if ((first as number) < next || (count as number) < 1 || (first as number) + (count as number) > blocks) return false;
     next = (first as number) + (count as number);
+    total += count as number;
+    if (total > RECORD_MAX_BLOCKS) return false;
   }
   return true;
 }
