@@ -13,8 +13,11 @@ import {
 import { fastArith } from './fpfast.js';
 import { MS_FS, type HartState } from './state.js';
 
-/** FADD/FSUB/FMUL/FDIV/FSQRT in nearest-even take fpfast.ts where it is exact (tests turn it off to compare). */
-export const fpFastPath = { on: true };
+/**
+ * FADD/FSUB/FMUL/FDIV/FSQRT in nearest-even take fpfast.ts where it is exact (tests turn it off
+ * to compare); `taken` counts the instructions it answered, so a test can see that it ran.
+ */
+export const fpFastPath = { on: true, taken: 0 };
 
 const CANON32 = 0x7fc00000;
 
@@ -100,7 +103,7 @@ export function execFp(h: HartState, ins: number): void {
     const k = f7 >>> 2;
     if ((k <= 3 || (k === 0x0b && rs2 === 0)) && (rm === 0 || (rm === 7 && h.frm === 0))) {
       const flags = fastArith(h.fi, k, fmtBits, rd, rs1, rs2);
-      if (flags >= 0) { h.fflags |= flags; dirty(h); return; }
+      if (flags >= 0) { h.fflags |= flags; dirty(h); fpFastPath.taken++; return; }
     }
   }
   if (opc !== 0x53) { // fused multiply-add family (11.6)

@@ -110,6 +110,7 @@ describe('F/D through execFp, fast path on and off', () => {
     const make = () => { const h = new Hart({ ram: { base: 0x8000_0000, bytes: new Uint8Array(4096) } }); h.mstatus |= MS_FS; return h; };
     const a = make(), b = make();
     let fast = 0;
+    const takenBefore = fpFastPath.taken;
     for (let i = 0; i < 20_000; i++) {
       const fmt = i & 1;
       for (let r = 1; r < 8; r++) {
@@ -132,5 +133,7 @@ describe('F/D through execFp, fast path on and off', () => {
       if ((rm === 0 || (rm === 7 && a.frm === 0)) && ra === 'ok') fast++;
     }
     expect(fast).toBeGreaterThan(3000);
+    // and execFp's gate really sent most of those to the fast path (only the 'on' runs count)
+    expect(fpFastPath.taken - takenBefore).toBeGreaterThan(fast / 2);
   });
 });
