@@ -432,3 +432,34 @@ describe('an FP access that reaches a device and faults on its other half', () =
     expect(b).toEqual(a);
   });
 });
+
+describe('an AMO in translated code that rewrites the next instruction of its own page', () => {
+  function run(engine: CpuEngine) {
+    const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
+    const h = new Hart({ ram, engine, hotThreshold: 1, batch: 1 });
+    const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
+    const I = (imm: number, rs1: number, f3: number, rd: number, opc: number) => (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opc) >>> 0;
+    const B = (imm: number, rs1: number, rs2: number, f3: number) =>
+      ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 63) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (((imm >> 1) & 15) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+    const add100 = I(100, 7, 0, 7, 0x13);
+    // loop: amoswap.w x0, x5, (x6)  (x6 -> the next instruction, x5 = "addi x7, x7, 100")
+    //       addi x7, x7, 1          (rewritten by the AMO before it runs)
+    //       addi x2, x2, 1; blt x2, x8, loop; j .
+    const prog = [((1 << 27) | (5 << 20) | (6 << 15) | (2 << 12) | 0x2f) >>> 0, I(1, 7, 0, 7, 0x13), I(1, 2, 0, 2, 0x13), B(-12, 2, 8, 4), 0x0000006f];
+    prog.forEach((w, i) => dv.setUint32(4 * i, w, true));
+    h.xl[5] = add100 | 0;
+    h.xl[6] = (BASE + 4) | 0;
+    h.xl[8] = 50;
+    h.setPc(BASE);
+    for (let i = 0; i < 40; i++) h.run(29);
+    return { x2: h.xl[2]!, x7: h.xl[7]!, instret: h.instret, translated: (h.jit?.stats.retired ?? 1) > 0 };
+  }
+
+  it('the rest of the block never runs the old instruction: the same state on both engines', () => {
+    const a = run('interp'), b = run('wasm');
+    expect(a.x2).toBe(50);
+    expect(a.x7).toBe(5000); // every pass ran the rewritten instruction
+    expect(b.translated).toBe(true);
+    expect(b).toEqual(a);
+  });
+});
