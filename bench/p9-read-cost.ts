@@ -28,6 +28,7 @@ import { Machine } from '../src/machine/machine.js';
 import { HostFs } from '../src/node/host-fs.js';
 import { nodeHost } from '../src/node/host.js';
 import { tuneV8ForTranslator } from '../src/node/v8-tuning.js';
+import { median } from './stats.js';
 
 const GUEST = new URL('../guest-images/', import.meta.url);
 
@@ -57,10 +58,6 @@ function args(argv: string[]) {
   return o;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 interface Sample {
   kind: 'U' | 'C';

@@ -30,6 +30,7 @@ import { Machine } from '../src/machine/machine.js';
 import { HostFs } from '../src/node/host-fs.js';
 import { nodeHost } from '../src/node/host.js';
 import { tarDirectory } from '../src/node/lab/tar.js';
+import { median } from './stats.js';
 
 const GUEST = new URL('../guest-images/', import.meta.url);
 
@@ -61,10 +62,6 @@ function args(argv: string[]) {
   return o;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const STORES = ['tmpfs', '9p-none', '9p-loose', 'vfs-none', 'vfs-auto', 'vfs-always'] as const;
 type Store = (typeof STORES)[number];

@@ -56,8 +56,11 @@ export function symlink(c: FuseContext, q: Req, r: FuseReader): Reply {
   });
 }
 
-/** The common part of MKDIR, MKNOD, SYMLINK: a directory node id and a new name. */
-function make(c: FuseContext, q: Req, r: FuseReader, op: (dir: FsNode, name: string) => Async<FsResult<FsNode>>): Reply {
+/**
+ * The checks MKDIR, MKNOD, SYMLINK and CREATE share: the request's node id is a directory, the
+ * name read next is a valid new name, the share is writable. A number is the error reply, sent.
+ */
+export function newEntry(c: FuseContext, q: Req, r: FuseReader): { dir: FsNode; name: string } | number {
   if (r.bad) return c.error(q, EINVAL);
   const dir = c.session.node(q.nodeid);
   const name = c.name(r, 'new');
@@ -65,7 +68,14 @@ function make(c: FuseContext, q: Req, r: FuseReader, op: (dir: FsNode, name: str
   if (typeof name === 'number') return c.error(q, name);
   if ((dir.mode & S_IFMT) !== S_IFDIR) return c.error(q, ENOTDIR);
   if (c.fs.readOnly) return c.error(q, EROFS);
-  return andThen(op(dir, name), (node) => (node instanceof FsError ? c.error(q, node.errno) : c.entryReply(q, node)));
+  return { dir, name };
+}
+
+/** The common part of MKDIR, MKNOD, SYMLINK: a directory node id and a new name. */
+function make(c: FuseContext, q: Req, r: FuseReader, op: (dir: FsNode, name: string) => Async<FsResult<FsNode>>): Reply {
+  const at = newEntry(c, q, r);
+  if (typeof at === 'number') return at;
+  return andThen(op(at.dir, at.name), (node) => (node instanceof FsError ? c.error(q, node.errno) : c.entryReply(q, node)));
 }
 
 export function link(c: FuseContext, q: Req, r: FuseReader): Reply {

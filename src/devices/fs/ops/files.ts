@@ -39,6 +39,7 @@ import { type P9Input as FuseInput, scatter, splitAfter } from '../../p9/io.js';
 import { type FuseContext, type Req } from '../context.js';
 import { type Reply, andThen, transferViews } from '../../serve.js';
 import { killSuidgid } from './attrs.js';
+import { newEntry } from './dirs.js';
 import { lockOwner } from './locks.js';
 import {
   type FuseReader,
@@ -132,13 +133,9 @@ export function create(c: FuseContext, q: Req, r: FuseReader): Reply {
   const mode = r.u32();
   r.u32(); // umask: already applied
   r.u32();
-  if (r.bad) return c.error(q, EINVAL);
-  const dir = c.session.node(q.nodeid);
-  const name = c.name(r, 'new');
-  if (dir === undefined) return c.error(q, ENOENT);
-  if (typeof name === 'number') return c.error(q, name);
-  if ((dir.mode & S_IFMT) !== S_IFDIR) return c.error(q, ENOTDIR);
-  if (c.fs.readOnly) return c.error(q, EROFS);
+  const at = newEntry(c, q, r);
+  if (typeof at === 'number') return at;
+  const { dir, name } = at;
   if (c.session.handles.size >= c.session.maxHandles) return c.error(q, EMFILE);
   const bflags = openFlags(c, flags);
   const made = (f: FsFile): Reply =>
