@@ -10,6 +10,7 @@ import { VirtioFs } from '../../src/devices/fs/device.js';
 import { FUSE_WRITE_KILL_SUIDGID, IN_HEADER_SIZE } from '../../src/devices/fs/fuse.js';
 import * as E from '../../src/backends/fs/errno.js';
 import { Args, FUSE, FuseClient } from '../support/fuse.js';
+import { lateOnce } from '../support/late-fs.js';
 
 const ROOT = 1n;
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -276,32 +277,12 @@ describe('FUSE hostile guest: FORGET', () => {
 });
 
 describe('FUSE hostile guest: a backend that answers after a reset (line 49)', () => {
-  /** MemFs whose first read or write does its work now but answers only when released, while calling itself synchronous. */
-  function lateOnce(inner: MemFs, op: 'read' | 'write') {
-    const calls: number[] = [];
-    let release: (() => void) | undefined;
-    let armed = false;
-    const fs = new Proxy(inner, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target);
-        if (prop !== op) return typeof v === 'function' ? v.bind(target) : v;
-        return (f: never, off: number, buf: Uint8Array) => {
-          if (!armed) return target[op](f, off, buf);
-          calls.push(off);
-          if (calls.length > 1) return target[op](f, off, buf);
-          const done = target[op](f, off, buf);
-          return new Promise((resolve) => (release = () => resolve(done)));
-        };
-      },
-    });
-    return { fs, calls, arm: () => (armed = true), release: () => release?.() };
-  }
   const settle = async (calls: number[]) => {
     for (let i = 0; i < 100 && calls.length === 0; i++) await new Promise((r) => setImmediate(r));
   };
 
   it('49: READ: no further buffer is read into and no header written once the device was reset', async () => {
-    const late = lateOnce(new MemFs({ tree: { f: 'AAAABBBB' } }), 'read');
+    const late = lateOnce(new MemFs({ tree: { f: 'AAAABBBB' } }), 'read', false);
     const dev = new VirtioFs(late.fs);
     const c = new FuseClient(dev);
     await c.init();
@@ -322,7 +303,7 @@ describe('FUSE hostile guest: a backend that answers after a reset (line 49)', (
 
   it('49: WRITE: the second request buffer is never read once the device was reset', async () => {
     const mem = new MemFs({ tree: { f: '' } });
-    const late = lateOnce(mem, 'write');
+    const late = lateOnce(mem, 'write', false);
     const dev = new VirtioFs(late.fs);
     const c = new FuseClient(dev);
     await c.init();
@@ -345,7 +326,7 @@ describe('FUSE hostile guest: a backend that answers after a reset (line 49)', (
     const mem = new MemFs({ tree: { f: '' } });
     const node = mem.lookup(mem.root() as never, 'f') as never;
     mem.setattr(node, { mode: 0o6755 });
-    const late = lateOnce(mem, 'write');
+    const late = lateOnce(mem, 'write', false);
     const dev = new VirtioFs(late.fs);
     const c = new FuseClient(dev);
     await c.init();

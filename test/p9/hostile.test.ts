@@ -20,6 +20,7 @@ import { Virtio9p } from '../../src/devices/p9/device.js';
 import { Encoder, P9 } from '../../src/devices/p9/wire.js';
 import { MMIO } from '../../src/virtio/constants.js';
 import { Gate, gated } from './async-fs.js';
+import { lateOnce } from '../support/late-fs.js';
 import { P9Client, P9Error, errnoOf, parseReply } from '../../src/testing/index.js';
 
 const O_RDWR = 2;
@@ -408,30 +409,6 @@ describe('9P hostile guest', () => {
     expect(c.q.usedIdx).toBe(usedBefore);
     expect(dev.server.fidCount).toBe(0);
   });
-
-  /**
-   * A backend that calls itself synchronous but answers its first read or write later (a
-   * Promise), as a buggy or wrapped one might: `release()` settles it.
-   */
-  function lateOnce(inner: MemFs, op: 'read' | 'write') {
-    const calls: number[] = [];
-    let release: (() => void) | undefined;
-    let armed = true;
-    const fs = new Proxy(inner, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target);
-        if (prop !== op) return typeof v === 'function' ? v.bind(target) : v;
-        return (f: never, off: number, buf: Uint8Array) => {
-          calls.push(off);
-          if (!armed) return target[op](f, off, buf);
-          armed = false;
-          const done = target[op](f, off, buf); // the work is done now; only the answer comes late
-          return new Promise((resolve) => (release = () => resolve(done)));
-        };
-      },
-    });
-    return { fs, calls, release: () => release?.() };
-  }
 
   it('49: a "synchronous" backend whose read answers after a reset gets no further guest buffer, and no reply is written', async () => {
     const late = lateOnce(new MemFs({ tree: { a: 'AAAABBBB' } }), 'read');
