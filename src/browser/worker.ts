@@ -26,9 +26,9 @@ import type { LabMessage, PageMessage, ProgressInfo, StartMessage, WorkerMessage
 import { runLab } from './lab-worker.js';
 import { listShare, putFile, readFile, removeFile } from './share.js';
 import { openDirShare, type OpenedDirShare } from './dir-share.js';
-import { isZero, toBase64 } from '../backends/block/bytes.js';
+import { isZero } from '../backends/block/bytes.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
-import { BOOT_CACHE_FORMAT, encodeEntry, type EntryHeader, type KeyDevice } from '../machine/boot-cache-entry.js';
+import { entryFor, type KeyDevice } from '../machine/boot-cache-entry.js';
 import { EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
 import { snapshotInfo } from '../machine/snapshot-info.js';
 import { BROWSER_VERSION, browserCacheKey, readBrowserEntry, removeBrowserEntry, workerCodeIdentity, writeBrowserEntry } from './boot-cache.js';
@@ -354,17 +354,10 @@ async function bootCached(
             for (const d of p9s(devs)) d.snapshotContents = true;
             for (const r of recorders) r.bootCacheMode = false;
             hs.deliver();
-            if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
-            const header: EntryHeader = {
-              format: BOOT_CACHE_FORMAT,
-              key,
-              storvm: BROWSER_VERSION,
-              created: new Date().toISOString(),
-              summary: `${m.memoryMiB} MiB, cpu ${m.cpu}${m.deterministic ? ', deterministic' : ''}, ${blks.length} disk(s), ${fsDevs.length} share(s)`,
-              disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
-              console: toBase64(early.bytes()),
-            };
-            await writeBrowserEntry(key, encodeEntry(header, snap)).catch(() => {}); // a full quota only costs the next visit a boot
+            const summary = `${m.memoryMiB} MiB, cpu ${m.cpu}${m.deterministic ? ', deterministic' : ''}, ${blks.length} disk(s), ${fsDevs.length} share(s)`;
+            const entry = entryFor({ key, storvm: BROWSER_VERSION, summary, recorders, early, snapshot: snap });
+            if (entry === undefined) return;
+            await writeBrowserEntry(key, entry).catch(() => {}); // a full quota only costs the next visit a boot
           },
           () => {
             for (const d of p9s(devs)) d.snapshotContents = true;

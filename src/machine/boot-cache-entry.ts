@@ -9,8 +9,9 @@
  * it. An entry that does not parse or was made for other inputs is a {@link BadEntry}: the caller
  * deletes it and boots cold.
  */
-import { type BlockRuns, validRuns } from '../backends/block/read-record.js';
-import { fromBase64 } from '../backends/block/bytes.js';
+import { type BlockRuns, type ReadRecordingDisk, validRuns } from '../backends/block/read-record.js';
+import { fromBase64, toBase64 } from '../backends/block/bytes.js';
+import type { EarlyConsole } from './boot-handshake.js';
 import { SNAPSHOT_VERSION } from './snapshot-format.js';
 
 const MAGIC = new TextEncoder().encode('STORVM-BOOTCACHE');
@@ -71,6 +72,25 @@ export function encodeEntry(header: EntryHeader, snapshot: Uint8Array): Uint8Arr
   out.set(json, ENTRY_PREFIX);
   out.set(snapshot, ENTRY_PREFIX + json.length);
   return out;
+}
+
+/**
+ * The entry for a snapshot taken at the snapshot point, made alike by the CLI and the page; undefined
+ * when the run can't give one (a disk was written before it or its boot reads were not hashed, or
+ * the guest printed more than the console keeps).
+ */
+export function entryFor(o: { key: string; storvm: string; summary: string; recorders: ReadRecordingDisk[]; early: EarlyConsole; snapshot: Uint8Array }): Uint8Array | undefined {
+  if (o.recorders.some((r) => r.wrote || r.bootHash === undefined) || o.early.overflowed) return undefined;
+  const header: EntryHeader = {
+    format: BOOT_CACHE_FORMAT,
+    key: o.key,
+    storvm: o.storvm,
+    created: new Date().toISOString(),
+    summary: o.summary,
+    disks: o.recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
+    console: toBase64(o.early.bytes()),
+  };
+  return encodeEntry(header, o.snapshot);
 }
 
 /** The JSON header of an entry after its magic, and where the snapshot starts (BadEntry when it does not parse). */

@@ -11,7 +11,8 @@ import { VirtioBlk } from '../devices/blk/device.js';
 import { DEFAULT_CPU, Machine, type MachineOptions, type RestoreOptions } from '../machine/machine.js';
 import type { BlockBackend } from '../backends/block/backend.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
-import { BOOT_CACHE_FORMAT, bootDir, cacheKey, codeIdentity, decodeEntry, encodeEntry, entryPath, type EntryHeader, type KeyDevice, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
+import { bootDir, cacheKey, codeIdentity, decodeEntry, entryPath, type KeyDevice, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
+import { entryFor } from '../machine/boot-cache-entry.js';
 import { ctlLine, EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -220,17 +221,10 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
             async (snap) => {
               cold.deliver();
               for (const r of recorders) r.bootCacheMode = false;
-              if (recorders.some((r) => r.wrote || r.bootHash === undefined) || early.overflowed) return;
-              const header: EntryHeader = {
-                format: BOOT_CACHE_FORMAT,
-                key,
-                storvm: storvmVersion(),
-                created: new Date().toISOString(),
-                summary: `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`,
-                disks: recorders.map((r) => ({ runs: r.recordedRuns(), hash: r.bootHash! })),
-                console: Buffer.from(early.bytes()).toString('base64'),
-              };
-              await writeEntry(file, encodeEntry(header, snap), dir).catch((e: unknown) => {
+              const summary = `${args.memoryMiB} MiB, cpu ${args.cpu ?? DEFAULT_CPU}${args.deterministic ? ', deterministic' : ''}, ${args.disks.length} disk(s), ${args.shares.length} share(s)${args.kernel ? `, kernel ${args.kernel}` : ''}${args.append ? `, --append '${args.append}'` : ''}`;
+              const entry = entryFor({ key, storvm: storvmVersion(), summary, recorders, early, snapshot: snap });
+              if (entry === undefined) return;
+              await writeEntry(file, entry, dir).catch((e: unknown) => {
                 if (args.verbose) process.stderr.write(`storvm: boot cache entry ${file} not written: ${(e as Error).message}\n`);
               });
             },
