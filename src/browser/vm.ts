@@ -11,7 +11,7 @@
  * ```
  */
 import { toBase64 } from '../backends/block/bytes.js';
-import { DEFAULT_CPU } from '../riscv/engine.js';
+import { CPU_ENGINES, DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, ImageError, VmError } from './errors.js';
 import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
 import { ctlLine } from '../machine/boot-handshake.js';
@@ -220,7 +220,7 @@ const DEFAULT_INITRD = () => new URL('../../guest-images/initramfs.cpio.gz', imp
 /** Starts a VM in a new worker. Resolves once the images are loaded and the guest is booting. */
 export async function startVm(opts: StartVmOptions = {}): Promise<Vm> {
   const cpu = opts.cpu ?? DEFAULT_CPU;
-  if (cpu !== 'interp' && cpu !== 'wasm') throw new VmError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
+  if (!CPU_ENGINES.includes(cpu)) throw new VmError(`cpu must be ${CPU_ENGINES.map((e) => `'${e}'`).join(' or ')}, got '${String(cpu)}'`);
   const memoryMiB = opts.memoryMiB ?? 256;
   if (!Number.isInteger(memoryMiB) || memoryMiB < 16 || memoryMiB > 2048) {
     throw new VmError(`memoryMiB must be an integer 16..2048, got ${memoryMiB}`);

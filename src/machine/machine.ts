@@ -5,8 +5,8 @@
  * loop between them so asynchronous backends complete and interrupts arrive.
  */
 import { FlatRam } from '../memory/flat-ram.js';
-import { DEFAULT_CPU } from '../riscv/engine.js';
-import { CPU_ENGINES, Hart, type CpuEngine } from '../riscv/hart.js';
+import { CPU_ENGINES, type CpuEngine, DEFAULT_CPU } from '../riscv/engine.js';
+import { Hart } from '../riscv/hart.js';
 import { createWasmRam } from '../riscv/jit.js';
 import { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_SSI, IRQ_STI } from '../riscv/state.js';
 import type { VirtioDevice } from '../virtio/device.js';
@@ -161,7 +161,7 @@ export class Machine {
     this.startMs = this.host.now();
 
     const cpu = opts.cpu ?? DEFAULT_CPU;
-    if (!CPU_ENGINES.includes(cpu)) throw new RangeError(`cpu must be 'interp' or 'wasm', got '${String(cpu)}'`);
+    if (!CPU_ENGINES.includes(cpu)) throw new RangeError(`cpu must be ${CPU_ENGINES.map((e) => `'${e}'`).join(' or ')}, got '${String(cpu)}'`);
     this.cpu = cpu;
     if (cpu === 'wasm') {
       const wasmRam = createWasmRam(RAM_BASE, memoryMiB << 20);

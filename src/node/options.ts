@@ -4,7 +4,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CPU_ENGINES, type CpuEngine } from '../riscv/hart.js';
+import { CPU_ENGINES, type CpuEngine } from '../riscv/engine.js';
 
 /** Raised for bad command-line input: printed as one line, exit status 2. */
 export class UsageError extends Error {

@@ -20,11 +20,12 @@ import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.j
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
 import { loadWarmUp, WARMUP_RAM } from './warmup.js';
 import type { WasmMemory } from './wasm.js';
+import { CPU_ENGINES, type CpuEngine } from './engine.js';
+
+/** Kept here for code that imported the engine names from hart.js before engine.ts existed. */
+export { CPU_ENGINES, type CpuEngine };
 
 const TWO32 = 4294967296;
-
-import { CPU_ENGINES, type CpuEngine } from './engine.js';
-export { CPU_ENGINES, type CpuEngine };
 
 export interface HartRunOptions extends HartOptions {
   /** RAM; for the 'wasm' engine it must come from createWasmRam (it carries its WebAssembly.Memory). */
@@ -102,6 +103,7 @@ export class Hart extends HartState {
     const base = 0x8000_0000;
     const runs: CpuEngine[] = engine === 'wasm' ? ['interp', 'wasm'] : ['interp'];
     for (const e of runs) {
+      if (warmed.has(e)) continue; // another hart of this process ran it already
       warmed.add(e);
       const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
       const h = new Hart({ ram, engine: e, hotThreshold: 2, batch: 1 });
@@ -147,10 +149,7 @@ export class Hart extends HartState {
   run(limit: number): number {
     if (this.coldLeft === 0) {
       this.coldLeft = -1;
-      if (!warmed.has(this.engine)) {
-        warmed.add(this.engine);
-        Hart.warmUp(this.engine);
-      }
+      Hart.warmUp(this.engine);
     }
     const xl = this.xl, xh = this.xh, dv = this.dv;
     let n = 0;
