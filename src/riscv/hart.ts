@@ -52,7 +52,11 @@ function staysIn(t: number, regions: unknown[] | undefined, heat: Uint16Array | 
 
 /** Engines whose paths the warm-up program has run in this process. */
 const warmed = new Set<CpuEngine>();
-/** Instructions a hart runs before the warm-up: a boot-cache restore's whole run is fewer. */
+/**
+ * Instructions a resumed hart (one whose first `run` starts with instret > 0: a restore) runs
+ * before the warm-up: a boot-cache restore's whole run is fewer. A hart that starts at
+ * instret 0 (a boot) warms up at its first `run`, before V8 first optimises the loop.
+ */
 const WARM_AFTER = 1_000_000;
 
 export class Hart extends HartState {
@@ -87,17 +91,21 @@ export class Hart extends HartState {
   }
   /**
    * Instructions this hart still runs before the process's warm-up (-1: done or not needed).
-   * The warm-up waits for them so that a short run, such as a boot-cache restore that has a few
-   * hundred thousand instructions left, doesn't pay for it; a long one gets it well before V8
-   * has settled on its optimised code.
+   * For a resumed hart the warm-up waits for them so that a short run, such as a boot-cache
+   * restore that has a few hundred thousand instructions left, doesn't pay for it; a long one
+   * gets it well before V8 has settled on its optimised code. A boot doesn't wait: its first
+   * TurboFan compile of the loop comes within its first slice, and one made before the warm-up
+   * is thrown away again (cold `run -- true`, bench/README.md: 1.58-1.69 s eager against
+   * 1.67-2.14 s deferred, 3 alternating rounds).
    */
   private coldLeft: number;
 
   /**
    * Runs the warm-up program (warmup.ts) once per process and engine, in a hart of its own, so
    * the interpreter's loop (and with 'wasm' the translator's paths) has type feedback for every
-   * kind of instruction before V8 settles on its optimised code. It runs at the start of the
-   * first `run` call after a hart's first WARM_AFTER instructions.
+   * kind of instruction before V8 settles on its optimised code. It runs at the start of a
+   * booting hart's first `run` call, or of a resumed hart's first `run` after WARM_AFTER
+   * instructions.
    */
   private static warmUp(engine: CpuEngine): void {
     const base = 0x8000_0000;
@@ -147,7 +155,7 @@ export class Hart extends HartState {
    * Returns the number retired. Interrupt lines set between calls are seen at the next call.
    */
   run(limit: number): number {
-    if (this.coldLeft === 0) {
+    if (this.coldLeft === 0 || (this.coldLeft === WARM_AFTER && this.instret === 0)) {
       this.coldLeft = -1;
       Hart.warmUp(this.engine);
     }
