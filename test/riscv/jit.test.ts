@@ -101,7 +101,8 @@ function randomBody(rnd: () => number, length: number): Array<number | { c: numb
       if (c === 1) return R(0x0c, reg(), 29, 3, reg(), 0x2f); // sc.d
       if (c === 2) return int(2) ? I(offset(), 29, 3, int(32), 0x07) : I(offset(), 29, 2, int(32), 0x07); // fld / flw
       if (c === 3) return S(offset(), int(32), 29, int(2) ? 3 : 2, 0x27); // fsd / fsw
-      return R([0, 1, 4, 8, 0x0c, 0x10, 0x1c][int(7)]! << 2, reg(), 29, 3, reg(), 0x2f);
+      // AMO*.D and AMO*.W (swap, add, xor, or, and are translated inline; min/max through ex)
+      return R([0, 1, 4, 8, 0x0c, 0x10, 0x14, 0x18, 0x1c][int(9)]! << 2, reg(), 29, int(2) ? 3 : 2, reg(), 0x2f);
     }
     if (k < 95) return ECALL; // traps to the handler, which skips it
     if (k < 96) return 0xffffffff; // illegal instruction
@@ -461,5 +462,64 @@ describe('an AMO in translated code that rewrites the next instruction of its ow
     expect(a.x7).toBe(5000); // every pass ran the rewritten instruction
     expect(b.translated).toBe(true);
     expect(b).toEqual(a);
+  });
+});
+
+describe('AMOs translated inline (swap, add, xor, and, or; .W and .D)', () => {
+  // amo<op>.<w|d> rd, rs2, (rs1): funct5 << 27 | rs2 << 20 | rs1 << 15 | funct3 << 12 | rd << 7 | 0x2f
+  const AMO = (f5: number, rd: number, rs1: number, rs2: number, d: boolean) =>
+    ((f5 << 27) | (rs2 << 20) | (rs1 << 15) | ((d ? 3 : 2) << 12) | (rd << 7) | 0x2f) >>> 0;
+  const I = (imm: number, rs1: number, f3: number, rd: number, opc: number) => (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | opc) >>> 0;
+  const B = (imm: number, rs1: number, rs2: number, f3: number) =>
+    ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 63) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (((imm >> 1) & 15) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+  const DATA = 0x8000;
+
+  /** A loop of every inline AMO kind on a word and a doubleword whose values change each pass. */
+  function run(engine: CpuEngine, misalign: boolean) {
+    const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
+    const h = new Hart({ ram, engine, hotThreshold: 1, batch: 1 });
+    const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
+    const body: number[] = [];
+    // x6 -> the data (+2 when misaligned: every AMO traps, the handler below skips it)
+    for (const f5 of [0x00, 0x01, 0x04, 0x0c, 0x08]) {
+      body.push(AMO(f5, 10 + body.length % 8, 6, 5, false)); // .W on DATA
+      body.push(AMO(f5, 10 + (body.length + 3) % 8, 7, 5, true)); // .D on DATA + 8
+      body.push(I(0x135, 5, 0, 5, 0x13)); // addi x5, x5, 0x135
+      body.push(((5 << 20) | (5 << 15) | (1 << 12) | (5 << 7) | 0x33) >>> 0); // sll x5, x5, x5 (mixes high bits in)
+      body.push(I(-7, 5, 4, 5, 0x13)); // xori x5, x5, -7
+    }
+    const prog = [...body, I(1, 2, 0, 2, 0x13), B(-4 * (body.length + 1), 2, 8, 4), 0x0000006f];
+    prog.forEach((w, i) => dv.setUint32(4 * i, w, true));
+    // trap handler at 0x4000: mepc += 4; mret
+    const HANDLER = 0x4000;
+    [0x34102f73, 0x004f0f13, 0x341f1073, 0x30200073].forEach((w, i) => dv.setUint32(HANDLER + 4 * i, w, true));
+    h.c64[C_MTVEC] = (BASE + HANDLER) | 0; h.c64[C_MTVEC + 1] = 0;
+    dv.setUint32(DATA, 0x89abcdef, true);
+    dv.setBigUint64(DATA + 8, 0x0123456789abcdefn, true);
+    h.xl[5] = 0x5a5a1234; h.xh[5] = -0x12345678;
+    h.xl[6] = (BASE + DATA + (misalign ? 2 : 0)) | 0;
+    h.xl[7] = (BASE + DATA + 8 + (misalign ? 4 : 0)) | 0;
+    h.xl[8] = 60;
+    h.setPc(BASE);
+    for (let i = 0; i < 200 && h.xl[2]! < 60; i++) h.run(37);
+    return {
+      regs: [...h.xl.subarray(0, 32), ...h.xh.subarray(0, 32)], pc: h.pcLo, instret: h.instret,
+      data: [dv.getUint32(DATA, true), dv.getBigUint64(DATA + 8, true)],
+      translated: (h.jit?.stats.retired ?? 1) > 0,
+    };
+  }
+
+  it('leave registers and memory as the interpreter does', () => {
+    const a = run('interp', false), b = run('wasm', false);
+    expect(a.regs[2]).toBe(60);
+    expect(b.translated).toBe(true);
+    expect(b).toEqual({ ...a, translated: true });
+  });
+
+  it('misaligned ones trap in both engines at the same instruction', () => {
+    const a = run('interp', true), b = run('wasm', true);
+    expect(a.regs[2]).toBe(60);
+    expect(a.data).toEqual([0x89abcdef, 0x0123456789abcdefn]); // no AMO wrote
+    expect(b).toEqual({ ...a, translated: true });
   });
 });
