@@ -150,8 +150,8 @@ function setMstatus(h: HartState, v: number): void {
   let n = (old & ~MSTATUS_W) | (v & MSTATUS_W);
   if (((n & MS_MPP) >>> 11) === 2) n = (n & ~MS_MPP) | (old & MS_MPP); // MPP is WARL: 2 is reserved
   h.mstatus = n;
-  if (((old ^ n) & (MS_SUM | MS_MXR)) !== 0) h.flushTlb();
-  if (((old ^ n) & (MS_MPRV | MS_MPP)) !== 0) h.updateModes();
+  if (((old ^ n) & MS_MXR) !== 0) h.flushTlb();
+  if (((old ^ n) & (MS_MPRV | MS_MPP | MS_SUM)) !== 0) h.updateModes(); // SUM picks a TLB set
 }
 
 /** satp (4.1.11): Bare (0) or Sv39 (8); a write with another MODE has no effect. */

@@ -67,6 +67,9 @@ RVTEST_BEGIN
   OK_S(9, a0, 0x55, li t0, 0x200010; li t1, 0x55; sd t1, 0(t0); ld a0, 0(t0))
   TRAP_S(10, 12, 0x200000, li t0, 0x200000; jr t0)
   li t0, 1 << 18; csrc mstatus, t0
+  /* SUM clear again: what SUM allowed (and the TLB kept) faults again, loads and stores */
+  TRAP_S(26, 13, 0x200010, li t0, 0x200010; ld a0, 0(t0))
+  TRAP_S(27, 15, 0x200018, li t0, 0x200018; sd a0, 0(t0))
   /* the megapage's data landed at PA 0x80200010 */
   TEST(11, a0, 0x55, li t0, 0x80200010; ld a0, 0(t0))
   /* misaligned megapage, invalid PTE, W-without-R, non-canonical, fetch from non-X */
