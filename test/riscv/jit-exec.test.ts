@@ -75,6 +75,37 @@ function both(prog: number[], setup: (h: Hart) => void, slices = 400) {
   return { a, b };
 }
 
+const AMO = (f5: number, rd: number, rs1: number, rs2: number) => R(f5 << 2, rs2, rs1, 2, rd, 0x2f); // .W
+
+describe('translated AMO and F/D accesses to a device', () => {
+  it('an AMO to a device faults on both engines and the device sees nothing; an FSW sees one write and its interrupt is taken right after it', () => {
+    const prog = [
+      ADDI(1, 1, 1),
+      AMO(0x00, 2, 20, 3), // amoadd.w x2, x3, (x20): no device takes AMOs -> store/AMO access fault
+      ADDI(1, 1, 1),
+      AMO(0x01, 4, 20, 3), // amoswap.w x4, x3, (x20)
+      ADDI(1, 1, 1),
+      S(8, 1, 20, 2, 0x27), // fsw f1, 8(x20): the device raises MTIP, taken before the next instruction
+      ADDI(5, 5, 1), // 0x18
+      I(0, 20, 2, 2, 0x07), // flw f2, 0(x20): one read
+      ADDI(6, 6, 1),
+      J(-36, 0),
+    ];
+    const { a, b } = both(prog, (h) => { h.mie = 1 << 7; h.mstatus |= 1 << 3; });
+    // the device: one write per FSW, one read per FLW, nothing else (the AMOs never reached it)
+    expect(a.log.other).toBe(0);
+    expect(a.log.writes).toBeGreaterThan(50);
+    const loops = a.hart.xl[6]!;
+    expect(a.log.reads - loops).toBeGreaterThanOrEqual(0);
+    expect(a.log.reads - loops).toBeLessThanOrEqual(1);
+    expect(a.log.writes - a.log.reads).toBeGreaterThanOrEqual(0);
+    expect(a.log.writes - a.log.reads).toBeLessThanOrEqual(1);
+    expect(a.hart.xl[7]).toBe(a.log.writes); // one interrupt per write ...
+    expect(a.hart.xl[9]).toBe((BASE + 0x18) | 0); // ... taken right after the FSW
+    expect(b.log).toEqual(a.log);
+  });
+});
+
 describe('counter CSRs read inside translated code', () => {
   it('cycle, instret and time agree on both engines, also after a CSR exec runs itself, after an MMIO load of mtime, a device store and an SBI call', () => {
     const prog = [
