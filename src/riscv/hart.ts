@@ -17,10 +17,8 @@
  * A later block translator can hang compiled functions off the same decoded pages.
  */
 import { div32, div64, lt64, ltu64, mul64, mulh64, shift64 } from './alu.js';
-import { amo, loadReserved, storeConditional } from './amo.js';
-import { csrAccess } from './csr.js';
+import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
-import { execFp, fpLoad, fpStore } from './fpu.js';
 import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
 import { loadWarmUp, WARMUP_RAM } from './warmup.js';
@@ -451,38 +449,20 @@ export class Hart extends HartState {
               this.flushTlb(); // all entries: simpler than per-address/ASID and always correct
               this.setPcRel(pageLo, pch, off + 4); continue outer;
             case 71: case 72: case 73: case 74: case 75: case 76: { // CSRRW CSRRS CSRRC CSRRWI CSRRSI CSRRCI
-              const op = w & 0xff;
-              const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
               this.instret = base + n - 1;
-              const v = csrAccess(this, imm, kind, isImm ? rs1 : xl[rs1]!, isImm ? 0 : xh[rs1]!,
-                kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
-              xl[rd] = v; xh[rd] = this.th;
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm);
               if (this.instretWritten) { base = this.instret - n; this.instretWritten = false; }
               // A CSR write may change modes, translation or enable an interrupt: back to the outer loop.
               this.setPcRel(pageLo, pch, off + 4); continue outer;
             }
-            case 77: // LR_W
-              loadReserved(this, rd, rs1, 4); break;
-            case 80: // LR_D
-              loadReserved(this, rd, rs1, 8); break;
-            case 78: // SC_W
-              storeConditional(this, rd, rs1, rs2, 4); break;
-            case 81: // SC_D
-              storeConditional(this, rd, rs1, rs2, 8); break;
-            case 79: // AMO_W
-              amo(this, rd, rs1, rs2, imm, 4); break;
-            case 82: // AMO_D
-              amo(this, rd, rs1, rs2, imm, 8); break;
-            case 83: case 84: case 85: case 86: { // FLW FSW FLD FSD
-              const op = w & 0xff, size = op <= 84 ? 4 : 8;
+            case 77: case 78: case 79: case 80: case 81: case 82: case 87: // LR_W SC_W AMO_W LR_D SC_D AMO_D FP
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm); break;
+            case 83: case 84: case 85: case 86: // FLW FSW FLD FSD
               this.instret = base + n - 1;
-              if (op === 83 || op === 85) fpLoad(this, rd, rs1, imm, size); else fpStore(this, rs1, rs2, imm, size);
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm);
               // A device access may have raised an interrupt (as for integer loads and stores).
               if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
               break;
-            }
-            case 87: // FP
-              execFp(this, imm); break;
             default: // ILLEGAL
               this.raiseIllegal();
           }

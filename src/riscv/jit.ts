@@ -39,10 +39,8 @@
  * cache is emptied. The cache is bounded: past `maxRegions` pages everything is dropped and
  * translation starts again.
  */
-import { amo, loadReserved, storeConditional } from './amo.js';
-import { csrAccess } from './csr.js';
+import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
-import { execFp, fpLoad, fpStore } from './fpu.js';
 import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
 import { Bytes, CHAIN_BYTES, CHAIN_ENTRIES, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
@@ -228,15 +226,17 @@ export class Jit {
   }
 
   /**
-   * Runs one K_CALL instruction for translated code, with the interpreter's code, the registers
-   * it uses already stored to the state area. A trap, or a counter CSR (whose value depends on
+   * Runs one K_CALL instruction for translated code with the interpreter's own function
+   * (execCsrAmoFp, csr-amo-fp.ts), the registers it uses already stored to the state area. A trap, or a counter CSR (whose value depends on
    * the instruction count, which only the interpreter's loop knows), answers X_INTERP: nothing
    * has changed that the interpreter would not change again, and it runs the instruction. An
    * instruction that changed what the hart's loop decides on answers X_LEAVE, so translated
    * code stops after it and the loop looks again: privilege, the TLB sets, satp, the interrupt
    * enables and pending bits (the interpreter goes back to its outer loop after every CSR
    * instruction, which is where interrupts are taken), a device access, or a store that
-   * dropped translated code.
+   * dropped translated code. (No instruction run here reaches a device today: F/D accesses
+   * outside the TLB go to the interpreter before anything is touched, AMOs outside RAM fault,
+   * CSR and OP-FP instructions touch no device; the busTouched check is a backstop.)
    */
   private exec(w: number, imm: number): number {
     const h = this.h;
@@ -255,26 +255,7 @@ export class Jit {
         const size = op === 83 || op === 84 ? 4 : 8;
         if ((op === 83 || op === 85 ? h.rOff(al, ah, size) : h.wOff(al, ah, size)) < 0) return X_INTERP;
       }
-      switch (op) {
-        case 71: case 72: case 73: case 74: case 75: case 76: {
-          const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
-          const v = csrAccess(h, imm, kind, isImm ? rs1 : h.xl[rs1]!, isImm ? 0 : h.xh[rs1]!,
-            kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
-          h.xl[rd] = v; h.xh[rd] = h.th;
-          break;
-        }
-        case 77: loadReserved(h, rd, rs1, 4); break;
-        case 80: loadReserved(h, rd, rs1, 8); break;
-        case 78: storeConditional(h, rd, rs1, rs2, 4); break;
-        case 81: storeConditional(h, rd, rs1, rs2, 8); break;
-        case 79: amo(h, rd, rs1, rs2, imm, 4); break;
-        case 82: amo(h, rd, rs1, rs2, imm, 8); break;
-        case 83: fpLoad(h, rd, rs1, imm, 4); break;
-        case 85: fpLoad(h, rd, rs1, imm, 8); break;
-        case 84: fpStore(h, rs1, rs2, imm, 4); break;
-        case 86: fpStore(h, rs1, rs2, imm, 8); break;
-        default: execFp(h, imm); break;
-      }
+      execCsrAmoFp(h, op, rd, rs1, rs2, imm);
     } catch (e) {
       if (e !== TRAP) throw e;
       h.busTouched = false;
