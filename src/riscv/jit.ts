@@ -43,7 +43,7 @@ import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
 import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
-import { Bytes, CHAIN_BYTES, CHAIN_ENTRIES, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
+import { Bytes, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRIES, CHAIN_MAX_BLOCKS, CHAIN_WORDS, chainPut, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /**
  * Exit reasons in the exit area (word 2): go on at pc (chaining may continue in wasm), the
@@ -122,7 +122,7 @@ function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
 const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
 const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_X = 11; // x_i is local L_X + i
 /** Longest basic block, and most blocks in one page's function. */
-const MAX_INSNS = 200, MAX_BLOCKS = 1024;
+const MAX_INSNS = 200, MAX_BLOCKS = CHAIN_MAX_BLOCKS;
 
 interface Insn { off: number; w: number; imm: number; len: number; kind: number }
 
@@ -176,7 +176,7 @@ export class Jit {
    * (slot, dSet, budget, block, iSet) -> instructions retired (wasm.ts, dispatcherBytes).
    */
   readonly call: (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
-  /** The chain cache (CHAIN_ENTRIES x pc lo, pc hi, RAM page offset, slot * 1024 + block + 1). */
+  /** The chain cache (wasm.ts: chainPut, dispatcherBytes). */
   private readonly chain: Int32Array;
 
   constructor(
@@ -210,7 +210,7 @@ export class Jit {
     this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
     const chainAt = stateOffset + STATE_BYTES;
     if (chainAt + CHAIN_BYTES > memory.buffer.byteLength) throw new JitUnavailableError('no room for the chain cache: RAM must come from createWasmRam');
-    this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * 4);
+    this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * CHAIN_WORDS);
     this.clearChain(-1);
     const layout = { exit: stateOffset + ST_EXIT, tagX: stateOffset + ST_TAGX, paX: stateOffset + ST_PAX, chain: chainAt };
     const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes(layout)), { m: { t: this.table, mem: memory } });
@@ -310,21 +310,15 @@ export class Jit {
     if (r === undefined || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -2;
     if (r.block < 0) return -1;
     this.block = r.block;
-    this.cache(vLo | off, vHi, page, r.code.slot, r.block);
+    chainPut(this.chain, vLo | off, vHi, page * 4096, r.code.slot, r.block);
     return r.code.slot;
-  }
-
-  /** Puts an entry into the chain cache, so translated code that leaves for this pc goes straight on. */
-  private cache(lo: number, hi: number, page: number, slot: number, block: number): void {
-    const e = (((lo >>> 1) ^ (lo >>> 13)) & (CHAIN_ENTRIES - 1)) << 2, c = this.chain;
-    c[e] = lo; c[e + 1] = hi; c[e + 2] = page * 4096; c[e + 3] = slot * 1024 + block + 1;
   }
 
   /** Empties the chain cache entries into RAM page `page` (-1: all). */
   private clearChain(page: number): void {
     const c = this.chain, at = page * 4096;
-    for (let e = 0; e < c.length; e += 4) {
-      if (page < 0 || c[e + 2] === at) { c[e] = 0; c[e + 1] = 0x40000000; c[e + 2] = -1; c[e + 3] = 0; } // no pc is that
+    for (let e = 0; e < c.length; e += CHAIN_WORDS) {
+      if (page < 0 || c[e + CH_PAGE] === at) { c[e + CH_PC_LO] = 0; c[e + CH_PC_HI] = 0x40000000; c[e + CH_PAGE] = -1; c[e + CH_TARGET] = 0; } // no pc is that
     }
   }
 
