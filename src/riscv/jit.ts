@@ -50,7 +50,8 @@ import { Bytes, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRI
  * interpreter runs the instruction at pc, back to the hart's loop (an instruction run through
  * the `ex` import changed what interrupts or translation depend on).
  */
-export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1, EXIT_RETURN = 2;
+const EXIT_CONTINUE = 0, EXIT_RETURN = 2;
+export const EXIT_INTERPRET = 1;
 
 /** What the `ex` import answers: done, done but leave to the hart's loop, not done (interpret it). */
 const X_DONE = 0, X_LEAVE = 1, X_INTERP = 2;
