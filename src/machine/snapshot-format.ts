@@ -35,8 +35,6 @@ export interface Section {
   data: Uint8Array;
 }
 
-export { crc32 };
-
 /** Joins sections into one snapshot file. */
 export function writeSnapshot(sections: readonly Section[]): Uint8Array {
   let total = HEADER;

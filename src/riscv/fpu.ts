@@ -13,12 +13,6 @@ import {
 import { fastArith } from './fpfast.js';
 import { MS_FS, type HartState } from './state.js';
 
-/**
- * FADD/FSUB/FMUL/FDIV/FSQRT in nearest-even take fpfast.ts where it is exact (tests turn it off
- * to compare); `taken` counts the instructions it answered, so a test can see that it ran.
- */
-export const fpFastPath = { on: true, taken: 0 };
-
 const CANON32 = 0x7fc00000;
 
 function checkFs(h: HartState): void {
@@ -99,11 +93,12 @@ export function execFp(h: HartState, ins: number): void {
   const fmtBits = f7 & 3;
   if (fmtBits > 1) h.raiseIllegal(); // only S and D
   const f = fmtBits === 0 ? F32 : F64;
-  if (opc === 0x53 && fpFastPath.on) {
+  // FADD/FSUB/FMUL/FDIV/FSQRT in nearest-even take fpfast.ts where it is exact, softfloat the rest.
+  if (opc === 0x53) {
     const k = f7 >>> 2;
     if ((k <= 3 || (k === 0x0b && rs2 === 0)) && (rm === 0 || (rm === 7 && h.frm === 0))) {
       const flags = fastArith(h.fi, k, fmtBits, rd, rs1, rs2);
-      if (flags >= 0) { h.fflags |= flags; dirty(h); fpFastPath.taken++; return; }
+      if (flags >= 0) { h.fflags |= flags; dirty(h); return; }
     }
   }
   if (opc !== 0x53) { // fused multiply-add family (11.6)

@@ -9,13 +9,16 @@
  *   change privilege, translation or interrupt enables, stores pc and goes back to the outer loop.
  * - Exceptions are thrown as TRAP from anywhere below; the catch stores pc = the faulting
  *   instruction and enters the trap handler (priv spec 3.1.15 for the epc/tval rules).
+ * - `instret` lags behind inside `run` and is brought up to date (base + n - 1) before everything
+ *   that may observe it: CSR instructions, slow-path loads and stores (a device may be reached;
+ *   a deterministic machine's mtime follows instret), F/D loads and stores, ECALL (the SBI timer).
+ *   Translated code does none of these itself (it leaves them to this loop, or runs non-counter
+ *   CSRs, which read no count), so both engines show the same counts and times.
  * A later block translator can hang compiled functions off the same decoded pages.
  */
 import { div32, div64, lt64, ltu64, mul64, mulh64, shift64 } from './alu.js';
-import { amo, loadReserved, storeConditional } from './amo.js';
-import { csrAccess } from './csr.js';
+import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
-import { execFp, fpLoad, fpStore } from './fpu.js';
 import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
 import { loadWarmUp, WARMUP_RAM } from './warmup.js';
@@ -304,13 +307,13 @@ export class Hart extends HartState {
               const o = this.rOff(al, ah, size);
               if (op === 14) {
                 if (o >= 0) { xl[rd] = dv.getInt32(o, true); xh[rd] = dv.getInt32(o + 4, true); }
-                else { const v = this.loadSlow(al, ah, 8); xl[rd] = v; xh[rd] = this.th; }
+                else { this.instret = base + n - 1; const v = this.loadSlow(al, ah, 8); xl[rd] = v; xh[rd] = this.th; }
                 if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
                 break;
               }
               let v: number;
               if (o >= 0) v = size === 4 ? dv.getInt32(o, true) : size === 2 ? dv.getUint16(o, true) : dv.getUint8(o);
-              else v = this.loadSlow(al, ah, size);
+              else { this.instret = base + n - 1; v = this.loadSlow(al, ah, size); }
               if (op === 11) v = (v << 24) >> 24;
               else if (op === 12) v = (v << 16) >> 16;
               xl[rd] = v; xh[rd] = op === 13 || op === 11 || op === 12 ? v >> 31 : 0;
@@ -324,6 +327,7 @@ export class Hart extends HartState {
               const size = op === 21 ? 8 : op === 20 ? 4 : op === 19 ? 2 : 1;
               const o = this.wOff(al, ah, size);
               if (o < 0) {
+                this.instret = base + n - 1;
                 this.storeSlow(al, ah, size, xl[rs2]!, xh[rs2]!);
                 // A device write may have raised an interrupt: re-check before the next instruction.
                 if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
@@ -426,6 +430,7 @@ export class Hart extends HartState {
               this.setPcRel(pageLo, pch, off + 4); continue outer;
             case 65: { // ECALL
               this.pcLo = pageLo | off; this.pcHi = pch;
+              this.instret = base + n - 1; // the SBI may read the time
               if (this.priv === 1 && ((this.medeleg >>> 9) & 1) === 0 && this.onEcallFromS !== undefined &&
                 this.onEcallFromS(this)) {
                 this.setPcRel(pageLo, pch, off + 4); continue outer;
@@ -452,37 +457,20 @@ export class Hart extends HartState {
               this.flushTlb(); // all entries: simpler than per-address/ASID and always correct
               this.setPcRel(pageLo, pch, off + 4); continue outer;
             case 71: case 72: case 73: case 74: case 75: case 76: { // CSRRW CSRRS CSRRC CSRRWI CSRRSI CSRRCI
-              const op = w & 0xff;
-              const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
               this.instret = base + n - 1;
-              const v = csrAccess(this, imm, kind, isImm ? rs1 : xl[rs1]!, isImm ? 0 : xh[rs1]!,
-                kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
-              xl[rd] = v; xh[rd] = this.th;
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm);
               if (this.instretWritten) { base = this.instret - n; this.instretWritten = false; }
               // A CSR write may change modes, translation or enable an interrupt: back to the outer loop.
               this.setPcRel(pageLo, pch, off + 4); continue outer;
             }
-            case 77: // LR_W
-              loadReserved(this, rd, rs1, 4); break;
-            case 80: // LR_D
-              loadReserved(this, rd, rs1, 8); break;
-            case 78: // SC_W
-              storeConditional(this, rd, rs1, rs2, 4); break;
-            case 81: // SC_D
-              storeConditional(this, rd, rs1, rs2, 8); break;
-            case 79: // AMO_W
-              amo(this, rd, rs1, rs2, imm, 4); break;
-            case 82: // AMO_D
-              amo(this, rd, rs1, rs2, imm, 8); break;
-            case 83: case 84: case 85: case 86: { // FLW FSW FLD FSD
-              const op = w & 0xff, size = op <= 84 ? 4 : 8;
-              if (op === 83 || op === 85) fpLoad(this, rd, rs1, imm, size); else fpStore(this, rs1, rs2, imm, size);
+            case 77: case 78: case 79: case 80: case 81: case 82: case 87: // LR_W SC_W AMO_W LR_D SC_D AMO_D FP
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm); break;
+            case 83: case 84: case 85: case 86: // FLW FSW FLD FSD
+              this.instret = base + n - 1;
+              execCsrAmoFp(this, w & 0xff, rd, rs1, rs2, imm);
               // A device access may have raised an interrupt (as for integer loads and stores).
               if (this.busTouched) { this.busTouched = false; this.setPcRel(pageLo, pch, off + 4 - ((w >>> 23) & 2)); continue outer; }
               break;
-            }
-            case 87: // FP
-              execFp(this, imm); break;
             default: // ILLEGAL
               this.raiseIllegal();
           }

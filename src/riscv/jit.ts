@@ -39,20 +39,19 @@
  * cache is emptied. The cache is bounded: past `maxRegions` pages everything is dropped and
  * translation starts again.
  */
-import { amo, loadReserved, storeConditional } from './amo.js';
-import { csrAccess } from './csr.js';
+import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
-import { execFp, fpLoad, fpStore } from './fpu.js';
 import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
-import { Bytes, CHAIN_BYTES, CHAIN_ENTRIES, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
+import { Bytes, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRIES, CHAIN_MAX_BLOCKS, CHAIN_WORDS, chainPut, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /**
  * Exit reasons in the exit area (word 2): go on at pc (chaining may continue in wasm), the
  * interpreter runs the instruction at pc, back to the hart's loop (an instruction run through
  * the `ex` import changed what interrupts or translation depend on).
  */
-export const EXIT_CONTINUE = 0, EXIT_INTERPRET = 1, EXIT_RETURN = 2;
+const EXIT_CONTINUE = 0, EXIT_RETURN = 2;
+export const EXIT_INTERPRET = 1;
 
 /** What the `ex` import answers: done, done but leave to the hart's loop, not done (interpret it). */
 const X_DONE = 0, X_LEAVE = 1, X_INTERP = 2;
@@ -130,7 +129,7 @@ function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
 const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
 const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_X = 11; // x_i is local L_X + i
 /** Longest basic block, and most blocks in one page's function. */
-const MAX_INSNS = 200, MAX_BLOCKS = 1024;
+const MAX_INSNS = 200, MAX_BLOCKS = CHAIN_MAX_BLOCKS;
 
 interface Insn { off: number; w: number; imm: number; len: number; kind: number }
 
@@ -184,7 +183,7 @@ export class Jit {
    * (slot, dSet, budget, block, iSet) -> instructions retired (wasm.ts, dispatcherBytes).
    */
   readonly call: (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
-  /** The chain cache (CHAIN_ENTRIES x pc lo, pc hi, RAM page offset, slot * 1024 + block + 1). */
+  /** The chain cache (wasm.ts: chainPut, dispatcherBytes). */
   private readonly chain: Int32Array;
 
   constructor(
@@ -218,7 +217,7 @@ export class Jit {
     this.table = new wasmApi.Table({ element: 'anyfunc', initial: 256 });
     const chainAt = stateOffset + STATE_BYTES;
     if (chainAt + CHAIN_BYTES > memory.buffer.byteLength) throw new JitUnavailableError('no room for the chain cache: RAM must come from createWasmRam');
-    this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * 4);
+    this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * CHAIN_WORDS);
     this.clearChain(-1);
     const layout = { exit: stateOffset + ST_EXIT, tagX: stateOffset + ST_TAGX, paX: stateOffset + ST_PAX, chain: chainAt };
     const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes(layout)), { m: { t: this.table, mem: memory } });
@@ -234,15 +233,17 @@ export class Jit {
   }
 
   /**
-   * Runs one K_CALL instruction for translated code, with the interpreter's code, the registers
-   * it uses already stored to the state area. A trap, or a counter CSR (whose value depends on
+   * Runs one K_CALL instruction for translated code with the interpreter's own function
+   * (execCsrAmoFp, csr-amo-fp.ts), the registers it uses already stored to the state area. A trap, or a counter CSR (whose value depends on
    * the instruction count, which only the interpreter's loop knows), answers X_INTERP: nothing
    * has changed that the interpreter would not change again, and it runs the instruction. An
    * instruction that changed what the hart's loop decides on answers X_LEAVE, so translated
    * code stops after it and the loop looks again: privilege, the TLB sets, satp, the interrupt
    * enables and pending bits (the interpreter goes back to its outer loop after every CSR
    * instruction, which is where interrupts are taken), a device access, or a store that
-   * dropped translated code.
+   * dropped translated code. (No instruction run here reaches a device today: F/D accesses
+   * outside the TLB go to the interpreter before anything is touched, AMOs outside RAM fault,
+   * CSR and OP-FP instructions touch no device; the busTouched check is a backstop.)
    */
   private exec(w: number, imm: number): number {
     const h = this.h;
@@ -261,26 +262,7 @@ export class Jit {
         const size = op === 83 || op === 84 ? 4 : 8;
         if ((op === 83 || op === 85 ? h.rOff(al, ah, size) : h.wOff(al, ah, size)) < 0) return X_INTERP;
       }
-      switch (op) {
-        case 71: case 72: case 73: case 74: case 75: case 76: {
-          const isImm = op >= 74, kind = isImm ? op - 73 : op - 70;
-          const v = csrAccess(h, imm, kind, isImm ? rs1 : h.xl[rs1]!, isImm ? 0 : h.xh[rs1]!,
-            kind !== 1 || rd !== 32, kind === 1 || rs1 !== 0);
-          h.xl[rd] = v; h.xh[rd] = h.th;
-          break;
-        }
-        case 77: loadReserved(h, rd, rs1, 4); break;
-        case 80: loadReserved(h, rd, rs1, 8); break;
-        case 78: storeConditional(h, rd, rs1, rs2, 4); break;
-        case 81: storeConditional(h, rd, rs1, rs2, 8); break;
-        case 79: amo(h, rd, rs1, rs2, imm, 4); break;
-        case 82: amo(h, rd, rs1, rs2, imm, 8); break;
-        case 83: fpLoad(h, rd, rs1, imm, 4); break;
-        case 85: fpLoad(h, rd, rs1, imm, 8); break;
-        case 84: fpStore(h, rs1, rs2, imm, 4); break;
-        case 86: fpStore(h, rs1, rs2, imm, 8); break;
-        default: execFp(h, imm); break;
-      }
+      execCsrAmoFp(h, op, rd, rs1, rs2, imm);
     } catch (e) {
       if (e !== TRAP) throw e;
       h.busTouched = false;
@@ -335,21 +317,15 @@ export class Jit {
     if (r === undefined || r.code.vLo !== vLo || r.code.vHi !== vHi || r.code.slot < 0) return -2;
     if (r.block < 0) return -1;
     this.block = r.block;
-    this.cache(vLo | off, vHi, page, r.code.slot, r.block);
+    chainPut(this.chain, vLo | off, vHi, page * 4096, r.code.slot, r.block);
     return r.code.slot;
-  }
-
-  /** Puts an entry into the chain cache, so translated code that leaves for this pc goes straight on. */
-  private cache(lo: number, hi: number, page: number, slot: number, block: number): void {
-    const e = (((lo >>> 1) ^ (lo >>> 13)) & (CHAIN_ENTRIES - 1)) << 2, c = this.chain;
-    c[e] = lo; c[e + 1] = hi; c[e + 2] = page * 4096; c[e + 3] = slot * 1024 + block + 1;
   }
 
   /** Empties the chain cache entries into RAM page `page` (-1: all). */
   private clearChain(page: number): void {
     const c = this.chain, at = page * 4096;
-    for (let e = 0; e < c.length; e += 4) {
-      if (page < 0 || c[e + 2] === at) { c[e] = 0; c[e + 1] = 0x40000000; c[e + 2] = -1; c[e + 3] = 0; } // no pc is that
+    for (let e = 0; e < c.length; e += CHAIN_WORDS) {
+      if (page < 0 || c[e + CH_PAGE] === at) { c[e + CH_PC_LO] = 0; c[e + CH_PC_HI] = 0x40000000; c[e + CH_PAGE] = -1; c[e + CH_TARGET] = 0; } // no pc is that
     }
   }
 

@@ -1,7 +1,7 @@
 /**
  * Operation numbers of the decoded instruction form.
  *
- * The interpreter's dispatch `switch` in `exec.ts` uses these numbers as *literals*
+ * The interpreter's dispatch `switch` in `hart.ts` (and csr-amo-fp.ts) uses these numbers as *literals*
  * (`case 31: // ADD`): measured on Node 20, a switch over literal cases runs about twice as fast
  * as one over imported constants, because V8 folds literals into a jump table. A unit test
  * (test/riscv/ops.test.ts) checks that every `case N: // NAME` comment there agrees with this table.

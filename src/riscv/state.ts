@@ -95,11 +95,12 @@ export class HartState {
   /** 1 for RAM pages that have decoded instructions, so a store to them drops the decoded copy. */
   readonly codeMark: Uint8Array;
   /**
-   * The pages marked since the last FENCE.I (a page stored to and marked again may be listed
-   * twice), so FENCE.I visits those rather than every page of RAM: the Linux boot runs a few
-   * thousand FENCE.I over 64 Ki pages.
+   * The pages marked since the last FENCE.I, each once (`codeListed`), so FENCE.I visits those
+   * rather than every page of RAM: the Linux boot runs a few thousand FENCE.I over 64 Ki pages.
    */
   private codeMarked: number[] = [];
+  /** 1 for the pages in codeMarked. */
+  private readonly codeListed: Uint8Array;
   /**
    * FENCE.I drops every decoded page. That keeps code written by devices (DMA into RAM, which
    * the hart does not see) correct without any hook; stores by the hart itself invalidate exactly.
@@ -190,6 +191,7 @@ export class HartState {
     if (this.ramSize % 4096 !== 0) throw new RangeError('RAM size must be a multiple of 4096');
     this.dv = new DataView(this.ram.buffer, this.ram.byteOffset, this.ramSize);
     this.codeMark = new Uint8Array(this.ramSize / 4096);
+    this.codeListed = new Uint8Array(this.ramSize / 4096);
     // Allocated in full: a sparse array indexed by page number would be a dictionary in V8.
     this.decoded = new Array<Int32Array | undefined>(this.ramSize / 4096).fill(undefined);
     this.bus = opts.bus ?? EMPTY_BUS;
@@ -227,7 +229,7 @@ export class HartState {
     this.resValid = s.resValid; this.resLo = s.resLo | 0; this.resHi = s.resHi | 0; this.waiting = s.waiting;
     this.tagR.fill(0); this.tagW.fill(0); this.tagX.fill(0);
     for (let p = 0; p < this.codeMark.length; p++) if (this.codeMark[p] !== 0) this.onCodeDropped?.(p);
-    this.codeMark.fill(0); this.decoded.fill(undefined); this.codeMarked = [];
+    this.codeMark.fill(0); this.decoded.fill(undefined); this.codeMarked = []; this.codeListed.fill(0);
     this.updateModes();
   }
 
@@ -443,7 +445,7 @@ export class HartState {
     try {
       const pages = this.codeMarked;
       this.codeMarked = [];
-      for (const p of pages) this.noteStore(p * 4096);
+      for (const p of pages) { this.codeListed[p] = 0; this.noteStore(p * 4096); }
     } finally {
       this.onCodeDropped = dropped;
     }
@@ -452,10 +454,7 @@ export class HartState {
 
   /** Marks a RAM page as holding decoded code; removes store-TLB entries that point at it. */
   markCode(page: number): void {
-    if (this.codeMark[page] === 0) {
-      if (this.codeMarked.length >= this.codeMark.length) this.codeMarked = [...new Set(this.codeMarked)].filter((p) => this.codeMark[p] !== 0);
-      this.codeMarked.push(page);
-    }
+    if (this.codeListed[page] === 0) { this.codeListed[page] = 1; this.codeMarked.push(page); }
     this.codeMark[page] = 1;
     const po = page * 4096, tags = this.tagW, pas = this.paW;
     for (let i = 0; i < tags.length; i++) if (tags[i] !== 0 && pas[i] === po) tags[i] = 0;

@@ -145,11 +145,33 @@ export interface DispatchLayout {
   exit: number;
   tagX: number;
   paX: number;
-  /** chain cache: CHAIN_ENTRIES entries of pc lo, pc hi, RAM page offset, slot * 1024 + block + 1 */
+  /** chain cache: CHAIN_ENTRIES entries of CHAIN_WORDS words (see chainPut) */
   chain: number;
 }
 
-export const CHAIN_ENTRIES = 4096, CHAIN_BYTES = CHAIN_ENTRIES * 16;
+// The chain cache, written by JavaScript (Jit) and read by the dispatcher below: this is the one
+// definition of its entries and of the pc hash; chainPut is the JavaScript side, and
+// dispatcherBytes emits the same steps from the same constants.
+/** Entries (a power of two), words per entry, bytes in all. */
+export const CHAIN_ENTRIES = 4096, CHAIN_WORDS = 4, CHAIN_BYTES = CHAIN_ENTRIES * CHAIN_WORDS * 4;
+/** Word offsets in an entry: the pc (lo, hi), the RAM page offset it runs from, the packed target (0: none). */
+export const CH_PC_LO = 0, CH_PC_HI = 1, CH_PAGE = 2, CH_TARGET = 3;
+/** The hash of a pc: ((lo >>> A) ^ (lo >>> B)) & (CHAIN_ENTRIES - 1). */
+const CHAIN_HASH_A = 1, CHAIN_HASH_B = 13;
+/** The packed target is slot << CHAIN_BLOCK_BITS | block, plus 1; a page function has at most 2^CHAIN_BLOCK_BITS blocks. */
+export const CHAIN_BLOCK_BITS = 10, CHAIN_MAX_BLOCKS = 1 << CHAIN_BLOCK_BITS;
+
+/** The first word of the chain cache entry for a pc whose low word is `lo`. */
+export function chainWord(lo: number): number {
+  return (((lo >>> CHAIN_HASH_A) ^ (lo >>> CHAIN_HASH_B)) & (CHAIN_ENTRIES - 1)) * CHAIN_WORDS;
+}
+
+/** Puts an entry into the chain cache `c`: translated code that leaves for pc (lo, hi) goes on in `block` of `slot`. */
+export function chainPut(c: Int32Array, lo: number, hi: number, pageOffset: number, slot: number, block: number): void {
+  const e = chainWord(lo);
+  c[e + CH_PC_LO] = lo; c[e + CH_PC_HI] = hi; c[e + CH_PAGE] = pageOffset;
+  c[e + CH_TARGET] = ((slot << CHAIN_BLOCK_BITS) | block) + 1;
+}
 
 /**
  * The dispatcher module: `call(slot, dSet, budget, block, iSet)` runs the page function in
@@ -185,16 +207,18 @@ export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   get(5); get(2); b.byte(W.i32GeU); leaveIf(); // budget spent
   c(0); load(at.exit); set(6);
   c(0); load(at.exit + 4); set(7);
-  get(6); c(1); b.byte(W.i32ShrU); get(6); c(13); b.byte(W.i32ShrU); b.byte(W.i32Xor); c(CHAIN_ENTRIES - 1); b.byte(W.i32And); c(4); b.byte(W.i32Shl); set(8);
-  get(8); load(at.chain); get(6); b.byte(W.i32Ne); leaveIf();
-  get(8); load(at.chain + 4); get(7); b.byte(W.i32Ne); leaveIf();
+  // entry = chainWord(lo) * 4 (bytes)
+  get(6); c(CHAIN_HASH_A); b.byte(W.i32ShrU); get(6); c(CHAIN_HASH_B); b.byte(W.i32ShrU); b.byte(W.i32Xor);
+  c(CHAIN_ENTRIES - 1); b.byte(W.i32And); c(CHAIN_WORDS * 4); b.byte(W.i32Mul); set(8);
+  get(8); load(at.chain + 4 * CH_PC_LO); get(6); b.byte(W.i32Ne); leaveIf();
+  get(8); load(at.chain + 4 * CH_PC_HI); get(7); b.byte(W.i32Ne); leaveIf();
   get(7); c(0x7f); b.byte(W.i32And); c(20); b.byte(W.i32Shl); get(6); c(12); b.byte(W.i32ShrU); b.byte(W.i32Or); set(9);
   get(4); get(9); c(255); b.byte(W.i32And); b.byte(W.i32Or); c(2); b.byte(W.i32Shl); set(10);
   get(10); load(at.tagX); get(9); c(1); b.byte(W.i32Add); b.byte(W.i32Ne); leaveIf();
-  get(10); load(at.paX); get(8); load(at.chain + 8); b.byte(W.i32Ne); leaveIf();
-  get(8); load(at.chain + 12); c(1); b.byte(W.i32Sub); set(11);
-  get(11); c(10); b.byte(W.i32ShrU); set(0);
-  get(11); c(1023); b.byte(W.i32And); set(3);
+  get(10); load(at.paX); get(8); load(at.chain + 4 * CH_PAGE); b.byte(W.i32Ne); leaveIf();
+  get(8); load(at.chain + 4 * CH_TARGET); c(1); b.byte(W.i32Sub); set(11);
+  get(11); c(CHAIN_BLOCK_BITS); b.byte(W.i32ShrU); set(0);
+  get(11); c(CHAIN_MAX_BLOCKS - 1); b.byte(W.i32And); set(3);
   b.byte(W.br); b.u32(0);
   b.byte(W.end); // loop
   get(5);

@@ -17,6 +17,7 @@ import { mulberry32 } from '../support/prng.js';
 import {
   ADDI, B, C_ADD, C_ADDI, C_ALU, C_LI, C_MV, C_SLLI, CSRRS, CSRRW, ECALL, FENCE_I, I, J, JALR, MRET, put, R, S, U,
 } from './support/rvasm.js';
+import { hartState } from './support/state.js';
 
 const BASE = 0x8000_0000;
 const RAM = 4 << 20;
@@ -159,12 +160,7 @@ function load(harts: Hart[], rams: Uint8Array[], rnd: () => number, setup: Setup
   });
 }
 
-function state(h: Hart) {
-  return {
-    pc: [h.pcLo, h.pcHi], instret: h.instret, priv: h.priv, mstatus: h.mstatus, fflags: h.fflags,
-    x: Array.from(h.xl.subarray(0, 32)).map((l, i) => [l, h.xh[i]]), f: Array.from(h.fi), csr: Array.from(h.c64),
-  };
-}
+const state = hartState;
 
 function differential(seed: number, setup: Setup, total: number) {
   const rnd = mulberry32(seed);
