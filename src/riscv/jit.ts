@@ -400,7 +400,9 @@ export class Jit {
     // inside this page.
     const leaders = new Set<number>();
     const work: number[] = [];
-    if (heat !== undefined) for (let i = 0; i < 2048; i++) if (heat[i] !== 0) { leaders.add(2 * i); work.push(2 * i); }
+    // At most MAX_BLOCKS (a chain-cache entry holds a block number below it): entries past
+    // that get no region and stay with the interpreter (a page with more is pathological).
+    if (heat !== undefined) for (let i = 0; i < 2048 && leaders.size < MAX_BLOCKS; i++) if (heat[i] !== 0) { leaders.add(2 * i); work.push(2 * i); }
     const entries = [...leaders];
     while (work.length > 0) {
       let o = work.pop()!;
