@@ -43,7 +43,7 @@ import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
 import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
 import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
-import { Bytes, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRIES, CHAIN_MAX_BLOCKS, CHAIN_WORDS, chainPut, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
+import { Bytes, EXIT_DSET, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRIES, CHAIN_MAX_BLOCKS, CHAIN_WORDS, chainPut, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /**
  * Exit reasons in the exit area (word 2): go on at pc (chaining may continue in wasm), the
@@ -251,7 +251,7 @@ export class Jit {
     const rd = (w >>> 8) & 63, rs1 = (w >>> 14) & 31, rs2 = (w >>> 19) & 31;
     if (op <= 76 && ((imm & 0xf00) === 0xc00 || (imm & 0xf00) === 0xb00)) return X_INTERP; // counters
     const priv = h.priv, ms = h.mstatus, mie = h.mie, sw = h.mipSw, mid = h.mideleg;
-    const dSet = h.dSet, iSet = h.iSet, satp = h.satpPpn, satpMode = h.satpMode, epoch = this.dropEpoch;
+    const iSet = h.iSet, satp = h.satpPpn, satpMode = h.satpMode, epoch = this.dropEpoch;
     try {
       if (op >= 83 && op <= 86) {
         // Only a plain RAM access runs here. One that crosses a page or reaches a device goes
@@ -268,8 +268,11 @@ export class Jit {
       h.busTouched = false;
       return X_INTERP;
     }
+    // A new data TLB set alone (mstatus.SUM, which Linux flips around every user copy, or
+    // MPRV/MPP) doesn't leave: the code reloads it from the exit record after a CSR call.
+    h.exitArea[EXIT_DSET] = h.dSet;
     if (h.busTouched) { h.busTouched = false; return X_LEAVE; }
-    if (this.dropEpoch !== epoch || h.priv !== priv || h.dSet !== dSet || h.iSet !== iSet || h.satpPpn !== satp ||
+    if (this.dropEpoch !== epoch || h.priv !== priv || h.iSet !== iSet || h.satpPpn !== satp ||
       h.satpMode !== satpMode || h.mie !== mie || h.mipSw !== sw || h.mideleg !== mid ||
       (h.mstatus & ~ms & (MS_SIE | MS_MIE)) !== 0) return X_LEAVE;
     return X_DONE;
@@ -656,6 +659,8 @@ export class Jit {
           i32c(w); i32c(imm); op(W.call); e.u32(1); lset(L_TI);
           lget(L_TI); i32c(X_INTERP); op(W.i32Eq);
           ifThen(exitInterpret);
+          // A CSR may have moved the data TLB set (Jit.exec wrote the new one).
+          if ((w & 0xff) <= 76) { i32c(0); mem(W.i32Load, 2, S + ST_EXIT + 4 * EXIT_DSET); lset(L_DSET); }
           if (r.rd !== 0) {
             i32c(0); mem(W.i64Load32U, 2, S + ST_XL + 4 * r.rd);
             i32c(0); mem(W.i64Load32U, 2, S + ST_XH + 4 * r.rd);
@@ -856,6 +861,7 @@ export class Jit {
     op(W.end); // $exit: epilogue
     i32c(0); lget(L_NPC); mem(W.i64Store, 3, S + ST_EXIT);
     i32c(0); lget(L_REASON); mem(W.i32Store, 2, S + ST_EXIT + 8);
+    i32c(0); lget(L_DSET); mem(W.i32Store, 2, S + ST_EXIT + 4 * EXIT_DSET); // the dispatcher goes on with it
     for (let x = 1; x < 32; x++) {
       if (!written[x]) continue;
       i32c(0); get(x); mem(W.i64Store32, 2, S + ST_XL + 4 * x);

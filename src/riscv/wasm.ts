@@ -182,6 +182,12 @@ export function chainPut(c: Int32Array, lo: number, hi: number, pageOffset: numb
  * the instructions retired; the exit record holds where it stopped. JavaScript calls one
  * exported function for every entry (one call site, one JS-to-wasm wrapper).
  */
+/**
+ * Int32 index in the exit record (after pc lo, pc hi, reason) of the data TLB set a page function
+ * ended with: a CSR inside it may have moved it (mstatus.SUM), and the next chained one starts with it.
+ */
+export const EXIT_DSET = 3;
+
 export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   const m = new Bytes();
   m.bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -203,6 +209,7 @@ export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   get(1); get(2); get(5); b.byte(W.i32Sub); get(3); get(0);
   b.byte(0x11); b.u32(0); b.u32(0); // call_indirect type 0 table 0
   get(5); b.byte(W.i32Add); set(5);
+  c(0); load(at.exit + 4 * EXIT_DSET); set(1); // the data TLB set it ended with
   c(0); load(at.exit + 8); leaveIf(); // to the interpreter
   get(5); get(2); b.byte(W.i32GeU); leaveIf(); // budget spent
   c(0); load(at.exit); set(6);

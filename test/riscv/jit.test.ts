@@ -86,7 +86,9 @@ function randomBody(rnd: () => number, length: number): Array<number | { c: numb
       if (c === 6) return I(8, 8, int(2) ? 6 : 7, reg(), 0x73); // CSRRSI / CSRRCI mstatus, MIE
       if (c === 7) return CSRRW(reg(), 0x304, reg());
       if (c === 8) return CSRRW(int(2) ? 0 : reg(), 0x003, reg()); // fcsr: rounding mode and flags
-      return CSRRS(reg(), 0x100, int(3) === 0 ? reg() : 0); // sstatus
+      // sstatus: read, set or clear bits (SUM among them: the page below SCRATCH is a U page)
+      if (int(3) === 0) return I(0x100, 8 + int(2), 3, reg(), 0x73); // CSRRC sstatus, x8/x9 (SUM set in x9)
+      return CSRRS(reg(), 0x100, int(3) === 0 ? reg() : 0);
     }
     if (k < 90) { // F/D through the interpreter: moves and arithmetic
       const f = () => int(32);
@@ -152,7 +154,8 @@ function load(harts: Hart[], rams: Uint8Array[], rnd: () => number, setup: Setup
       const pte = (pa: number, flags: number) => (((BASE + pa) / 4096) * 1024 + flags) | 0;
       dv.setInt32(root + 2 * 8, pte(l1, 1), true);
       dv.setInt32(l1, pte(l0, 1), true);
-      for (let p = 0; p < 512; p++) if (p * 4096 !== SCRATCH) dv.setInt32(l0 + 8 * p, pte(p * 4096, 0xcf), true);
+      // The page below SCRATCH is a U page: S-mode reaches it only with sstatus.SUM set.
+      for (let p = 0; p < 512; p++) if (p * 4096 !== SCRATCH) dv.setInt32(l0 + 8 * p, pte(p * 4096, p * 4096 === SCRATCH - 4096 ? 0xdf : 0xcf), true);
       h.satpMode = 8; h.satpPpn = (BASE + root) / 4096;
       h.priv = 1; // S-mode; traps go to the M-mode handler (medeleg = 0)
       h.updateModes();
