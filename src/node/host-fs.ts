@@ -237,6 +237,27 @@ function procFdWorks(): boolean {
   }
 }
 
+/** Runs `make` at `at`: its stat, or (after `undo`) the errno it failed with. */
+function makeAt(at: string, make: (at: string) => fs.BigIntStats, undo: () => void): fs.BigIntStats | FsError {
+  try {
+    return make(at);
+  } catch (err) {
+    undo();
+    return fail(err);
+  }
+}
+
+/** Undoes a node `make` made at `at` that is not kept: `undo`, then the node goes. */
+function discard(at: string, st: fs.BigIntStats, undo: () => void): void {
+  undo();
+  try {
+    if (st.isDirectory()) fs.rmdirSync(at);
+    else fs.unlinkSync(at);
+  } catch {
+    // already gone
+  }
+}
+
 export class HostFs extends FsBackend<HostNode, HostFile> {
   /** The real path of the shared directory. */
   readonly dir: string;
@@ -751,22 +772,9 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     if (store !== undefined) {
       const tmp = `${store}/${NEW}${process.pid}.${this.serial++}`;
       const moves = (mode & S_IFMT) === S_IFDIR || (mode & S_IFMT) === S_IFLNK;
-      let st: fs.BigIntStats;
-      try {
-        st = make(tmp);
-      } catch (err) {
-        undo();
-        return fail(err);
-      }
-      const gone = (): void => {
-        undo();
-        try {
-          if (st.isDirectory()) fs.rmdirSync(tmp);
-          else fs.unlinkSync(tmp);
-        } catch {
-          // already gone
-        }
-      };
+      const st = makeAt(tmp, make, undo);
+      if (st instanceof FsError) return st;
+      const gone = (): void => discard(tmp, st, undo);
       const r = this.record0(st, mode, creds, rdev);
       if (r !== undefined) {
         gone();
@@ -807,22 +815,11 @@ export class HostFs extends FsBackend<HostNode, HostFile> {
     make: (at: string) => fs.BigIntStats,
     undo: () => void,
   ): fs.BigIntStats | FsError {
-    let st: fs.BigIntStats;
-    try {
-      st = make(p);
-    } catch (err) {
-      undo();
-      return fail(err);
-    }
+    const st = makeAt(p, make, undo);
+    if (st instanceof FsError) return st;
     const r = this.record0(st, mode, creds, rdev);
     if (r === undefined) return st;
-    undo();
-    try {
-      if (st.isDirectory()) fs.rmdirSync(p);
-      else fs.unlinkSync(p);
-    } catch {
-      // already gone
-    }
+    discard(p, st, undo);
     return r;
   }
 
