@@ -14,13 +14,13 @@ export function loadReserved(h: HartState, rd: number, rs1: number, size: number
   h.xl[rd] = lo;
   h.xh[rd] = size === 8 ? dv.getInt32(o + 4, true) : lo >> 31;
   h.resValid = true;
-  h.resLo = o;
+  h.resLo = o | 0; // an int32 like every other state field (o may be computed as a double)
 }
 
 /** SC.W / SC.D: store if the reservation holds; rd = 0 on success, 1 on failure. Always clears it. */
 export function storeConditional(h: HartState, rd: number, rs1: number, rs2: number, size: number): void {
   const o = h.amoOff(h.xl[rs1]!, h.xh[rs1]!, size, ACC_W);
-  const ok = h.resValid && h.resLo === o;
+  const ok = h.resValid && h.resLo === (o | 0);
   h.resValid = false;
   if (ok) {
     h.dv.setInt32(o, h.xl[rs2]!, true);

@@ -21,7 +21,7 @@ import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
 import { createWasmRam, EXIT_INTERPRET, Jit, JitUnavailableError } from './jit.js';
 import { HartState, MS_TSR, MS_TVM, MS_TW, TRAP, type HartOptions } from './state.js';
-import { loadWarmUp, WARMUP_RAM } from './warmup.js';
+import { loadWarmUp, WARMUP_BUS, WARMUP_RAM } from './warmup.js';
 import type { WasmMemory } from './wasm.js';
 import { CPU_ENGINES, type CpuEngine } from './engine.js';
 
@@ -61,6 +61,8 @@ const warmed = new Set<CpuEngine>();
  * instret 0 (a boot) warms up at its first `run`, before V8 first optimises the loop.
  */
 const WARM_AFTER = 1_000_000;
+/** The warm-up interpreter's SBI (see warmUp). */
+const warmSbi = (h: HartState): boolean => h.xl[17] === 1;
 
 export class Hart extends HartState {
   /** The block translator, when the engine is 'wasm'. */
@@ -112,14 +114,22 @@ export class Hart extends HartState {
    */
   private static warmUp(engine: CpuEngine): void {
     const base = 0x8000_0000;
-    const runs: CpuEngine[] = engine === 'wasm' ? ['interp', 'wasm'] : ['interp'];
-    for (const e of runs) {
-      if (warmed.has(e)) continue; // another hart of this process ran it already
+    // With 'wasm', a second translator too, run only until its code has run: the loop's call
+    // into translated code then has seen two translators' dispatchers, so V8 does not tie its
+    // optimised loop to the first one and throw it away at the guest's first translated block.
+    const runs: Array<[CpuEngine, boolean]> = engine === 'wasm' ? [['interp', false], ['wasm', false], ['wasm', true]] : [['interp', false]];
+    let ran = false;
+    for (const [e, again] of runs) {
+      if (again ? !ran : warmed.has(e)) continue; // another hart of this process ran it already
       warmed.add(e);
+      ran = true;
       const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
-      const h = new Hart({ ram, engine: e, hotThreshold: 2, batch: 1 });
+      const h = new Hart({ ram, bus: WARMUP_BUS, engine: e, hotThreshold: 2, batch: 1 });
+      // As a machine's SBI: takes the ecalls with a7 = 1. Two functions, one per warm-up hart, so
+      // the loop's call to it has seen more than one before the machine's own arrives.
+      h.onEcallFromS = e === 'interp' ? warmSbi : (x) => x.xl[17] === 1;
       loadWarmUp(h, ram.bytes);
-      for (let i = 0; i < 64 && !h.waiting; i++) h.run(1 + i * 29);
+      for (let i = 0; i < 64 && !h.waiting && !(again && h.jit!.stats.retired > 0); i++) h.run(1 + i * 29);
     }
   }
 

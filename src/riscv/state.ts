@@ -135,7 +135,13 @@ export class HartState {
   mcountinhibit = 0;
   readonly pmpcfg = new Int32Array(4);
   satpMode = 0;
-  satpPpn = 0;
+  /**
+   * satp's PPN (up to 44 bits, so not always an int32). It starts as a non-integer and is set
+   * to 0 in the constructor: V8 then keeps the field as a double from the first hart on, and a
+   * guest's first satp write doesn't change every hart's hidden class (which threw away the
+   * optimised interpreter loop and the TLB functions early in every boot: bench/README.md).
+   */
+  satpPpn = 0.5;
   fflags = 0;
   frm = 0;
   /** retired instructions; `cycle` is instret + cycleOffset */
@@ -178,6 +184,7 @@ export class HartState {
   constructor(opts: HartOptions) {
     const st = opts.state ?? { buffer: new ArrayBuffer(STATE_BYTES), offset: 0 };
     if (st.offset % 8 !== 0 || st.offset + STATE_BYTES > st.buffer.byteLength) throw new RangeError('hart state area out of range');
+    this.satpPpn = 0;
     const v = (at: number, n: number) => new Int32Array(st.buffer, st.offset + at, n);
     this.xl = v(ST_XL, 33); this.xh = v(ST_XH, 33);
     const t = TLB_SIZE * TLB_SETS;

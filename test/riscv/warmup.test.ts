@@ -6,13 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { Hart, type CpuEngine } from '../../src/riscv/hart.js';
 import { createWasmRam } from '../../src/riscv/jit.js';
-import { loadWarmUp, WARMUP_RAM } from '../../src/riscv/warmup.js';
+import { C_MCAUSE } from '../../src/riscv/state.js';
+import { loadWarmUp, WARMUP_BUS, WARMUP_RAM } from '../../src/riscv/warmup.js';
 
 const BASE = 0x8000_0000;
 
 function runWarmUp(engine: CpuEngine) {
   const ram = engine === 'wasm' ? createWasmRam(BASE, WARMUP_RAM) : { base: BASE, bytes: new Uint8Array(WARMUP_RAM) };
-  const h = new Hart({ ram, engine, hotThreshold: 2, batch: 1 });
+  const h = new Hart({ ram, bus: WARMUP_BUS, engine, hotThreshold: 2, batch: 1 });
   loadWarmUp(h, ram.bytes);
   const counts: number[] = [];
   for (let i = 0; i < 64 && !h.waiting; i++) counts.push(h.run(1 + i * 29));
@@ -38,5 +39,39 @@ describe('warm-up program', () => {
     expect(Array.from(h.xl.subarray(0, 32)).every((v) => v === 0)).toBe(true);
     expect(h.jit!.stats.compiled).toBe(0);
     expect(ram.bytes.every((v) => v === 0)).toBe(true);
+  });
+
+  // V8 optimises the interpreter's loop from what it has run: a path a guest takes that the
+  // warm-up did not is an "insufficient type feedback" deoptimisation and a recompile of the
+  // whole loop (bench/README.md). Each path below was one in a Linux boot.
+  it.each(['interp', 'wasm'] as const)('takes the paths a kernel takes (%s)', (engine) => {
+    const ram = engine === 'wasm' ? createWasmRam(BASE, WARMUP_RAM) : { base: BASE, bytes: new Uint8Array(WARMUP_RAM) };
+    const device = { reads: 0, writes: 0 };
+    const bus = {
+      read: (pa: number, size: number, out: Int32Array) => { const ok = WARMUP_BUS.read(pa, size, out); if (ok) device.reads++; return ok; },
+      write: (pa: number, size: number, lo: number, hi: number) => { const ok = WARMUP_BUS.write(pa, size, lo, hi); if (ok) device.writes++; return ok; },
+    };
+    const h = new Hart({ ram, bus, engine, hotThreshold: 2, batch: 1 });
+    let sbi = 0;
+    h.onEcallFromS = (x) => { if (x.xl[17] !== 1) return false; sbi++; return true; };
+    loadWarmUp(h, ram.bytes);
+    const privs = new Set<number>();
+    let interrupts = 0, pagedS = 0, landings = 0;
+    for (let i = 0; i < 20_000 && !h.waiting; i++) {
+      const before = (h.pcLo >>> 0) - BASE;
+      h.run(1);
+      const pc = (h.pcLo >>> 0) - BASE;
+      privs.add(h.priv);
+      if (h.priv === 1 && h.satpMode === 8) pagedS++;
+      if (pc >= 0x2000 && pc < 0x2100 && before < 0x2000 && h.c64[C_MCAUSE + 1]! < 0) interrupts++;
+      if (before >= 0x1000 && before < 0x1100 && pc >= 0xf00 && pc < 0x1000) landings++; // branch out of page 1
+    }
+    expect(h.waiting).toBe(true);
+    expect([...privs].sort()).toEqual([0, 1, 3]); // U, S and M
+    expect(interrupts).toBe(3); // once per round of the loop
+    expect(sbi).toBe(3);
+    expect(pagedS).toBeGreaterThan(3 * 8); // S-mode code under Sv39
+    expect(device).toEqual({ reads: 9, writes: 6 }); // lw, ld (M) and lw (S, paged) per round; sw, sd
+    expect(landings).toBe(18); // six branch kinds, three rounds
   });
 });
