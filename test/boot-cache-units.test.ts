@@ -28,7 +28,7 @@ import {
   prune,
   writeEntry,
 } from '../src/node/boot-cache.js';
-import { ConsoleMarkers, EarlyConsole, Handshake, type HandshakeEvent, pendingHandshake, READY_MARKER } from '../src/machine/boot-handshake.js';
+import { ConsoleMarkers, CTL_LINE_MAX, EarlyConsole, Handshake, type HandshakeEvent, pendingHandshake, READY_MARKER, restoredHandshake } from '../src/machine/boot-handshake.js';
 import { storvmVersion } from '../src/node/version.js';
 import { main } from '../src/node/cli.js';
 import { ctlLine } from '../src/machine/boot-handshake.js';
@@ -127,6 +127,46 @@ describe('Handshake', () => {
     expect(pendingHandshake({ line: "cmd=$'ls'", ready: true }, 100)).toEqual({ line: "cmd=$'ls'", ready: true });
     for (const bad of [undefined, null, 'x', { line: 1, ready: true }, { line: 'a', ready: 'yes' }, { line: 'a\nb', ready: false }, { line: 'x'.repeat(101), ready: false }]) {
       expect(pendingHandshake(bad, 100)).toBeUndefined();
+    }
+  });
+
+  it('restoredHandshake resumes what a snapshot kept: typed at once when init was ready, on its marker when not, nothing when META cannot be read', async () => {
+    const marker = Buffer.from(READY_MARKER).toString('latin1');
+    // Ready when saved: the caller delivers at once (here with META read asynchronously, as the CLI does).
+    const ready = await restoredHandshake(async () => ({ handshake: { line: 'L1', ready: true } }), () => {});
+    expect([ready.deliver, ready.handshake.pending(), ready.handshake.isReady]).toEqual([true, { line: 'L1', ready: true }, true]);
+    const m1 = fake();
+    ready.handshake.attach(m1);
+    ready.handshake.input(enc('held'));
+    ready.handshake.deliver();
+    expect(m1.typed).toEqual(['L1\n', 'held']);
+    // Not ready when saved: nothing to deliver now, the line goes when init prints its marker.
+    const waiting = await restoredHandshake(() => ({ other: 1, handshake: { line: 'L2', ready: false } }), () => {});
+    expect([waiting.deliver, waiting.handshake.pending()]).toEqual([false, { line: 'L2', ready: false }]);
+    const m2 = fake();
+    waiting.handshake.attach(m2);
+    waiting.handshake.output(enc(marker));
+    expect(m2.typed).toEqual(['L2\n']);
+    // The line's bound is init's: CTL_LINE_MAX is taken, one more is not.
+    expect((await restoredHandshake(() => ({ handshake: { line: 'x'.repeat(CTL_LINE_MAX), ready: true } }), () => {})).deliver).toBe(true);
+    // No pending line: a META that throws or rejects, none kept, or one too long. Input passes,
+    // the exit marker still powers off, and the ready marker types nothing.
+    for (const meta of [
+      () => {
+        throw new Error('bad magic');
+      },
+      () => Promise.reject(new Error('bad magic')),
+      () => ({}),
+      () => ({ handshake: { line: 'x'.repeat(CTL_LINE_MAX + 1), ready: true } }),
+    ]) {
+      const out: Uint8Array[] = [];
+      const none = await restoredHandshake(meta, (b) => out.push(b));
+      expect([none.deliver, none.handshake.pending()]).toEqual([false, undefined]);
+      const m = fake();
+      none.handshake.attach(m);
+      none.handshake.input(enc('x'));
+      none.handshake.output(enc(`a${marker}b\x1b]5379;storvm-exit;4\x07`));
+      expect([m.typed, m.off, dec(out)]).toEqual([['x'], 4, 'ab']);
     }
   });
 });

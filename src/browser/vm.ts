@@ -14,7 +14,7 @@ import { toBase64 } from '../backends/block/bytes.js';
 import { CPU_ENGINES, DEFAULT_CPU } from '../riscv/engine.js';
 import { fromWire, ImageError, VmError } from './errors.js';
 import { guestCommand, mountPoint, virtiofsMount } from '../machine/guest-init.js';
-import { ctlLine } from '../machine/boot-handshake.js';
+import { CTL_LINE_MAX, ctlLine } from '../machine/boot-handshake.js';
 import { describe, type ImageSource, type PageMessage, type ProgressInfo, type ShareEntry, type StartMessage, type WireError, type WireImageSource, type WorkerMessage } from './protocol.js';
 
 export interface VmDiskOptions {
@@ -193,8 +193,6 @@ export interface Vm {
 
 /** The Linux kernel command line is at most 1024 bytes on RISC-V. */
 const CMDLINE_MAX = 1024;
-/** Longest console line init's `read` takes (the tty's canonical line is 4095 bytes). */
-const CTL_LINE_MAX = 4000;
 
 const utf8 = new TextEncoder();
 

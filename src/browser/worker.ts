@@ -29,7 +29,7 @@ import { openDirShare, type OpenedDirShare } from './dir-share.js';
 import { isZero } from '../backends/block/bytes.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
 import { entryFor, type KeyDevice } from '../machine/boot-cache-entry.js';
-import { EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
+import { EarlyConsole, Handshake, restoredHandshake } from '../machine/boot-handshake.js';
 import { snapshotInfo } from '../machine/snapshot-info.js';
 import { BROWSER_VERSION, browserCacheKey, readBrowserEntry, removeBrowserEntry, workerCodeIdentity, writeBrowserEntry } from './boot-cache.js';
 
@@ -198,13 +198,7 @@ async function start(m: StartMessage): Promise<void> {
   if (snapshot) {
     // A snapshot of a guest booted with the handshake (the boot cache's init): its exit marker
     // still ends the run, and a line init had not read yet when it was saved is typed now.
-    let pending;
-    try {
-      pending = pendingHandshake(snapshotInfo(snapshot).meta.handshake, HANDSHAKE_LINE_MAX);
-    } catch {
-      pending = undefined; // restore reports what is wrong with the file
-    }
-    const hs = new Handshake(pending?.line, postConsole, { ready: pending?.ready ?? false });
+    const { handshake: hs, deliver } = await restoredHandshake(() => snapshotInfo(snapshot).meta, postConsole);
     try {
       vm = await Machine.restore(snapshot, { devices: makeDevices(), host: browserHost(), onConsole: hs.output, ...(codec ? { codec } : {}), ...(m.cpu ? { cpu: m.cpu } : {}) });
     } catch (e) {
@@ -212,7 +206,7 @@ async function start(m: StartMessage): Promise<void> {
       throw new VmError(`the snapshot could not be restored: ${e instanceof Error ? e.message : String(e)}`);
     }
     hs.attach(vm);
-    if (pending?.ready) hs.deliver();
+    if (deliver) hs.deliver();
     handshake = hs;
     m.shares.forEach((s, i) => {
       const fs = shares[i];
@@ -265,9 +259,6 @@ async function start(m: StartMessage): Promise<void> {
     post({ type: 'exit', reason: 'crashed', exitCode: -1, instructions: vm.hart.instret, message: e instanceof Error ? e.message : String(e) });
   }
 }
-
-/** Longest line a restored handshake types (as startVm's limit for init's line). */
-const HANDSHAKE_LINE_MAX = 4000;
 
 function postConsole(bytes: Uint8Array): void {
   // Transfer only a buffer this view owns whole: detaching a larger one would cut off the rest.

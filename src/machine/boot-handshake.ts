@@ -137,6 +137,12 @@ export class EarlyConsole {
   }
 }
 
+/**
+ * Longest console line init's `read` takes (the tty's canonical line is 4095 bytes): the most a
+ * host types to init, and the most it takes back from a snapshot's META.
+ */
+export const CTL_LINE_MAX = 4000;
+
 /** What a handshake needs of the machine. */
 export interface HandshakeMachine {
   input(bytes: Uint8Array): void;
@@ -223,4 +229,29 @@ export function pendingHandshake(v: unknown, maxLine: number): PendingHandshake 
   const { line, ready } = v as Record<string, unknown>;
   if (typeof line !== 'string' || typeof ready !== 'boolean' || line.length > maxLine || !/^[\x20-\x7e]*$/.test(line)) return undefined;
   return { line, ready };
+}
+
+/**
+ * The handshake of a machine restored from a snapshot, as the CLI's `boot --restore` and the
+ * browser worker build it. A snapshot of a guest booted with the handshake (the boot cache's
+ * init) keeps its open part in META: the line init had not read when it was saved is typed when
+ * init asks for it, or, when `deliver` is true (init had asked already), by the caller calling
+ * `handshake.deliver()` once the machine is attached. Without one only the exit marker matters.
+ *
+ * `meta` reads the snapshot's META section, called here (so a caller may load the reader only
+ * now); when it throws or rejects there is no pending line: restore reports what is wrong with
+ * the file.
+ */
+export async function restoredHandshake(
+  meta: () => Record<string, unknown> | Promise<Record<string, unknown>>,
+  out: (bytes: Uint8Array) => void,
+): Promise<{ handshake: Handshake; deliver: boolean }> {
+  let pending: PendingHandshake | undefined;
+  try {
+    pending = pendingHandshake((await meta()).handshake, CTL_LINE_MAX);
+  } catch {
+    pending = undefined; // restore reports what is wrong with the file
+  }
+  const ready = pending?.ready ?? false;
+  return { handshake: new Handshake(pending?.line, out, { ready }), deliver: ready };
 }

@@ -13,7 +13,7 @@ import type { BlockBackend } from '../backends/block/backend.js';
 import { hashBlocks, ReadRecordingDisk } from '../backends/block/read-record.js';
 import { bootDir, cacheKey, codeIdentity, decodeEntry, entryPath, type KeyDevice, readEntry, removeEntry, touchEntry, writeEntry } from './boot-cache.js';
 import { entryFor } from '../machine/boot-cache-entry.js';
-import { ctlLine, EarlyConsole, Handshake, pendingHandshake } from '../machine/boot-handshake.js';
+import { CTL_LINE_MAX, ctlLine, EarlyConsole, Handshake, restoredHandshake } from '../machine/boot-handshake.js';
 import { storvmVersion } from './version.js';
 import type { VirtioDevice } from '../virtio/device.js';
 import type { HostFs } from './host-fs.js';
@@ -64,8 +64,6 @@ export interface Launched {
   snapshotMeta(): Record<string, unknown>;
 }
 
-/** Longest console line init's `read` takes (the tty's canonical line is 4095 bytes). */
-const CTL_LINE_MAX = 4000;
 /** Console output before the snapshot point kept for replay; more than this and nothing is cached. */
 const CONSOLE_KEEP_MAX = 256 * 1024;
 
@@ -321,14 +319,7 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
   } catch (e) {
     throw new UsageError(`snapshot ${file}: ${(e as Error).message}`);
   }
-  let pending;
-  try {
-    const { snapshotInfo } = await import('../machine/snapshot-info.js');
-    pending = pendingHandshake(snapshotInfo(bytes).meta.handshake, CTL_LINE_MAX);
-  } catch {
-    pending = undefined; // restore reports what is wrong with the file
-  }
-  const handshake = new Handshake(pending?.line, onConsole, { ready: pending?.ready ?? false });
+  const { handshake, deliver } = await restoredHandshake(async () => (await import('../machine/snapshot-info.js')).snapshotInfo(bytes).meta, onConsole);
   // The snapshot is read and checked by restore; its memory size is the machine's.
   const machine = await Machine.restore(bytes, restoreOptions(args, devices, handshake.output, args.cpu));
   const savedMiB = machine.ram.size / 2 ** 20;
@@ -336,7 +327,7 @@ async function restoreMachine(args: MachineArgs, devices: VirtioDevice[], onCons
     throw new UsageError(`--mem ${args.memoryMiB}: the snapshot was saved with ${savedMiB} MiB (leave --mem out)`);
   }
   handshake.attach(machine);
-  if (pending?.ready) handshake.deliver();
+  if (deliver) handshake.deliver();
   return { machine, handshake };
 }
 

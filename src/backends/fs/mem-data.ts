@@ -33,20 +33,30 @@ export class FileData {
     return this.chunks.size;
   }
 
-  /** Copies [offset, offset + n) into dst[0..n), zeros where nothing is held. */
-  read(offset: number, dst: Uint8Array, n: number): void {
-    let done = 0;
-    while (done < n) {
+  /**
+   * Calls `visit` for each chunk that [offset, offset + length) overlaps, lowest first, with the
+   * chunk's index, where the range starts inside it (`within`), how many of the range's bytes
+   * fall in it (`piece`) and how far into the range they start (`done`).
+   */
+  private eachChunk(offset: number, length: number, visit: (idx: number, within: number, piece: number, done: number) => void): void {
+    for (let done = 0; done < length; ) {
       const at = offset + done;
       const idx = Math.floor(at / CHUNK);
       const within = at - idx * CHUNK;
-      const piece = Math.min(n - done, CHUNK - within);
+      const piece = Math.min(length - done, CHUNK - within);
+      visit(idx, within, piece, done);
+      done += piece;
+    }
+  }
+
+  /** Copies [offset, offset + n) into dst[0..n), zeros where nothing is held. */
+  read(offset: number, dst: Uint8Array, n: number): void {
+    this.eachChunk(offset, n, (idx, within, piece, done) => {
       const c = this.chunks.get(idx);
       const have = c === undefined ? 0 : Math.max(0, Math.min(piece, c.len - within));
       if (have > 0) dst.set(c!.buf.subarray(within, within + have), done);
       if (have < piece) dst.fill(0, done + have, done + piece);
-      done += piece;
-    }
+    });
   }
 
   /** The first n bytes as one new array, holes as zeros. */
@@ -59,33 +69,23 @@ export class FileData {
   /** How much `held` would grow by if [offset, offset + length) were written. */
   growth(offset: number, length: number): number {
     let grow = 0;
-    const end = offset + length;
-    for (let at = offset; at < end; ) {
-      const idx = Math.floor(at / CHUNK);
-      const pieceEnd = Math.min(end - idx * CHUNK, CHUNK);
-      grow += Math.max(0, pieceEnd - (this.chunks.get(idx)?.len ?? 0));
-      at = (idx + 1) * CHUNK;
-    }
+    this.eachChunk(offset, length, (idx, within, piece) => {
+      grow += Math.max(0, within + piece - (this.chunks.get(idx)?.len ?? 0));
+    });
     return grow;
   }
 
   /** Writes src at offset, allocating chunks as needed; answers how much `held` grew by. */
   write(offset: number, src: Uint8Array): number {
     const before = this.held;
-    let done = 0;
-    while (done < src.length) {
-      const at = offset + done;
-      const idx = Math.floor(at / CHUNK);
-      const within = at - idx * CHUNK;
-      const piece = Math.min(src.length - done, CHUNK - within);
+    this.eachChunk(offset, src.length, (idx, within, piece, done) => {
       const c = this.room(idx, within + piece);
       c.buf.set(src.subarray(done, done + piece), within);
       if (within + piece > c.len) {
         this.held += within + piece - c.len;
         c.len = within + piece;
       }
-      done += piece;
-    }
+    });
     return this.held - before;
   }
 
