@@ -213,6 +213,7 @@ export class Hart extends HartState {
             const got = jit.call(slot, this.dSet, limit - n, jit.block, this.iSet);
             n += got;
             jit.stats.retired += got;
+            jit.stats.entered++;
             const ex = this.exitArea;
             this.pcLo = ex[0]!; this.pcHi = ex[1]!;
             interpretNext = ex[2] === EXIT_INTERPRET;

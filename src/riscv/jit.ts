@@ -148,6 +148,8 @@ export interface JitStats {
   rechecked: number;
   /** instructions retired in translated code */
   retired: number;
+  /** calls from the hart's loop into translated code (each one came back to JavaScript before) */
+  entered: number;
 }
 
 export class Jit {
@@ -169,7 +171,7 @@ export class Jit {
   private pending = new Map<number, { vLo: number; vHi: number }>();
   readonly stats: JitStats = (() => {
     const live = this.live;
-    return { get regions() { return live.size; }, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0 };
+    return { get regions() { return live.size; }, compiled: 0, modules: 0, dropped: 0, flushes: 0, wasmBytes: 0, rechecked: 0, retired: 0, entered: 0 };
   })();
   private readonly imports: object;
   private readonly S: number;
@@ -239,9 +241,10 @@ export class Jit {
    * has changed that the interpreter would not change again, and it runs the instruction. An
    * instruction that changed what the hart's loop decides on answers X_LEAVE, so translated
    * code stops after it and the loop looks again: privilege, the TLB sets, satp, the interrupt
-   * enables and pending bits (the interpreter goes back to its outer loop after every CSR
-   * instruction, which is where interrupts are taken), a device access, or a store that
-   * dropped translated code. (No instruction run here reaches a device today: F/D accesses
+   * enables and pending bits when an interrupt is then pending and enabled in mie (the
+   * interpreter goes back to its outer loop after every CSR instruction, which is where
+   * interrupts are taken; with none pending it takes none there), a device access, or a store
+   * that dropped translated code. (No instruction run here reaches a device today: F/D accesses
    * outside the TLB go to the interpreter before anything is touched, AMOs outside RAM fault,
    * CSR and OP-FP instructions touch no device; the busTouched check is a backstop.)
    */
@@ -273,8 +276,12 @@ export class Jit {
     h.exitArea[EXIT_DSET] = h.dSet;
     if (h.busTouched) { h.busTouched = false; return X_LEAVE; }
     if (this.dropEpoch !== epoch || h.priv !== priv || h.iSet !== iSet || h.satpPpn !== satp ||
-      h.satpMode !== satpMode || h.mie !== mie || h.mipSw !== sw || h.mideleg !== mid ||
-      (h.mstatus & ~ms & (MS_SIE | MS_MIE)) !== 0) return X_LEAVE;
+      h.satpMode !== satpMode) return X_LEAVE;
+    // The interrupt enables and pending bits matter only to the loop's interrupt check, which
+    // does nothing while no interrupt is both pending and enabled in mie: Linux's
+    // local_irq_restore (csrs sstatus, SIE) then goes on in wasm.
+    if ((h.mie !== mie || h.mipSw !== sw || h.mideleg !== mid || (h.mstatus & ~ms & (MS_SIE | MS_MIE)) !== 0) &&
+      ((h.mipSw | h.mipExt) & h.mie) !== 0) return X_LEAVE;
     return X_DONE;
   }
 
