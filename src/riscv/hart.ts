@@ -117,12 +117,13 @@ export class Hart extends HartState {
     // With 'wasm', a second translator too, run only until its code has run: the loop's call
     // into translated code then has seen two translators' dispatchers, so V8 does not tie its
     // optimised loop to the first one and throw it away at the guest's first translated block.
-    const runs: Array<[CpuEngine, boolean]> = engine === 'wasm' ? [['interp', false], ['wasm', false], ['wasm', true]] : [['interp', false]];
-    let ran = false;
-    for (const [e, again] of runs) {
-      if (again ? !ran : warmed.has(e)) continue; // another hart of this process ran it already
+    const runs: CpuEngine[] = engine === 'wasm' ? ['interp', 'wasm', 'wasm'] : ['interp'];
+    const ranHere = new Set<CpuEngine>();
+    for (const e of runs) {
+      const again = ranHere.has(e);
+      if (!again && warmed.has(e)) continue; // another hart of this process ran it already
       warmed.add(e);
-      ran = true;
+      ranHere.add(e);
       const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
       const h = new Hart({ ram, bus: WARMUP_BUS, engine: e, hotThreshold: 2, batch: 1 });
       // As a machine's SBI: takes the ecalls with a7 = 1. Two functions, one per warm-up hart, so

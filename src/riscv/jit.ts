@@ -272,8 +272,9 @@ export class Jit {
       return X_INTERP;
     }
     // A new data TLB set alone (mstatus.SUM, which Linux flips around every user copy, or
-    // MPRV/MPP) doesn't leave: the code reloads it from the exit record after a CSR call.
-    h.exitArea[EXIT_DSET] = h.dSet;
+    // MPRV/MPP) doesn't leave: the code reloads it from the exit record after a CSR call (the
+    // only kind that can move it).
+    if (op <= 76) h.exitArea[EXIT_DSET] = h.dSet;
     if (h.busTouched) { h.busTouched = false; return X_LEAVE; }
     if (this.dropEpoch !== epoch || h.priv !== priv || h.iSet !== iSet || h.satpPpn !== satp ||
       h.satpMode !== satpMode) return X_LEAVE;

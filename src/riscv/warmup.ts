@@ -38,8 +38,10 @@ const PAGE1 = 0x1000, HANDLER = 0x2000, DATA = 0x8000, PAGE_TABLE = 0x9000;
 const LAND = 0x0f00;
 /** Where the warm-up's device answers (x8): loads read 0, stores are taken. */
 const DEVICE = 0x2000_0000, DEVICE_SIZE = 16;
-/** Branch f3 values: beq bne blt bge bltu bgeu. */
-const BRANCHES = [0, 1, 4, 5, 6, 7];
+/** beq bne blt bge bltu bgeu as [f3, rs1, rs2], with operands (x2 = 7, x9 = -3) that take each. */
+const TAKEN_BRANCHES = [[0, 2, 2], [1, 2, 9], [4, 9, 2], [5, 2, 9], [6, 2, 9], [7, 9, 2]] as const;
+/** Bytes taken by a list of 32-bit words and 16-bit parcels. */
+const byteLength = (ws: Array<number | { c: number }>) => ws.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
 
 /**
  * The bus of the warm-up harts: one small device, so the loop's paths for a load or store that
@@ -115,7 +117,7 @@ function program(): { main: Array<number | { c: number }>; page1: number[]; land
     { c: (0x8 << 12) | (12 << 7) | (11 << 2) | 2 }, { c: (0x9 << 12) | (12 << 7) | (10 << 2) | 2 }); // c.addi c.li c.mv c.add
   m.push(I(0, 4, 0, 15, 0x67)); // jalr x15, 0(x4): to page 1, which comes back
   m.push(ADDI(5, 5, -1));
-  const size = m.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
+  const size = byteLength(m);
   m.push(B(-size, 0, 5, 1)); // bne x5, x0, start
   m.push(0x10500073, J(-4, 0)); // wfi (nothing is enabled: the hart waits), then stay
   // page 1: one instruction, each kind of conditional branch taken to a landing pad in page 0
@@ -123,10 +125,8 @@ function program(): { main: Array<number | { c: number }>; page1: number[]; land
   // back to the next one, and a return through x15
   const page1 = [ADDI(10, 10, 3)];
   const land: number[] = [];
-  const taken: Record<number, [number, number]> = { 0: [2, 2], 1: [2, 9], 4: [9, 2], 5: [2, 9], 6: [2, 9], 7: [9, 2] };
-  BRANCHES.forEach((f3, k) => {
+  TAKEN_BRANCHES.forEach(([f3, rs1, rs2], k) => {
     const at = PAGE1 + 4 + 8 * k, pad = LAND + 4 * k;
-    const [rs1, rs2] = taken[f3]!;
     page1.push(B(pad - at, rs2, rs1, f3), ADDI(10, 10, 1)); // the addi is skipped
     land.push(J(at + 8 - pad, 0));
   });
@@ -149,8 +149,7 @@ function put(dv: DataView, at: number, words: Array<number | { c: number }>): vo
 export function loadWarmUp(h: HartState, bytes: Uint8Array): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const p = program();
-  const end = p.main.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
-  if (end > LAND) throw new Error('warm-up program overlaps its landing pads');
+  if (byteLength(p.main) > LAND) throw new Error('warm-up program overlaps its landing pads');
   put(dv, 0, p.main);
   put(dv, LAND, p.land);
   put(dv, PAGE1, p.page1);
