@@ -41,6 +41,8 @@ export interface HartRunOptions extends HartOptions {
   maxRegions?: number;
   /** 'wasm': hot pages compiled together in one module (default 4; 1 compiles each at once). */
   batch?: number;
+  /** 'wasm': instructions interpreted in a page before it is translated anyway (default 262144). */
+  hotWork?: number;
 }
 
 /**
@@ -79,7 +81,7 @@ export class Hart extends HartState {
       }
       stateOffset = opts.ram.bytes.byteLength;
       super({ ...opts, state: { buffer: m.buffer, offset: stateOffset } });
-      this.jit = new Jit(this, m, stateOffset, opts.hotThreshold, opts.maxRegions, opts.batch);
+      this.jit = new Jit(this, m, stateOffset, opts.hotThreshold, opts.maxRegions, opts.batch, opts.hotWork);
     } else {
       super(opts);
       this.jit = undefined;
@@ -125,7 +127,7 @@ export class Hart extends HartState {
       warmed.add(e);
       ranHere.add(e);
       const ram = e === 'wasm' ? createWasmRam(base, WARMUP_RAM) : { base, bytes: new Uint8Array(WARMUP_RAM) };
-      const h = new Hart({ ram, bus: WARMUP_BUS, engine: e, hotThreshold: 2, batch: 1 });
+      const h = new Hart({ ram, bus: WARMUP_BUS, engine: e, hotThreshold: 2, batch: 1, hotWork: 64 });
       // As a machine's SBI: takes the ecalls with a7 = 1. Two functions, one per warm-up hart, so
       // the loop's call to it has seen more than one before the machine's own arrives.
       h.onEcallFromS = e === 'interp' ? warmSbi : (x) => x.xl[17] === 1;
@@ -185,7 +187,10 @@ export class Hart extends HartState {
     // Traps taken in this call: a trap vector whose first instruction traps again retires
     // nothing, so the call also ends after `limit` traps and the host gets control back.
     let traps = 0;
+    // The interpreter's current trip through one page (charged to Jit.charge when it ends).
+    let tripPage = -1, tripN = 0, tripLo = 0, tripHi = 0;
     outer: while (n < limit) {
+      if (tripPage >= 0) { jit!.charge(tripPage, n - tripN, tripLo, tripHi); tripPage = -1; }
       const pending = (this.mipSw | this.mipExt) & this.mie;
       if (this.waiting) {
         if (pending === 0) break; // WFI: nothing locally enabled is pending (3.3.3)
@@ -223,6 +228,7 @@ export class Hart extends HartState {
         }
         jRegions = jit.regionsOf(ramPage);
         jHeat = jit.heatOf(ramPage);
+        tripPage = ramPage; tripN = n; tripLo = pageLo; tripHi = pch;
       }
       // Decoded only once the interpreter runs here: pages that run only as wasm need none.
       const page = this.codePage(ramPage);

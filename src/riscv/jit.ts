@@ -42,7 +42,7 @@
 import { execCsrAmoFp } from './csr-amo-fp.js';
 import { decode16, decode32 } from './decode.js';
 import { MS_MIE, MS_SIE, TRAP, type HartState } from './state.js';
-import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_XH, ST_XL, STATE_BYTES } from './state.js';
+import { ST_EXIT, ST_PAR, ST_PAW, ST_PAX, ST_TAGR, ST_TAGW, ST_TAGX, ST_X64, ST_XH, ST_XL, STATE_BYTES } from './state.js';
 import { Bytes, EXIT_DSET, CH_PAGE, CH_PC_HI, CH_PC_LO, CH_TARGET, CHAIN_BYTES, CHAIN_ENTRIES, CHAIN_MAX_BLOCKS, CHAIN_WORDS, chainPut, dispatcherBytes, moduleBytes, T_I32, T_I64, T_VOID, W, wasmApi, type WasmMemory, type WasmTable } from './wasm.js';
 
 /**
@@ -125,9 +125,13 @@ function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
 }
 
 // Locals: params 0 dSet, 1 budget, 2 block index (the entry's, then the dispatch variable);
-// i32 3 n, 4 reason, 5 vpn, 6 tlb index; i64 7 npc, 8..11 temps, 12.. x1..x31.
+// i32 3 n, 4 reason, 5 vpn, 6 tlb index; i64 7 npc, 8..11 temps, 12 the value being written to a
+// register. The registers themselves are i64 words in the state area (ST_X64): a page function
+// has no prologue or epilogue for them, so a chained call between pages costs only the call.
+// (V8's Liftoff, which compiles these functions, keeps locals in stack slots across blocks
+// anyway, so a register in memory costs about what a register in a local does.)
 const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
-const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_X = 11; // x_i is local L_X + i
+const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_V = 12;
 /** Longest basic block, and most blocks in one page's function. */
 const MAX_INSNS = 200, MAX_BLOCKS = CHAIN_MAX_BLOCKS;
 
@@ -159,6 +163,10 @@ export class Jit {
   private readonly pages: (Array<Region | undefined> | undefined)[];
   /** Per RAM page: entries seen by offset / 2 (outer-loop entries and taken in-page branches). */
   private readonly heat: (Uint16Array | undefined)[];
+  /** Per RAM page: instructions the interpreter ran in it since it last became hot by work. */
+  private readonly work: Int32Array;
+  /** Per RAM page: the work that makes it hot next (doubles each time, see `charge`). */
+  private readonly workLimit: Int32Array;
   /** Copy of each translated page's bytes, taken when it was translated. */
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
@@ -201,6 +209,12 @@ export class Jit {
     readonly maxRegions = 2048,
     /** pages compiled together into one module */
     readonly batch = 4,
+    /**
+     * Instructions the interpreter runs in a page before the page is translated (again) with
+     * every entry seen into it, however few times each was entered: a long function called a
+     * few thousand times is hot though no entry reaches `hotThreshold` soon (bench/README.md).
+     */
+    readonly hotWork = 262144,
   ) {
     if (wasmApi === undefined) throw new JitUnavailableError('this host has no WebAssembly');
     this.imports = {
@@ -221,7 +235,10 @@ export class Jit {
     if (chainAt + CHAIN_BYTES > memory.buffer.byteLength) throw new JitUnavailableError('no room for the chain cache: RAM must come from createWasmRam');
     this.chain = new Int32Array(memory.buffer, chainAt, CHAIN_ENTRIES * CHAIN_WORDS);
     this.clearChain(-1);
-    const layout = { exit: stateOffset + ST_EXIT, tagX: stateOffset + ST_TAGX, paX: stateOffset + ST_PAX, chain: chainAt };
+    const layout = {
+      exit: stateOffset + ST_EXIT, tagX: stateOffset + ST_TAGX, paX: stateOffset + ST_PAX, chain: chainAt,
+      xl: stateOffset + ST_XL, xh: stateOffset + ST_XH, x64: stateOffset + ST_X64,
+    };
     const d = new wasmApi.Instance(new wasmApi.Module(dispatcherBytes(layout)), { m: { t: this.table, mem: memory } });
     this.call = d.exports['call'] as (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
     this.S = stateOffset;
@@ -232,6 +249,25 @@ export class Jit {
     this.pages = new Array<Array<Region | undefined> | undefined>(n).fill(undefined);
     this.heat = new Array<Uint16Array | undefined>(n).fill(undefined);
     this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
+    this.work = new Int32Array(n);
+    this.workLimit = new Int32Array(n).fill(hotWork);
+  }
+
+  /**
+   * The hart's loop ran `k` instructions in the interpreter in RAM page `page` (virtual page
+   * (vLo, vHi)) since it last came round. When a page's count reaches its work limit, the page
+   * waits to be compiled (again) from every entry seen into it, and the limit doubles: a page
+   * whose interpreted work is code the translator leaves to the interpreter anyway costs at most
+   * one compile per limit's worth of instructions, fewer each time.
+   */
+  charge(page: number, k: number, vLo: number, vHi: number): void {
+    const w = this.work[page]! + k;
+    if (w < this.workLimit[page]!) { this.work[page] = w; return; }
+    this.work[page] = 0;
+    if (this.workLimit[page]! < 0x20000000) this.workLimit[page]! *= 2;
+    if (this.heat[page] === undefined) return;
+    if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
+    if (this.pending.size >= this.batch) this.compilePending();
   }
 
   /**
@@ -415,18 +451,20 @@ export class Jit {
     // that get no region and stay with the interpreter (a page with more is pathological).
     if (heat !== undefined) for (let i = 0; i < 2048 && leaders.size < MAX_BLOCKS; i++) if (heat[i] !== 0) { leaders.add(2 * i); work.push(2 * i); }
     const entries = [...leaders];
+    const add = (t: number) => {
+      if (t >= 0 && t < 4096 && !leaders.has(t) && leaders.size < MAX_BLOCKS) { leaders.add(t); work.push(t); }
+    };
     while (work.length > 0) {
       let o = work.pop()!;
-      for (let k = 0; ; k++) {
+      for (let k = 1; ; k++) {
         const d = this.decodeAt(base, o);
         if (straight(d.kind)) {
           o += d.len;
-          if (o >= 4096 || leaders.has(o) || k >= MAX_INSNS) break;
+          if (o >= 4096 || leaders.has(o)) break;
+          // A block longer than MAX_INSNS is cut (step 2); the code after the cut is a block too.
+          if (k >= MAX_INSNS) { add(o); break; }
           continue;
         }
-        const add = (t: number) => {
-          if (t >= 0 && t < 4096 && !leaders.has(t) && leaders.size < MAX_BLOCKS) { leaders.add(t); work.push(t); }
-        };
         // The fall-through of a conditional branch is translated with it; a taken target only
         // once it has been entered (it has heat): cold paths stay out of the compiled code.
         if (d.kind === K_BRANCH) add(o + d.len);
@@ -516,21 +554,6 @@ export class Jit {
     const S = this.S;
     const e = new Bytes();
     const K = blocks.length;
-    const used = new Uint8Array(33), written = new Uint8Array(33);
-    for (const b of blocks) {
-      for (const d of b) {
-        if (d.kind === K_STOP) continue;
-        if (d.kind === K_CALL) {
-          const r = callRegs(d.w, d.imm);
-          for (const x of r.reads) used[x] = 1;
-          written[r.rd] = 1;
-          continue;
-        }
-        const rd = (d.w >>> 8) & 63, rs1 = (d.w >>> 14) & 31, rs2 = (d.w >>> 19) & 31;
-        used[rs1] = 1; used[rs2] = 1; used[rd] = 1; written[rd] = 1;
-      }
-    }
-    used[0] = 0; used[32] = 0; written[0] = 0; written[32] = 0;
 
     const op = (b: number) => e.byte(b);
     const lget = (l: number) => { op(W.localGet); e.u32(l); };
@@ -544,20 +567,14 @@ export class Jit {
       op(W.i64Const); e.s64(r | 0, (vHi + Math.floor(r / 4294967296)) | 0);
     };
     const mem = (code: number, align: number, offset: number) => { op(code); e.u32(align); e.u32(offset); };
-    const get = (x: number) => { if (x === 0) i64c(0); else lget(L_X + x); };
-    const set = (x: number) => lset(L_X + x);
+    const get = (x: number) => { if (x === 0) i64c(0); else { i32c(0); mem(W.i64Load, 3, S + ST_X64 + 8 * x); } };
+    /** Writes the i64 on the stack to register x (1..31). */
+    const set = (x: number) => { lset(L_V); i32c(0); lget(L_V); mem(W.i64Store, 3, S + ST_X64 + 8 * x); };
 
-    // locals: 4 x i32, then 4 temps + npc + 31 registers as i64
+    // locals: 4 x i32, then npc, 4 temps and the register value as i64
     e.u32(2);
     e.u32(4); e.byte(T_I32);
-    e.u32(5 + 31); e.byte(T_I64);
-    // prologue: registers in
-    for (let x = 1; x < 32; x++) {
-      if (!used[x]) continue;
-      i32c(0); mem(W.i64Load32U, 2, S + ST_XL + 4 * x);
-      i32c(0); mem(W.i64Load32U, 2, S + ST_XH + 4 * x);
-      i64c(32); op(W.i64Shl); op(W.i64Or); set(x);
-    }
+    e.u32(6); e.byte(T_I64);
 
     // block $exit { block $interp { loop { block b(K-1) ... block b0 { br_table } code 0 } ...
     // code K-1 } } (to the interpreter) } epilogue. Every block's code ends in a branch.
@@ -870,11 +887,6 @@ export class Jit {
     i32c(0); lget(L_NPC); mem(W.i64Store, 3, S + ST_EXIT);
     i32c(0); lget(L_REASON); mem(W.i32Store, 2, S + ST_EXIT + 8);
     i32c(0); lget(L_DSET); mem(W.i32Store, 2, S + ST_EXIT + 4 * EXIT_DSET); // the dispatcher goes on with it
-    for (let x = 1; x < 32; x++) {
-      if (!written[x]) continue;
-      i32c(0); get(x); mem(W.i64Store32, 2, S + ST_XL + 4 * x);
-      i32c(0); get(x); i64c(32); op(W.i64ShrU); mem(W.i64Store32, 2, S + ST_XH + 4 * x);
-    }
     lget(L_N);
     op(W.end); // function
     return e.view().slice();

@@ -147,6 +147,10 @@ export interface DispatchLayout {
   paX: number;
   /** chain cache: CHAIN_ENTRIES entries of CHAIN_WORDS words (see chainPut) */
   chain: number;
+  /** x1..x31 as int32 halves (the hart's xl and xh) and as i64 (what page functions use) */
+  xl: number;
+  xh: number;
+  x64: number;
 }
 
 // The chain cache, written by JavaScript (Jit) and read by the dispatcher below: this is the one
@@ -180,7 +184,9 @@ export function chainPut(c: Int32Array, lo: number, hi: number, pageOffset: numb
  * too, without coming back to JavaScript. A cache entry counts only while the fetch TLB still
  * maps its pc to the RAM page it was made for (the same check as HartState.fetchPage). Returns
  * the instructions retired; the exit record holds where it stopped. JavaScript calls one
- * exported function for every entry (one call site, one JS-to-wasm wrapper).
+ * exported function for every entry (one call site, one JS-to-wasm wrapper). It copies x1..x31
+ * from the hart's int32 halves into the i64 registers page functions work on when it is called,
+ * and back when it returns: once per call from JavaScript, not once per page function.
  */
 /**
  * Int32 index in the exit record (after pc lo, pc hi, reason) of the data TLB set a page function
@@ -204,7 +210,19 @@ export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   const set = (l: number) => { b.byte(W.localSet); b.u32(l); };
   const c = (v: number) => { b.byte(W.i32Const); b.s32(v); };
   const load = (offset: number) => { b.byte(W.i32Load); b.u32(2); b.u32(offset); };
-  const leaveIf = () => { b.byte(W.if); b.byte(T_VOID); get(5); b.byte(W.return); b.byte(W.end); };
+  const store = (offset: number) => { b.byte(W.i32Store); b.u32(2); b.u32(offset); };
+  /** Copies x1..x31 between the hart's halves and the i64 registers page functions use. */
+  const copyRegs = (toI64: boolean) => {
+    for (let x = 1; x < 32; x++) {
+      for (const [half, w] of [[at.xl, 0], [at.xh, 4]] as const) {
+        const from = toI64 ? half + 4 * x : at.x64 + 8 * x + w, to = toI64 ? at.x64 + 8 * x + w : half + 4 * x;
+        c(0); c(0); load(from); store(to);
+      }
+    }
+  };
+  const leaveIf = () => { b.byte(W.if); b.byte(T_VOID); b.byte(W.br); b.u32(2); b.byte(W.end); }; // to $out
+  copyRegs(true);
+  b.byte(W.block); b.byte(T_VOID); // $out
   b.byte(W.loop); b.byte(T_VOID);
   get(1); get(2); get(5); b.byte(W.i32Sub); get(3); get(0);
   b.byte(0x11); b.u32(0); b.u32(0); // call_indirect type 0 table 0
@@ -228,6 +246,8 @@ export function dispatcherBytes(at: DispatchLayout): Uint8Array {
   get(11); c(CHAIN_MAX_BLOCKS - 1); b.byte(W.i32And); set(3);
   b.byte(W.br); b.u32(0);
   b.byte(W.end); // loop
+  b.byte(W.end); // $out
+  copyRegs(false);
   get(5);
   b.byte(W.end);
   const body = b.view();

@@ -1,0 +1,70 @@
+/**
+ * A page is translated when the interpreter has run enough instructions in it (`hotWork`), not
+ * only when one entry into it has been entered `hotThreshold` times: a long function called a
+ * few hundred times is where the interpreter spends its time, though its one entry stays far
+ * below the threshold (the Linux boot has one of 1,000 instructions called 4,105 times). A page
+ * whose interpreted work is code the translator leaves to the interpreter anyway is compiled
+ * again ever more rarely: the limit doubles each time.
+ */
+import { describe, expect, it } from 'vitest';
+import { Hart, type CpuEngine } from '../../src/riscv/hart.js';
+import { createWasmRam } from '../../src/riscv/jit.js';
+import { ADDI, B, CSRRS, J, JALR } from './support/rvasm.js';
+import { hartState } from './support/state.js';
+
+const BASE = 0x8000_0000, WFI = 0x10500073;
+
+/** Calls a 300-instruction function at 0x1000 100 times, each of them `body`; then WFI. */
+function run(engine: CpuEngine, body: number, hotWork?: number, hotThreshold?: number) {
+  const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
+  const h = new Hart({ ram, engine, batch: 1, ...(hotWork !== undefined ? { hotWork } : {}), ...(hotThreshold !== undefined ? { hotThreshold } : {}) });
+  const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
+  const put = (at: number, ws: number[]) => ws.forEach((w, i) => dv.setUint32(at + 4 * i, w >>> 0, true));
+  put(0, [ADDI(20, 20, 1), J(0x1000 - 4, 1), B(-8, 21, 20, 1), WFI]); // x20++; call; bne x20, x21
+  put(0x1000, [...Array.from({ length: 300 }, () => body), JALR(0, 1, 0)]);
+  h.xl[21] = 100;
+  h.setPc(BASE);
+  for (let i = 0; i < 100 && !h.waiting; i++) h.run(100_000);
+  return { h, s: hartState(h), stats: h.jit?.stats };
+}
+
+describe('a page hot by the work the interpreter does in it', () => {
+  const ADD5 = ADDI(5, 5, 1);
+
+  it('is translated though its entry was entered 100 times, against a threshold of 4,096', () => {
+    const a = run('interp', ADD5), b = run('wasm', ADD5, 3000);
+    expect(a.h.waiting).toBe(true);
+    expect(a.h.xl[5]).toBe(30000);
+    expect(b.s).toEqual(a.s);
+    expect(b.stats!.compiled).toBeGreaterThanOrEqual(1);
+    // about 10 calls (3,010 instructions) interpreted, the other 90 in wasm
+    expect(b.stats!.retired).toBeGreaterThan(80 * 300);
+  });
+
+  it('is not translated below that work (the entry threshold alone would not)', () => {
+    const b = run('wasm', ADD5, 1 << 20);
+    expect(b.h.xl[5]).toBe(30000);
+    expect(b.stats!.compiled).toBe(0);
+  });
+
+  it('is compiled again at most about log2(work / hotWork) times when the interpreter runs it anyway', () => {
+    // csrr x6, cycle: a counter read goes to the interpreter from translated code every time
+    const CYCLE = CSRRS(6, 0xc00, 0);
+    const a = run('interp', CYCLE), b = run('wasm', CYCLE, 1000);
+    expect(b.s).toEqual(a.s);
+    // 30,100 instructions interpreted in the page: limits 1,000, 2,000, 4,000, 8,000, 16,000
+    // are reached at 1,000, 3,000, 7,000, 15,000 and 31,000: four compiles, not thirty
+    expect(b.stats!.compiled).toBeGreaterThanOrEqual(2);
+    expect(b.stats!.compiled).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('straight-line code longer than one block', () => {
+  it('runs on in wasm past the cut at 200 instructions', () => {
+    // translated at the 50th call; the other 50 run all 301 instructions in wasm, in two blocks
+    // (without the cut's continuation as a block, 101 of each go back to the interpreter)
+    const a = run('interp', ADDI(5, 5, 1)), b = run('wasm', ADDI(5, 5, 1), 1 << 20, 50);
+    expect(b.s).toEqual(a.s);
+    expect(b.stats!.retired).toBeGreaterThan(48 * 301);
+  });
+});
