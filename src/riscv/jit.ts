@@ -89,6 +89,45 @@ export function createWasmRam(base: number, size: number): { base: number; bytes
   return { base, bytes: new Uint8Array(memory.buffer, 0, size), memory };
 }
 
+/** Bytes a load (ops 11-17) or store (18-21) accesses. */
+function accessSize(op: number): number {
+  return op === 14 || op === 21 ? 8 : op === 13 || op === 17 || op === 20 ? 4 : op === 12 || op === 16 || op === 19 ? 2 : 1;
+}
+/** Most bytes one group of accesses spans. */
+const GROUP_SPAN = 256;
+
+/**
+ * The loads (or the stores) from the same base register that follow the one at `k` of a block
+ * with the base unchanged and nothing in between that leaves translated code or runs through
+ * `ex` (K_CALL, K_STOP), spanning at most GROUP_SPAN bytes: a function's register saves and
+ * restores, a copy loop's eight loads then eight stores. Translated code checks the TLB once
+ * for the group's bytes (on one page, the whole span translated) and then accesses each member
+ * at its offset from the first. The check comes before any member runs, as each member's own
+ * check would: on a miss the interpreter runs from the first member on, and a store group's
+ * page-table walk (which sets A and D) is made by the first store, as the interpreter's is. A
+ * group of loads stops before a store and the other way round, so a walk never marks a page
+ * dirty before the store that dirties it. Undefined when there is no second member.
+ */
+function accessGroup(blk: Insn[], k: number): { end: number; min: number; span: number } | undefined {
+  const first = blk[k]!, base = (first.w >>> 14) & 31, store = (first.w & 0xff) >= 18;
+  if (!store && ((first.w >>> 8) & 63) === base) return undefined; // the load overwrites its base
+  let min = first.imm, max = first.imm + accessSize(first.w & 0xff), end = k;
+  for (let j = k + 1; j < blk.length; j++) {
+    const d = blk[j]!, op = d.w & 0xff;
+    if (d.kind === K_CALL || d.kind === K_STOP) break;
+    if (op >= 11 && op <= 21 && ((d.w >>> 14) & 31) === base) {
+      if ((op >= 18) !== store) break;
+      const lo = Math.min(min, d.imm), hi = Math.max(max, d.imm + accessSize(op));
+      if (hi - lo > GROUP_SPAN) break;
+      min = lo; max = hi; end = j;
+      if (!store && ((d.w >>> 8) & 63) === base) break; // a load into the base ends the group
+      continue;
+    }
+    if (((d.w >>> 8) & 63) === base) break; // the base changes (stores and branches write rd 32)
+  }
+  return end > k ? { end, min, span: max - min } : undefined;
+}
+
 // Decoded-op classes. K_CALL: CSR, LR/SC, the min/max AMOs and F/D instructions run in wasm by
 // a call to the `ex` import, which executes them with the interpreter's own code (Jit.exec).
 const K_PLAIN = 0, K_BRANCH = 1, K_JAL = 2, K_JALR = 3, K_STOP = 4, K_CALL = 5;
@@ -132,6 +171,8 @@ function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
 // anyway, so a register in memory costs about what a register in a local does.)
 const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
 const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_V = 12;
+/** i32 13: the RAM offset a group of accesses (see `accessGroup`) is made from. */
+const L_HB = 13;
 /** Longest basic block, and most blocks in one page's function. */
 const MAX_INSNS = 200, MAX_BLOCKS = CHAIN_MAX_BLOCKS;
 
@@ -572,9 +613,10 @@ export class Jit {
     const set = (x: number) => { lset(L_V); i32c(0); lget(L_V); mem(W.i64Store, 3, S + ST_X64 + 8 * x); };
 
     // locals: 4 x i32, then npc, 4 temps and the register value as i64
-    e.u32(2);
+    e.u32(3);
     e.u32(4); e.byte(T_I32);
     e.u32(6); e.byte(T_I64);
+    e.u32(1); e.byte(T_I32);
 
     // block $exit { block $interp { loop { block b(K-1) ... block b0 { br_table } code 0 } ...
     // code K-1 } } (to the interpreter) } epilogue. Every block's code ends in a branch.
@@ -657,10 +699,28 @@ export class Jit {
       lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
     };
     const addr = () => { get(rs1); i64c(imm); op(W.i64Add); lset(L_T0); };
+    // The group of accesses being emitted: members up to index gEnd of the block, from base
+    // register gBase, each at L_HB + (imm - gMin).
+    let gEnd = -1, gBase = 0, gMin = 0;
+    /**
+     * The RAM offset of this load or store (on the stack), through the TLB; the first of a group
+     * checks the TLB once for the whole group's bytes and keeps the offset in L_HB.
+     */
+    const access = (blk: Insn[], size: number, store: boolean): number => {
+      if (k <= gEnd && rs1 === gBase) { lget(L_HB); return imm - gMin; }
+      const g = k > gEnd ? accessGroup(blk, k) : undefined;
+      if (g === undefined) { addr(); tlb(size, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR); return 0; }
+      gEnd = g.end; gBase = rs1; gMin = g.min;
+      get(rs1); i64c(g.min); op(W.i64Add); lset(L_T0);
+      tlb(g.span, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR);
+      lset(L_HB); lget(L_HB);
+      return imm - gMin;
+    };
 
     for (i = 0; i < K; i++) {
       const blk = blocks[i]!;
       depth = 0;
+      gEnd = -1;
       const len = blk.length;
       // The whole block must fit in the budget, else the interpreter runs the rest of it.
       lget(L_N); i32c(len); op(W.i32Add); lget(L_BUDGET); op(W.i32GtU);
@@ -804,18 +864,15 @@ export class Jit {
           case 11: case 12: case 13: case 14: case 15: case 16: case 17: { // loads
             const size = code === 14 ? 8 : code === 13 || code === 17 ? 4 : code === 12 || code === 16 ? 2 : 1;
             const ld = [W.i64Load8S, W.i64Load16S, W.i64Load32S, W.i64Load, W.i64Load8U, W.i64Load16U, W.i64Load32U][code - 11]!;
-            addr();
-            tlb(size, ST_TAGR, ST_PAR);
-            mem(ld, 0, 0);
+            mem(ld, 0, access(blk, size, false));
             if (rd === 32) op(W.drop); else set(rd);
             break;
           }
           case 18: case 19: case 20: case 21: { // stores
             const size = 1 << (code - 18);
-            addr();
-            tlb(size, ST_TAGW, ST_PAW);
+            const at = access(blk, size, true);
             get(rs2);
-            mem([W.i64Store8, W.i64Store16, W.i64Store32, W.i64Store][code - 18]!, 0, 0);
+            mem([W.i64Store8, W.i64Store16, W.i64Store32, W.i64Store][code - 18]!, 0, at);
             break;
           }
           case 79: case 82: { // AMOSWAP/ADD/XOR/AND/OR .W/.D on RAM (INLINE_AMO)

@@ -111,8 +111,21 @@ function randomBody(rnd: () => number, length: number): Array<number | { c: numb
     if (k < 96) return 0xffffffff; // illegal instruction
     return ADDI(reg(), reg(), 0);
   };
+  // 2..6 loads or 2..6 stores from one base at nearby offsets, as a function saves and restores
+  // registers or a copy loop runs (translated code checks the TLB once for such a group), some
+  // straddling the page boundary at x29, sometimes with another instruction among them
+  const cluster = (): number[] => {
+    const base = int(12) === 0 ? 28 : 29, store = int(2) === 0;
+    const centre = int(3) === 0 ? int(32) - 16 : int(4096) - 2048;
+    return Array.from({ length: 2 + int(5) }, () => {
+      if (int(6) === 0) return int(2) ? ADDI(reg(), reg(), 1) : I(offset(), 29, 3, reg(), 0x03);
+      const off = Math.max(-2048, Math.min(2047, centre + int(64) - 32));
+      return store ? S(off, reg(), base, int(4)) : I(off, base, int(7), int(10) === 0 ? 0 : reg(), 0x03);
+    });
+  };
   for (let n = 0; n < length; n++) {
-    if (int(8) === 0) { // forward branch over 1..3 instructions
+    if (int(16) === 0) out.push(...cluster());
+    else if (int(8) === 0) { // forward branch over 1..3 instructions
       const skip = Array.from({ length: 1 + int(3) }, one);
       const bytes = skip.reduce<number>((a, w) => a + (typeof w === 'number' ? 4 : 2), 0);
       out.push(B(4 + bytes, reg(), reg(), [0, 1, 4, 5, 6, 7][int(6)]!), ...skip);
@@ -520,5 +533,48 @@ describe('AMOs translated inline (swap, add, xor, and, or; .W and .D)', () => {
     expect(a.regs[2]).toBe(60);
     expect(a.data).toEqual([0x89abcdef, 0x0123456789abcdefn]); // no AMO wrote
     expect(b).toEqual({ ...a, translated: true });
+  });
+});
+
+describe('groups of loads or stores from one base register (one TLB check for the group)', () => {
+  const LD = (rd: number, rs1: number, imm: number) => I(imm, rs1, 3, rd, 0x03);
+  const SD = (rs2: number, rs1: number, imm: number) => S(imm, rs2, rs1, 3);
+  const DATA = 0x8000;
+  /** Runs `body` 50 times (x20 counts), translated from the first entry; the state and memory after. */
+  function run(engine: CpuEngine, body: number[]) {
+    const { hart: h, bytes } = makeHart(engine);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset);
+    const at = put(bytes, 0, body);
+    put(bytes, at, [ADDI(20, 20, 1), B(-(at + 4), 21, 20, 1), 0x10500073]); // bne x20, x21, 0; wfi
+    dv.setBigUint64(DATA, BigInt(BASE + DATA + 0x100), true); // a pointer to DATA + 0x100
+    for (let k = 1; k < 64; k++) dv.setBigUint64(DATA + 8 * k, BigInt(k * 0x1111), true);
+    h.xl[10] = (BASE + DATA) | 0; h.xl[21] = 50;
+    h.setPc(BASE);
+    for (let i = 0; i < 100 && !h.waiting; i++) h.run(1000);
+    return { s: hartState(h), mem: Buffer.from(bytes.subarray(DATA, DATA + 0x400)).toString('hex'), retired: h.jit?.stats.retired ?? 0 };
+  }
+  const same = (body: number[]) => {
+    const a = run('interp', body), b = run('wasm', body);
+    expect(a.s.pc[0]).toBe((BASE + 4 * body.length + 12) | 0); // past the WFI
+    expect(b.retired).toBeGreaterThan(0);
+    expect({ ...b.s, mem: b.mem }).toEqual({ ...a.s, mem: a.mem });
+    return a;
+  };
+
+  it('a load into the base register ends the group: the next load uses the new base', () => {
+    // x11 = DATA's pointer, then x13 = 8(x11) loads from DATA + 0x108, not DATA + 8
+    const a = same([ADDI(11, 10, 0), LD(12, 11, 16), LD(11, 11, 0), LD(13, 11, 8), LD(14, 11, 16)]);
+    expect(a.s.x[12]).toEqual([2 * 0x1111, 0]);
+    expect(a.s.x[13]).toEqual([0x21 * 0x1111, 0]);
+  });
+
+  it('an instruction that moves the base ends the group', () => {
+    const a = same([ADDI(11, 10, 0), SD(20, 11, 0x200), ADDI(11, 11, 64), SD(20, 11, 0x200), LD(14, 11, 0x200 - 64)]);
+    expect(a.s.x[14]).toEqual([49, 0]); // x20 of the last round
+  });
+
+  it('loads, then stores from one base (a copy loop) and negative offsets', () => {
+    same([ADDI(11, 10, 0x100), LD(12, 11, -8), LD(13, 11, 0), LD(14, 11, 8), LD(15, 11, 56),
+      SD(12, 11, 0x80), SD(13, 11, 0x88), SD(14, 11, -0x80), SD(15, 11, 0xf8)]);
   });
 });
