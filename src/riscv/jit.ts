@@ -297,16 +297,26 @@ export class Jit {
   /**
    * The hart's loop ran `k` instructions in the interpreter in RAM page `page` (virtual page
    * (vLo, vHi)) since it last came round. When a page's count reaches its work limit, the page
-   * waits to be compiled (again) from every entry seen into it, and the limit doubles: a page
-   * whose interpreted work is code the translator leaves to the interpreter anyway costs at most
-   * one compile per limit's worth of instructions, fewer each time.
+   * waits to be compiled (again) from every entry seen into it, unless its translation already
+   * has every entry seen: then the work is code the translator leaves to the interpreter
+   * anyway, nothing is compiled and the limit doubles.
    */
   charge(page: number, k: number, vLo: number, vHi: number): void {
     const w = this.work[page]! + k;
     if (w < this.workLimit[page]!) { this.work[page] = w; return; }
     this.work[page] = 0;
-    if (this.workLimit[page]! < 0x20000000) this.workLimit[page]! *= 2;
-    if (this.heat[page] === undefined) return;
+    const heat = this.heat[page];
+    if (heat === undefined) return;
+    const rs = this.pages[page];
+    const code = rs?.find((r) => r !== undefined)?.code;
+    if (rs !== undefined && code !== undefined && code.vLo === vLo && code.vHi === vHi) {
+      // Translated for this virtual page already: compiling again helps only if an entry has
+      // been seen that the translation lacks. Without one, the interpreted work is code the
+      // translator leaves to the interpreter, and the limit doubles.
+      let fresh = false;
+      for (let i = 0; i < 2048 && !fresh; i++) if (heat[i] !== 0 && rs[i] === undefined) fresh = true;
+      if (!fresh) { if (this.workLimit[page]! < 0x20000000) this.workLimit[page]! *= 2; return; }
+    }
     if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
     if (this.pending.size >= this.batch) this.compilePending();
   }
