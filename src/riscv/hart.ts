@@ -504,6 +504,7 @@ export class Hart extends HartState {
         if (++traps >= limit) break;
       }
     }
+    if (tripPage >= 0) jit!.charge(tripPage, n - tripN, tripLo, tripHi); // the trip the call ended in
     this.instret = base + n;
     if (this.coldLeft > 0) this.coldLeft = Math.max(0, this.coldLeft - n);
     jit?.compilePending();

@@ -87,6 +87,26 @@ describe('a page hot by the work the interpreter does in it', () => {
   });
 });
 
+describe('the work of a trip that a slice ends', () => {
+  it('counts: a loop that never leaves its page, run in slices shorter than a round, gets translated', () => {
+    // 250 ADDIs, x20++, bne x20, x21: 200 rounds, in slices of 97 (every trip ends with its slice)
+    const go = (engine: CpuEngine) => {
+      const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
+      const h = new Hart({ ram, engine, batch: 1, hotWork: 3000 });
+      const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
+      [...Array.from({ length: 250 }, () => ADDI(5, 5, 1)), ADDI(20, 20, 1), B(-251 * 4, 21, 20, 1), WFI]
+        .forEach((w, i) => dv.setUint32(4 * i, w >>> 0, true));
+      h.xl[21] = 200;
+      h.setPc(BASE);
+      for (let i = 0; i < 2000 && !h.waiting; i++) h.run(97);
+      return { s: hartState(h), stats: h.jit?.stats };
+    };
+    const a = go('interp'), b = go('wasm');
+    expect(b.s).toEqual(a.s);
+    expect(b.stats!.compiled).toBeGreaterThanOrEqual(1);
+  });
+});
+
 describe('straight-line code longer than one block', () => {
   it('runs on in wasm past the cut at 200 instructions', () => {
     // translated at the 50th call; the other 50 run all 301 instructions in wasm, in two blocks
