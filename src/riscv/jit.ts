@@ -71,6 +71,11 @@ interface Region {
   block: number;
 }
 
+/** The translation a page's entries share. */
+function pageCode(rs: Array<Region | undefined>): PageCode | undefined {
+  return rs.find((r) => r !== undefined)?.code;
+}
+
 /** Raised for a translator the host cannot run (no WebAssembly, RAM not in its memory). */
 export class JitUnavailableError extends Error {
   override name = 'JitUnavailableError';
@@ -307,8 +312,7 @@ export class Jit {
     this.work[page] = 0;
     const heat = this.heat[page];
     if (heat === undefined) return;
-    const rs = this.pages[page];
-    const code = rs?.find((r) => r !== undefined)?.code;
+    const rs = this.pages[page], code = rs === undefined ? undefined : pageCode(rs);
     if (rs !== undefined && code !== undefined && code.vLo === vLo && code.vHi === vHi) {
       // Translated for this virtual page already: compiling again helps only if an entry has
       // been seen that the translation lacks. Without one, the interpreted work is code the
@@ -453,7 +457,7 @@ export class Jit {
   }
 
   private release(rs: Array<Region | undefined>, page: number): void {
-    const code = rs.find((r) => r !== undefined)?.code;
+    const code = pageCode(rs);
     if (code === undefined || code.slot < 0) return;
     if (page >= 0) this.clearChain(page);
     this.table.set(code.slot, null);
@@ -708,7 +712,8 @@ export class Jit {
       lget(L_TI); mem(W.i32Load, 2, S + pa);
       lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
     };
-    const addr = () => { get(rs1); i64c(imm); op(W.i64Add); lset(L_T0); };
+    /** The address rs1 + off into L_T0. */
+    const addr = (off: number) => { get(rs1); i64c(off); op(W.i64Add); lset(L_T0); };
     // The group of accesses being emitted: members up to index gEnd of the block, from base
     // register gBase, each at L_HB + (imm - gMin).
     let gEnd = -1, gBase = 0, gMin = 0;
@@ -719,9 +724,9 @@ export class Jit {
     const access = (blk: Insn[], size: number, store: boolean): number => {
       if (k <= gEnd && rs1 === gBase) { lget(L_HB); return imm - gMin; }
       const g = k > gEnd ? accessGroup(blk, k) : undefined;
-      if (g === undefined) { addr(); tlb(size, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR); return 0; }
+      if (g === undefined) { addr(imm); tlb(size, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR); return 0; }
       gEnd = g.end; gBase = rs1; gMin = g.min;
-      get(rs1); i64c(g.min); op(W.i64Add); lset(L_T0);
+      addr(g.min);
       tlb(g.span, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR);
       lset(L_HB); lget(L_HB);
       return imm - gMin;
@@ -872,15 +877,14 @@ export class Jit {
           }
           case 63: break; // FENCE: one hart, program order
           case 11: case 12: case 13: case 14: case 15: case 16: case 17: { // loads
-            const size = code === 14 ? 8 : code === 13 || code === 17 ? 4 : code === 12 || code === 16 ? 2 : 1;
+            const size = accessSize(code);
             const ld = [W.i64Load8S, W.i64Load16S, W.i64Load32S, W.i64Load, W.i64Load8U, W.i64Load16U, W.i64Load32U][code - 11]!;
             mem(ld, 0, access(blk, size, false));
             if (rd === 32) op(W.drop); else set(rd);
             break;
           }
           case 18: case 19: case 20: case 21: { // stores
-            const size = 1 << (code - 18);
-            const at = access(blk, size, true);
+            const at = access(blk, accessSize(code), true);
             get(rs2);
             mem([W.i64Store8, W.i64Store16, W.i64Store32, W.i64Store][code - 18]!, 0, at);
             break;

@@ -14,12 +14,18 @@ import { hartState } from './support/state.js';
 
 const BASE = 0x8000_0000, WFI = 0x10500073;
 
-/** Calls a 300-instruction function at 0x1000 100 times, each of them `body`; then WFI. */
-function run(engine: CpuEngine, body: number, hotWork?: number, hotThreshold?: number) {
+/** A hart over 1 MiB of RAM with the translator options given, and a writer of words into RAM. */
+function makeHart(engine: CpuEngine, opts: { hotWork?: number; hotThreshold?: number } = {}) {
   const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
-  const h = new Hart({ ram, engine, batch: 1, ...(hotWork !== undefined ? { hotWork } : {}), ...(hotThreshold !== undefined ? { hotThreshold } : {}) });
+  const h = new Hart({ ram, engine, batch: 1, ...opts });
   const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
   const put = (at: number, ws: number[]) => ws.forEach((w, i) => dv.setUint32(at + 4 * i, w >>> 0, true));
+  return { h, put };
+}
+
+/** Calls a 300-instruction function at 0x1000 100 times, each of them `body`; then WFI. */
+function run(engine: CpuEngine, body: number, hotWork?: number, hotThreshold?: number) {
+  const { h, put } = makeHart(engine, { ...(hotWork !== undefined ? { hotWork } : {}), ...(hotThreshold !== undefined ? { hotThreshold } : {}) });
   put(0, [ADDI(20, 20, 1), J(0x1000 - 4, 1), B(-8, 21, 20, 1), WFI]); // x20++; call; bne x20, x21
   put(0x1000, [...Array.from({ length: 300 }, () => body), JALR(0, 1, 0)]);
   h.xl[21] = 100;
@@ -33,10 +39,7 @@ function run(engine: CpuEngine, body: number, hotWork?: number, hotThreshold?: n
  * odd call enters at its 101st instruction (an entry the first translation does not have).
  */
 function runTwoEntries(engine: CpuEngine) {
-  const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
-  const h = new Hart({ ram, engine, batch: 1, hotWork: 3000 });
-  const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
-  const put = (at: number, ws: number[]) => ws.forEach((w, i) => dv.setUint32(at + 4 * i, w >>> 0, true));
+  const { h, put } = makeHart(engine, { hotWork: 3000 });
   const ANDI = (rd: number, rs: number, v: number) => I(v, rs, 7, rd, 0x13), SLTI = (rd: number, rs: number, v: number) => I(v, rs, 2, rd, 0x13);
   put(0, [ADDI(20, 20, 1), ANDI(23, 20, 1), SLTI(25, 20, 50),
     B(16, 0, 25, 1), B(12, 0, 23, 0), // x20 < 50 or even: to 0x1c
@@ -91,11 +94,8 @@ describe('the work of a trip that a slice ends', () => {
   it('counts: a loop that never leaves its page, run in slices shorter than a round, gets translated', () => {
     // 250 ADDIs, x20++, bne x20, x21: 200 rounds, in slices of 97 (every trip ends with its slice)
     const go = (engine: CpuEngine) => {
-      const ram = engine === 'wasm' ? createWasmRam(BASE, 1 << 20) : { base: BASE, bytes: new Uint8Array(1 << 20) };
-      const h = new Hart({ ram, engine, batch: 1, hotWork: 3000 });
-      const dv = new DataView(ram.bytes.buffer, ram.bytes.byteOffset);
-      [...Array.from({ length: 250 }, () => ADDI(5, 5, 1)), ADDI(20, 20, 1), B(-251 * 4, 21, 20, 1), WFI]
-        .forEach((w, i) => dv.setUint32(4 * i, w >>> 0, true));
+      const { h, put } = makeHart(engine, { hotWork: 3000 });
+      put(0, [...Array.from({ length: 250 }, () => ADDI(5, 5, 1)), ADDI(20, 20, 1), B(-251 * 4, 21, 20, 1), WFI]);
       h.xl[21] = 200;
       h.setPc(BASE);
       for (let i = 0; i < 2000 && !h.waiting; i++) h.run(97);
