@@ -12,7 +12,8 @@
  *   4. the same kernel and initramfs under `qemu-system-riscv64 -M virt` (OpenSBI firmware), for
  *      run and prompt, when QEMU is installed (Debian qemu-system-misc); the ratios storvm / QEMU.
  * bin/storvm.mjs runs dist/ when it is built (`npm run build`, as an installed package does) and
- * the sources through tsx otherwise; the output says which.
+ * the sources bundled into one file otherwise (bin/cli-bundle.mjs); the output says which. It
+ * runs as `npx storvm` does, as a program, so the Node options of its #! line apply.
  *
  *   npx tsx bench/boot.ts [--runs N] [--engines interp,wasm]
  */
@@ -73,6 +74,8 @@ const cache = join(work, 'cache');
 const env: NodeJS.ProcessEnv = { ...process.env, STORVM_CACHE_DIR: cache };
 delete env.STORVM_NO_BOOT_CACHE;
 const built = existsSync(join(root, 'dist/node/cli.js'));
+/** The command as `npx storvm` runs it: the file itself, so its #! line's Node options apply. */
+const STORVM = join(root, 'bin/storvm.mjs');
 // QEMU takes an uncompressed Image.
 const image = join(work, 'Image');
 writeFileSync(image, gunzipSync(readFileSync(join(root, 'guest-images/Image.gz'))));
@@ -90,13 +93,13 @@ const warmPrompt: number[] = [];
 for (let i = 0; i < RUNS; i++) {
   // Both CPU engines, the cache and QEMU in turn, so all see the same machine load.
   for (const e of ENGINES) {
-    storvmRun.get(e)!.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--no-boot-cache', '--cpu', e, '--', 'true']));
-    storvmPrompt.get(e)!.push(await timeToPrompt(process.execPath, ['bin/storvm.mjs', 'boot', '--no-boot-cache', '--cpu', e]));
+    storvmRun.get(e)!.push(timeCommand(STORVM, ['run', '--no-boot-cache', '--cpu', e, '--', 'true']));
+    storvmPrompt.get(e)!.push(await timeToPrompt(STORVM, ['boot', '--no-boot-cache', '--cpu', e]));
   }
   rmSync(cache, { recursive: true, force: true });
-  firstRun.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--', 'true']));
-  warmRun.push(timeCommand(process.execPath, ['bin/storvm.mjs', 'run', '--', 'true']));
-  warmPrompt.push(await timeToPrompt(process.execPath, ['bin/storvm.mjs', 'boot']));
+  firstRun.push(timeCommand(STORVM, ['run', '--', 'true']));
+  warmRun.push(timeCommand(STORVM, ['run', '--', 'true']));
+  warmPrompt.push(await timeToPrompt(STORVM, ['boot']));
   if (hasQemu) {
     // Our init powers off through the SiFive test device, which QEMU's virt board also has.
     qemuRun.push(timeCommand('qemu-system-riscv64', qemuArgs(cmdTrue)));
@@ -114,7 +117,7 @@ rows.push({ what: 'run -- true, first (writes the cache)', storvm: median(firstR
 rows.push({ what: 'run -- true, warm (boot cache)', storvm: median(warmRun), ...q(qemuRun) });
 rows.push({ what: 'boot to the prompt, warm (boot cache)', storvm: median(warmPrompt), ...q(qemuPrompt) });
 
-console.log(`storvm boot bench — node ${process.version}, ${built ? 'built dist/' : 'sources through tsx'}, median of ${RUNS}, ${new Date().toISOString().slice(0, 10)}`);
+console.log(`storvm boot bench — node ${process.version}, ${built ? 'built dist/' : 'the sources, bundled (bin/cli-bundle.mjs)'}, median of ${RUNS}, ${new Date().toISOString().slice(0, 10)}`);
 if (!hasQemu) console.log('qemu-system-riscv64 not installed (Debian qemu-system-misc): QEMU columns skipped');
 console.log(`${'what'.padEnd(40)} ${'storvm s'.padStart(9)} ${'qemu s'.padStart(8)} ${'ratio'.padStart(7)}`);
 for (const r of rows) {
