@@ -10,9 +10,11 @@
  * or after a resumed hart's first million instructions, see Hart.run), in a hart of its own,
  * gives the sites a kernel reaches their feedback: M, S and U mode, an interrupt taken and one
  * pending but masked, Sv39 page walks, a device on the bus, SBI calls, branches and jumps that
- * leave their page. It touches nothing outside that hart. test/riscv/warmup.test.ts checks that
- * it takes each of these paths; with it, a cold Linux boot deoptimises `Hart.run` 0 times
- * instead of 4 (`node --trace-deopt`, bench/README.md).
+ * leave their page, a 32-bit instruction across a page end. It touches nothing outside that
+ * hart. test/riscv/warmup.test.ts checks that it takes each of these paths; with it, a cold
+ * Linux boot deoptimises `Hart.run` 0 times instead of 4 (`node --trace-deopt`, bench/README.md).
+ * (The instruction across a page end was added on 2026-12-02: without it, 2 boots of 3
+ * deoptimised `Hart.run` once, in decodeSlot's two-page path.)
  */
 import type { Bus } from './bus.js';
 import { C_MTVEC, MS_FS, type HartState } from './state.js';
@@ -31,9 +33,14 @@ const J = (imm: number, rd: number) =>
     (rd << 7) | 0x6f) >>> 0;
 const ADDI = (rd: number, rs1: number, imm: number) => I(imm, rs1, 0, rd, 0x13);
 
-/** RAM the program needs from `base`: code in pages 0 and 1, the trap handler in page 2, data in page 8. */
+/**
+ * RAM the program needs from `base`: code in pages 0 and 1, the trap handler in page 2, an
+ * instruction across the end of page 3, data in page 8.
+ */
 export const WARMUP_RAM = 0x10000;
 const PAGE1 = 0x1000, HANDLER = 0x2000, DATA = 0x8000, PAGE_TABLE = 0x9000;
+/** A 32-bit instruction whose upper half is on the next page (the interpreter decodes it from both). */
+export const WARMUP_STRADDLE = 0x3ffe;
 /** Landing pads at the end of page 0 for the branches from page 1 that leave their page. */
 const LAND = 0x0f00;
 /** Where the warm-up's device answers (x8): loads read 0, stores are taken. */
@@ -57,10 +64,10 @@ export const WARMUP_BUS: Bus = {
 };
 
 /** The program's words from offset 0: a loop over every instruction kind, then WFI. */
-function program(): { main: Array<number | { c: number }>; page1: number[]; land: number[]; handler: number[] } {
+function program(): { main: Array<number | { c: number }>; page1: number[]; land: number[]; handler: number[]; straddle: number[] } {
   const m: Array<number | { c: number }> = [];
   // x1 data, x2 = 7, x3 = -3, x4 page 1, x5 loop count, x7 an address nothing answers,
-  // x8 the device (WARMUP_BUS), x9 = -3, x28 satp
+  // x8 the device (WARMUP_BUS), x9 = -3, x19 the instruction across pages, x28 satp
   for (const [f3, f7] of [[0, 0], [0, 0x20], [1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [5, 0x20], [6, 0], [7, 0],
     [0, 1], [1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1]]) m.push(R(f7!, 3, 2, f3!, 10, 0x33));
   for (const [f3, f7] of [[0, 0], [0, 0x20], [1, 0], [5, 0], [5, 0x20], [0, 1], [4, 1], [5, 1], [6, 1], [7, 1]]) {
@@ -115,6 +122,7 @@ function program(): { main: Array<number | { c: number }>; page1: number[]; land
   m.push(...toS, (16 << 7) | 0x17, ADDI(16, 16, 16), I(0x141, 16, 1, 0, 0x73), 0x10200073, 0x00000073);
   m.push({ c: (((1 >> 5) & 1) << 12) | (10 << 7) | ((1 & 31) << 2) | 1 }, { c: (2 << 13) | (11 << 7) | (3 << 2) | 1 },
     { c: (0x8 << 12) | (12 << 7) | (11 << 2) | 2 }, { c: (0x9 << 12) | (12 << 7) | (10 << 2) | 2 }); // c.addi c.li c.mv c.add
+  m.push(I(0, 19, 0, 15, 0x67)); // jalr x15, 0(x19): to the instruction across pages 3 and 4, which comes back
   m.push(I(0, 4, 0, 15, 0x67)); // jalr x15, 0(x4): to page 1, which comes back
   m.push(ADDI(5, 5, -1));
   const size = byteLength(m);
@@ -136,7 +144,9 @@ function program(): { main: Array<number | { c: number }>; page1: number[]; land
   const handler = [I(0x342, 0, 2, 31, 0x73), B(32, 0, 31, 4), I(0x341, 0, 2, 31, 0x73), ADDI(31, 31, 4),
     I(0x341, 31, 1, 0, 0x73), (2 << 12) | (31 << 7) | 0x37, ADDI(31, 31, -2048), I(0x300, 31, 2, 0, 0x73),
     0x30200073, I(0x344, 2, 7, 0, 0x73), 0x30200073];
-  return { main: m, page1, land, handler };
+  // addi across the page end, then back through x15
+  const straddle = [ADDI(10, 10, 1), I(0, 15, 0, 0, 0x67)];
+  return { main: m, page1, land, handler, straddle };
 }
 
 function put(dv: DataView, at: number, words: Array<number | { c: number }>): void {
@@ -154,10 +164,12 @@ export function loadWarmUp(h: HartState, bytes: Uint8Array): void {
   put(dv, LAND, p.land);
   put(dv, PAGE1, p.page1);
   put(dv, HANDLER, p.handler);
+  put(dv, WARMUP_STRADDLE, p.straddle);
   for (let i = 0; i < 64; i++) dv.setInt32(DATA + 4 * i, (i * 0x9e3779b9) | 0, true);
   const base = h.ramBase;
   const set = (x: number, v: number) => { h.xl[x] = v | 0; h.xh[x] = v < 0 ? -1 : Math.floor(v / 4294967296) | 0; };
   set(1, base + DATA); set(2, 7); set(3, -3); set(4, base + PAGE1); set(5, 3); set(7, 0x1000_0000); set(8, DEVICE); set(9, -3);
+  set(19, base + WARMUP_STRADDLE);
   // Sv39 root: identity 1 GiB pages for the device's gigapage (RW) and RAM's (RWX), A and D set;
   // x28 = satp (MODE 8, the root's PPN). The first write of a root PPN also gives the hart's
   // satpPpn field the representation a guest's page tables need (a number beyond int32), before

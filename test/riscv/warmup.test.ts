@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Hart, type CpuEngine } from '../../src/riscv/hart.js';
 import { createWasmRam } from '../../src/riscv/jit.js';
 import { C_MCAUSE } from '../../src/riscv/state.js';
-import { loadWarmUp, WARMUP_BUS, WARMUP_RAM } from '../../src/riscv/warmup.js';
+import { loadWarmUp, WARMUP_BUS, WARMUP_RAM, WARMUP_STRADDLE } from '../../src/riscv/warmup.js';
 
 const BASE = 0x8000_0000;
 
@@ -56,7 +56,7 @@ describe('warm-up program', () => {
     h.onEcallFromS = (x) => { if (x.xl[17] !== 1) return false; sbi++; return true; };
     loadWarmUp(h, ram.bytes);
     const privs = new Set<number>();
-    let interrupts = 0, pagedS = 0, landings = 0;
+    let interrupts = 0, pagedS = 0, landings = 0, straddles = 0;
     for (let i = 0; i < 20_000 && !h.waiting; i++) {
       const before = (h.pcLo >>> 0) - BASE;
       h.run(1);
@@ -65,6 +65,7 @@ describe('warm-up program', () => {
       if (h.priv === 1 && h.satpMode === 8) pagedS++;
       if (pc >= 0x2000 && pc < 0x2100 && before < 0x2000 && h.c64[C_MCAUSE + 1]! < 0) interrupts++;
       if (before >= 0x1000 && before < 0x1100 && pc >= 0xf00 && pc < 0x1000) landings++; // branch out of page 1
+      if (before === WARMUP_STRADDLE && pc === WARMUP_STRADDLE + 4) straddles++; // a 32-bit instruction across a page end
     }
     expect(h.waiting).toBe(true);
     expect([...privs].sort()).toEqual([0, 1, 3]); // U, S and M
@@ -73,5 +74,6 @@ describe('warm-up program', () => {
     expect(pagedS).toBeGreaterThan(3 * 8); // S-mode code under Sv39
     expect(device).toEqual({ reads: 9, writes: 6 }); // lw, ld (M) and lw (S, paged) per round; sw, sd
     expect(landings).toBe(18); // six branch kinds, three rounds
+    expect(straddles).toBe(3);
   });
 });
