@@ -59,7 +59,13 @@ export class Bytes {
     this.buf[this.len++] = b;
   }
   bytes(b: ArrayLike<number>): void {
-    for (let i = 0; i < b.length; i++) this.byte(b[i]!);
+    if (this.len + b.length > this.buf.length) {
+      const n = new Uint8Array(Math.max(this.buf.length * 2, this.len + b.length));
+      n.set(this.buf.subarray(0, this.len));
+      this.buf = n;
+    }
+    this.buf.set(b, this.len); // one copy: a page module's bodies are about 28 KB each
+    this.len += b.length;
   }
   u32(v: number): void {
     v >>>= 0;
