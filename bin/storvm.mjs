@@ -4,7 +4,7 @@
 // or through tsx when esbuild is not installed.
 //
 // --v8-pool-size=1: V8's background threads compile hot JavaScript with TurboFan, the hart's
-// loop and the translator's emitter among them (about 0.9 s of CPU in a cold boot). With Node's
+// loop and the translator's emitter among them (0.8-1.3 s of CPU in a cold boot). With Node's
 // default of four such threads on a two-core machine they took the main thread's core for much
 // of the boot's first second; with one, a cold `storvm run -- true` took 10 % less wall time
 // (bench/README.md, "Start-up"). It applies when the file runs as a program (npx storvm, an
