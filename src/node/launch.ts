@@ -36,8 +36,8 @@ async function readImageFile(path: string | URL, what: string): Promise<Uint8Arr
   }
 }
 
-/** The kernel Image from its file, gunzipped when it is gzip (only a cold boot needs it). */
-function kernelImage(data: Uint8Array): Uint8Array {
+/** A file's bytes, gunzipped when they are gzip: the kernel Image (only a cold boot needs it), the default initramfs. */
+function gunzipped(data: Uint8Array): Uint8Array {
   return data[0] === 0x1f && data[1] === 0x8b ? gunzipSync(data) : data;
 }
 
@@ -50,7 +50,7 @@ function kernelImage(data: Uint8Array): Uint8Array {
  * may hold several archives, compressed or not, one after another.
  */
 function guestInitrd(file: Uint8Array, isDefault: boolean): Uint8Array {
-  return isDefault && file[0] === 0x1f && file[1] === 0x8b ? gunzipSync(file) : file;
+  return isDefault ? gunzipped(file) : file;
 }
 
 // Where shares are mounted and how virtio-fs ones are: shared with the browser's startVm.
@@ -159,7 +159,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     const quiet = args.verbose ? 'loglevel=7' : 'quiet loglevel=1';
     const cmdArg = command !== '' ? [`storvm.cmd=${Buffer.from(command).toString('base64')}`] : [];
     const machineOpts = (bootargs: string, devices: VirtioDevice[], out: (b: Uint8Array) => void): MachineOptions => {
-      const opts: MachineOptions = { memoryMiB: args.memoryMiB, kernel: kernelImage(kernelFile), initrd: guestInitrd(initrd, args.initrd === undefined), bootargs, devices, deterministic: args.deterministic, onConsole: out, host: nodeHost };
+      const opts: MachineOptions = { memoryMiB: args.memoryMiB, kernel: gunzipped(kernelFile), initrd: guestInitrd(initrd, args.initrd === undefined), bootargs, devices, deterministic: args.deterministic, onConsole: out, host: nodeHost };
       if (args.cpu !== undefined) opts.cpu = args.cpu;
       return opts;
     };

@@ -724,10 +724,11 @@ export class Jit {
     const access = (blk: Insn[], size: number, store: boolean): number => {
       if (k <= gEnd && rs1 === gBase) { lget(L_HB); return imm - gMin; }
       const g = k > gEnd ? accessGroup(blk, k) : undefined;
-      if (g === undefined) { addr(imm); tlb(size, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR); return 0; }
+      const tag = store ? ST_TAGW : ST_TAGR, pa = store ? ST_PAW : ST_PAR;
+      if (g === undefined) { addr(imm); tlb(size, tag, pa); return 0; }
       gEnd = g.end; gBase = rs1; gMin = g.min;
       addr(g.min);
-      tlb(g.span, store ? ST_TAGW : ST_TAGR, store ? ST_PAW : ST_PAR);
+      tlb(g.span, tag, pa);
       lset(L_HB); lget(L_HB);
       return imm - gMin;
     };

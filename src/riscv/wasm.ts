@@ -50,20 +50,19 @@ export class Bytes {
   buf = new Uint8Array(1024);
   len = 0;
 
+  /** Makes room for `n` more bytes (the buffer at least doubles). */
+  private room(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const b = new Uint8Array(Math.max(this.buf.length * 2, this.len + n));
+    b.set(this.buf.subarray(0, this.len));
+    this.buf = b;
+  }
   byte(b: number): void {
-    if (this.len === this.buf.length) {
-      const n = new Uint8Array(this.buf.length * 2);
-      n.set(this.buf);
-      this.buf = n;
-    }
+    if (this.len === this.buf.length) this.room(1);
     this.buf[this.len++] = b;
   }
   bytes(b: ArrayLike<number>): void {
-    if (this.len + b.length > this.buf.length) {
-      const n = new Uint8Array(Math.max(this.buf.length * 2, this.len + b.length));
-      n.set(this.buf.subarray(0, this.len));
-      this.buf = n;
-    }
+    this.room(b.length);
     this.buf.set(b, this.len); // one copy: a page module's bodies are about 28 KB each
     this.len += b.length;
   }
