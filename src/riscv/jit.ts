@@ -169,15 +169,21 @@ function callRegs(w: number, imm: number): { reads: number[]; rd: number } {
 }
 
 // Locals: params 0 dSet, 1 budget, 2 block index (the entry's, then the dispatch variable);
-// i32 3 n, 4 reason, 5 vpn, 6 tlb index; i64 7 npc, 8..11 temps, 12 the value being written to a
-// register. The registers themselves are i64 words in the state area (ST_X64): a page function
+// i32 3 n, 4 reason, 5 vpn, 6 tlb index (a byte offset in the state area); i64 7 npc, 8..11
+// temps. The registers themselves are i64 words in the state area (ST_X64): a page function
 // has no prologue or epilogue for them, so a chained call between pages costs only the call.
 // (Measured: the boot's time inside wasm stayed within noise of registers in locals, and
 // bench/cpu's MIPS did not drop: bench/README.md.)
 const L_DSET = 0, L_BUDGET = 1, L_IDX = 2, L_N = 3, L_REASON = 4, L_VPN = 5, L_TI = 6;
-const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11, L_V = 12;
-/** i32 13: the RAM offset a group of accesses (see `accessGroup`) is made from. */
-const L_HB = 13;
+const L_NPC = 7, L_T0 = 8, L_T1 = 9, L_T2 = 10, L_T3 = 11;
+/** i32 12: the RAM offset a group of accesses (see `accessGroup`) is made from. */
+const L_HB = 12;
+/**
+ * i32 13: the state area's offset in memory. Registers, the exit record and the TLB are
+ * addressed from it, so each access carries a small offset (1-2 LEB128 bytes) where a constant
+ * address would take five.
+ */
+const L_S = 13;
 /** Longest basic block, and most blocks in one page's function. */
 const MAX_INSNS = 200, MAX_BLOCKS = CHAIN_MAX_BLOCKS;
 
@@ -622,15 +628,19 @@ export class Jit {
       op(W.i64Const); e.s64(r | 0, (vHi + Math.floor(r / 4294967296)) | 0);
     };
     const mem = (code: number, align: number, offset: number) => { op(code); e.u32(align); e.u32(offset); };
-    const get = (x: number) => { if (x === 0) i64c(0); else { i32c(0); mem(W.i64Load, 3, S + ST_X64 + 8 * x); } };
-    /** Writes the i64 on the stack to register x (1..31). */
-    const set = (x: number) => { lset(L_V); i32c(0); lget(L_V); mem(W.i64Store, 3, S + ST_X64 + 8 * x); };
+    const get = (x: number) => { if (x === 0) i64c(0); else { lget(L_S); mem(W.i64Load, 3, ST_X64 + 8 * x); } };
+    // A register write is `at()`, the value, `put(x)`: the store's address goes on the stack
+    // before the value (nine bytes a write, where keeping the value in a local took thirteen).
+    const at = () => lget(L_S);
+    /** Stores the i64 on the stack to register x (1..31), the address under it pushed by `at()`. */
+    const put = (x: number) => mem(W.i64Store, 3, ST_X64 + 8 * x);
 
-    // locals: 4 x i32, then npc, 4 temps and the register value as i64
+    // locals: 4 x i32, then npc and 4 temps as i64, then the group base and the state offset
     e.u32(3);
     e.u32(4); e.byte(T_I32);
-    e.u32(6); e.byte(T_I64);
-    e.u32(1); e.byte(T_I32);
+    e.u32(5); e.byte(T_I64);
+    e.u32(2); e.byte(T_I32);
+    i32c(S); lset(L_S);
 
     // block $exit { block $interp { loop { block b(K-1) ... block b0 { br_table } code 0 } ...
     // code K-1 } } (to the interpreter) } epilogue. Every block's code ends in a branch.
@@ -681,23 +691,23 @@ export class Jit {
       op(W.br); e.u32(K - i + depth);
     };
     const exitInterpret = () => toInterp(o, k);
-    const bin = (wop: number) => { if (rd === 32) return; get(rs1); get(rs2); op(wop); set(rd); };
-    const binI = (wop: number) => { if (rd === 32) return; get(rs1); i64c(imm); op(wop); set(rd); };
+    const bin = (wop: number) => { if (rd === 32) return; at(); get(rs1); get(rs2); op(wop); put(rd); };
+    const binI = (wop: number) => { if (rd === 32) return; at(); get(rs1); i64c(imm); op(wop); put(rd); };
     const cmp = (wop: number, useImm: boolean) => {
       if (rd === 32) return;
-      get(rs1); if (useImm) i64c(imm); else get(rs2); op(wop); op(W.i64ExtendI32U); set(rd);
+      at(); get(rs1); if (useImm) i64c(imm); else get(rs2); op(wop); op(W.i64ExtendI32U); put(rd);
     };
     const w32 = (wop: number, useImm: boolean) => {
       if (rd === 32) return;
-      get(rs1); op(W.i32WrapI64);
+      at(); get(rs1); op(W.i32WrapI64);
       if (useImm) i32c(imm); else { get(rs2); op(W.i32WrapI64); }
-      op(wop); op(W.i64ExtendI32S); set(rd);
+      op(wop); op(W.i64ExtendI32S); put(rd);
     };
     /** Inline Sv39 TLB lookup of address local L_T0; leaves the RAM offset on the stack. */
     const tlb = (size: number, tag: number, pa: number) => {
       lget(L_T0); i64c(12); op(W.i64ShrU); op(W.i32WrapI64); i32c(0x7ffffff); op(W.i32And); lset(L_VPN);
-      lget(L_DSET); lget(L_VPN); i32c(255); op(W.i32And); op(W.i32Or); i32c(2); op(W.i32Shl); lset(L_TI);
-      lget(L_TI); mem(W.i32Load, 2, S + tag); lget(L_VPN); i32c(1); op(W.i32Add); op(W.i32Eq);
+      lget(L_DSET); lget(L_VPN); i32c(255); op(W.i32And); op(W.i32Or); i32c(2); op(W.i32Shl); lget(L_S); op(W.i32Add); lset(L_TI);
+      lget(L_TI); mem(W.i32Load, 2, tag); lget(L_VPN); i32c(1); op(W.i32Add); op(W.i32Eq);
       lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); i32c(4096 - size); op(W.i32LeU); op(W.i32And);
       lget(L_T0); i64c(25); op(W.i64Shl); i64c(25); op(W.i64ShrS); lget(L_T0); op(W.i64Eq); op(W.i32And);
       op(W.i32Eqz);
@@ -709,7 +719,7 @@ export class Jit {
         op(W.i32Eqz);
         ifThen(exitInterpret);
       });
-      lget(L_TI); mem(W.i32Load, 2, S + pa);
+      lget(L_TI); mem(W.i32Load, 2, pa);
       lget(L_T0); op(W.i32WrapI64); i32c(0xfff); op(W.i32And); op(W.i32Add);
     };
     /** The address rs1 + off into L_T0. */
@@ -754,27 +764,28 @@ export class Jit {
           // Registers to the state area, the call, the written register back (see Jit.exec).
           const r = callRegs(w, imm);
           for (const x of r.reads) {
-            i32c(0); get(x); mem(W.i64Store32, 2, S + ST_XL + 4 * x);
-            i32c(0); get(x); i64c(32); op(W.i64ShrU); mem(W.i64Store32, 2, S + ST_XH + 4 * x);
+            lget(L_S); get(x); mem(W.i64Store32, 2, ST_XL + 4 * x);
+            lget(L_S); get(x); i64c(32); op(W.i64ShrU); mem(W.i64Store32, 2, ST_XH + 4 * x);
           }
           i32c(w); i32c(imm); op(W.call); e.u32(1); lset(L_TI);
           lget(L_TI); i32c(X_INTERP); op(W.i32Eq);
           ifThen(exitInterpret);
           // A CSR may have moved the data TLB set (Jit.exec wrote the new one).
-          if ((w & 0xff) <= 76) { i32c(0); mem(W.i32Load, 2, S + ST_EXIT + 4 * EXIT_DSET); lset(L_DSET); }
+          if ((w & 0xff) <= 76) { lget(L_S); mem(W.i32Load, 2, ST_EXIT + 4 * EXIT_DSET); lset(L_DSET); }
           if (r.rd !== 0) {
-            i32c(0); mem(W.i64Load32U, 2, S + ST_XL + 4 * r.rd);
-            i32c(0); mem(W.i64Load32U, 2, S + ST_XH + 4 * r.rd);
-            i64c(32); op(W.i64Shl); op(W.i64Or); set(r.rd);
+            at();
+            lget(L_S); mem(W.i64Load32U, 2, ST_XL + 4 * r.rd);
+            lget(L_S); mem(W.i64Load32U, 2, ST_XH + 4 * r.rd);
+            i64c(32); op(W.i64Shl); op(W.i64Or); put(r.rd);
           }
           lget(L_TI);
           ifThen(() => exitAt(o + d.len, k + 1, EXIT_RETURN));
           continue;
         }
         switch (code) {
-          case 89: if (rd !== 32) { get(rs1); set(rd); } break; // MV
-          case 1: if (rd !== 32) { i64c(imm); set(rd); } break; // LUI
-          case 2: if (rd !== 32) { pcConst(o + imm); set(rd); } break; // AUIPC
+          case 89: if (rd !== 32) { at(); get(rs1); put(rd); } break; // MV
+          case 1: if (rd !== 32) { at(); i64c(imm); put(rd); } break; // LUI
+          case 2: if (rd !== 32) { at(); pcConst(o + imm); put(rd); } break; // AUIPC
           case 22: binI(W.i64Add); break; // ADDI
           case 23: cmp(W.i64LtS, true); break; // SLTI
           case 24: cmp(W.i64LtU, true); break; // SLTIU
@@ -808,6 +819,7 @@ export class Jit {
           case 51: case 52: case 53: { // MULH MULHSU MULHU
             if (rd === 32) break;
             get(rs1); lset(L_T0); get(rs2); lset(L_T1);
+            at();
             // p0 = alo*blo, mid = (p0>>32) + (alo*bhi & M) + (ahi*blo & M), hi = ahi*bhi + (alo*bhi>>32) + (ahi*blo>>32) + (mid>>32)
             const hi = (l: number) => { lget(l); i64c(32); op(W.i64ShrU); };
             const lo32 = (l: number) => { lget(l); i64big(0xffffffffn); op(W.i64And); };
@@ -826,12 +838,13 @@ export class Jit {
             if (code === 51) { // b signed: subtract a where b < 0
               lget(L_T0); lget(L_T1); i64c(63); op(W.i64ShrS); op(W.i64And); op(W.i64Sub);
             }
-            set(rd);
+            put(rd);
             break;
           }
           case 54: case 55: case 56: case 57: { // DIV DIVU REM REMU (spec 13.2: no traps)
             if (rd === 32) break;
             get(rs1); lset(L_T0); get(rs2); lset(L_T1);
+            at();
             const rem = code >= 56, signed = code === 54 || code === 56;
             lget(L_T1); op(W.i64Eqz);
             op(W.if); e.byte(T_I64);
@@ -848,12 +861,13 @@ export class Jit {
               lget(L_T0); lget(L_T1); op(rem ? W.i64RemU : W.i64DivU);
             }
             op(W.end);
-            set(rd);
+            put(rd);
             break;
           }
           case 59: case 60: case 61: case 62: { // DIVW DIVUW REMW REMUW
             if (rd === 32) break;
             get(rs1); lset(L_T0); get(rs2); lset(L_T1);
+            at();
             const rem = code >= 61, signed = code === 59 || code === 61;
             const a32 = () => { lget(L_T0); op(W.i32WrapI64); };
             const b32 = () => { lget(L_T1); op(W.i32WrapI64); };
@@ -873,15 +887,18 @@ export class Jit {
             }
             op(W.end);
             op(W.i64ExtendI32S);
-            set(rd);
+            put(rd);
             break;
           }
           case 63: break; // FENCE: one hart, program order
           case 11: case 12: case 13: case 14: case 15: case 16: case 17: { // loads
             const size = accessSize(code);
             const ld = [W.i64Load8S, W.i64Load16S, W.i64Load32S, W.i64Load, W.i64Load8U, W.i64Load16U, W.i64Load32U][code - 11]!;
+            // (The register's address stays on the stack under the access's TLB check, whose
+            // exits branch out past it.)
+            if (rd !== 32) at();
             mem(ld, 0, access(blk, size, false));
-            if (rd === 32) op(W.drop); else set(rd);
+            if (rd === 32) op(W.drop); else put(rd);
             break;
           }
           case 18: case 19: case 20: case 21: { // stores
@@ -907,18 +924,18 @@ export class Jit {
               op(imm === 0x00 ? W.i64Add : imm === 0x04 ? W.i64Xor : imm === 0x0c ? W.i64And : W.i64Or);
             }
             mem(size === 4 ? W.i64Store32 : W.i64Store, 0, 0);
-            if (rd !== 32) { lget(L_T1); set(rd); }
+            if (rd !== 32) { at(); lget(L_T1); put(rd); }
             break;
           }
           case 3: { // JAL
-            if (rd !== 32) { pcConst(o + d.len); set(rd); }
+            if (rd !== 32) { at(); pcConst(o + d.len); put(rd); }
             goTo(o + imm, k + 1);
             ended = true;
             break;
           }
           case 4: { // JALR: target computed before rd is written (rd may be rs1)
             get(rs1); i64c(imm); op(W.i64Add); i64c(-2); op(W.i64And); lset(L_NPC);
-            if (rd !== 32) { pcConst(o + d.len); set(rd); }
+            if (rd !== 32) { at(); pcConst(o + d.len); put(rd); }
             addN(k + 1);
             brExit();
             ended = true;
@@ -956,9 +973,9 @@ export class Jit {
     lget(L_N); lget(L_VPN); i32c(12); op(W.i32ShrU); op(W.i32Add); lset(L_N);
     i32c(EXIT_INTERPRET); lset(L_REASON);
     op(W.end); // $exit: epilogue
-    i32c(0); lget(L_NPC); mem(W.i64Store, 3, S + ST_EXIT);
-    i32c(0); lget(L_REASON); mem(W.i32Store, 2, S + ST_EXIT + 8);
-    i32c(0); lget(L_DSET); mem(W.i32Store, 2, S + ST_EXIT + 4 * EXIT_DSET); // the dispatcher goes on with it
+    lget(L_S); lget(L_NPC); mem(W.i64Store, 3, ST_EXIT);
+    lget(L_S); lget(L_REASON); mem(W.i32Store, 2, ST_EXIT + 8);
+    lget(L_S); lget(L_DSET); mem(W.i32Store, 2, ST_EXIT + 4 * EXIT_DSET); // the dispatcher goes on with it
     lget(L_N);
     op(W.end); // function
     return e.view().slice();
