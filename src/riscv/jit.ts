@@ -215,14 +215,22 @@ export class Jit {
   private readonly pages: (Array<Region | undefined> | undefined)[];
   /** Per RAM page: entries seen by offset / 2 (outer-loop entries and taken in-page branches). */
   private readonly heat: (Uint16Array | undefined)[];
-  /** Per RAM page: instructions the interpreter ran in it since it last became hot by work. */
-  private readonly work: Int32Array;
-  /** Per RAM page: the work that makes it hot next (doubles each time, see `charge`). */
-  private readonly workLimit: Int32Array;
+  /**
+   * Per RAM page: instructions the interpreter ran in it since it last became hot by work. The
+   * hart's loop adds a trip's count here itself while it stays below `workLimit`, and calls
+   * `charge` for the trip that reaches it.
+   */
+  readonly work: Int32Array;
+  /** Per RAM page: the work that makes it hot next (see `charge`). */
+  readonly workLimit: Int32Array;
   /** Copy of each translated page's bytes, taken when it was translated. */
   private readonly snapshot: (Int32Array | undefined)[];
   /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
-  private readonly suspect = new Set<number>();
+  // A flag per page, not a Set: pages a FENCE.I made suspect that never run again stay so, and
+  // `find` looks for every trip of the interpreter (a Set lookup there was 17 ms of a cold boot).
+  private readonly suspect: Uint8Array;
+  /** How many pages `suspect` flags. */
+  private suspects = 0;
   /** The translated pages (their count is stats.regions). */
   private readonly live = new Set<number>();
   private readonly ram32: Int32Array;
@@ -240,6 +248,12 @@ export class Jit {
   private nextSlot = 0;
   /** The basic block of the entry `find` returned last (the third argument of `call`). */
   block = 0;
+  /**
+   * When `find` answers -1 (the interpreter runs): the page's entries into its translation
+   * (`regionsOf`) and its entry counts (`heatOf`), for the interpreter's in-page branches.
+   */
+  regionsHere: unknown[] | undefined;
+  heatHere: Uint16Array | undefined;
   /**
    * Runs the page function in `slot` from basic block `block`, and the code it chains to:
    * (slot, dSet, budget, block, iSet) -> instructions retired (wasm.ts, dispatcherBytes).
@@ -295,13 +309,17 @@ export class Jit {
     this.call = d.exports['call'] as (slot: number, dSet: number, budget: number, block: number, iSet: number) => number;
     this.S = stateOffset;
     h.onCodeDropped = (p) => this.drop(p);
-    h.onFenceI = () => { for (const p of this.live) this.suspect.add(p); this.clearChain(-1); };
+    h.onFenceI = () => {
+      for (const p of this.live) if (this.suspect[p] === 0) { this.suspect[p] = 1; this.suspects++; }
+      this.clearChain(-1);
+    };
     this.ram32 = new Int32Array(h.ram.buffer, h.ram.byteOffset, h.ramSize >>> 2);
     const n = h.ramSize >>> 12;
     this.pages = new Array<Array<Region | undefined> | undefined>(n).fill(undefined);
     this.heat = new Array<Uint16Array | undefined>(n).fill(undefined);
     this.snapshot = new Array<Int32Array | undefined>(n).fill(undefined);
     this.work = new Int32Array(n);
+    this.suspect = new Uint8Array(n);
     this.workLimit = new Int32Array(n).fill(hotWork);
   }
 
@@ -383,9 +401,13 @@ export class Jit {
     return X_DONE;
   }
 
+  private unsuspect(page: number): void {
+    if (this.suspect[page] !== 0) { this.suspect[page] = 0; this.suspects--; }
+  }
+
   /** After FENCE.I: keeps the page's translation if its bytes are unchanged, else drops it. */
   private recheck(page: number): void {
-    this.suspect.delete(page);
+    this.unsuspect(page);
     const snap = this.snapshot[page];
     const ram = this.ram32, at = page * 1024;
     let same = snap !== undefined;
@@ -400,16 +422,20 @@ export class Jit {
    * the interpreter runs.
    */
   find(page: number, off: number, vLo: number, vHi: number): number {
-    if (this.suspect.size !== 0 && this.suspect.has(page)) this.recheck(page);
+    if (this.suspects !== 0 && this.suspect[page] !== 0) this.recheck(page);
     const slot = this.enter(page, off, vLo, vHi);
-    if (slot !== -2) return slot;
+    if (slot >= 0) return slot;
     const heat = this.heatOf(page);
-    if (++heat[off >>> 1]! < this.hotThreshold) return -1;
+    this.heatHere = heat;
+    this.regionsHere = this.pages[page];
+    if (slot === -1 || ++heat[off >>> 1]! < this.hotThreshold) return -1;
     heat[off >>> 1] = 1; // still marks the offset as an entry
     if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
     if (this.pending.size < this.batch) return -1;
     this.compilePending();
-    return Math.max(-1, this.enter(page, off, vLo, vHi));
+    const now = this.enter(page, off, vLo, vHi);
+    this.regionsHere = this.pages[page];
+    return Math.max(-1, now);
   }
 
   /**
@@ -459,7 +485,7 @@ export class Jit {
     this.pages[page] = undefined;
     this.snapshot[page] = undefined;
     this.live.delete(page);
-    this.suspect.delete(page);
+    this.unsuspect(page);
   }
 
   private release(rs: Array<Region | undefined>, page: number): void {
@@ -481,7 +507,8 @@ export class Jit {
     this.snapshot.fill(undefined);
     this.pending.clear();
     this.live.clear();
-    this.suspect.clear();
+    this.suspect.fill(0);
+    this.suspects = 0;
     this.stats.flushes++;
   }
 
