@@ -3,10 +3,10 @@
  * unbundled (import.meta.url is its own file's URL, wherever the bundle lies), and the source
  * checkout's cache key must change whenever a file under src/ does.
  */
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs module of the bin folder, without types
 import { bundle, treeKey } from '../bin/cli-bundle.mjs';
@@ -43,5 +43,17 @@ describe('the CLI bundle', () => {
     expect(k2).not.toBe(k1);
     writeFileSync(join(t, 'x', 'c.ts'), ''); // a new file
     expect(treeKey([t])).not.toBe(k2);
+  });
+
+  it('takes the packages in: the CLI imports only Node modules when it starts', async () => {
+    // An external package is imported at the bundle's top: fflate was loaded and run at every
+    // start, though only disk images and snapshots without Node's zlib use it.
+    const out = join(dir, 'cli.mjs');
+    await bundle(fileURLToPath(new URL('../src/node/cli.ts', import.meta.url)), out);
+    const text = readFileSync(out, 'utf8');
+    const tops = [...text.matchAll(/^import [^;]*? from "([^"]+)";$/gm)].map((m) => m[1]!);
+    expect(tops.length).toBeGreaterThan(0);
+    expect(tops.filter((p) => !p.startsWith('node:') && p !== 'module')).toEqual([]);
+    expect(text).toContain('node_modules/fflate/'); // bundled, to be run when first imported
   });
 });
