@@ -16,6 +16,9 @@ async function cli(...argv: string[]) {
 const dir = mkdtempSync(join(tmpdir(), 'storvm-cli-'));
 const file = join(dir, 'disk.img');
 writeFileSync(file, new Uint8Array(4096));
+// gzip's magic and header, then bytes that are no DEFLATE stream
+const badGz = join(dir, 'Image.gz');
+writeFileSync(badGz, Uint8Array.of(0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8));
 
 describe('storvm CLI: bad input is one line and a non-zero exit, before anything boots', () => {
   const cases: Array<[string[], RegExp]> = [
@@ -33,6 +36,8 @@ describe('storvm CLI: bad input is one line and a non-zero exit, before anything
     [['run', '--trace-file', join(dir, 't.log'), '--', 'true'], /^storvm: --trace-file needs --trace 9p\|fuse\|blk\n$/],
     [['run', '--trace', 'blk', '--trace-file', join(dir, 'no', 'such', 't.log'), '--', 'true'], /^storvm: --trace-file .*t\.log: ENOENT/],
     [['run', '--kernel', file, '--initrd', file, '--', 'true'], /^storvm: not a RISC-V Linux Image/],
+    [['run', '--no-boot-cache', '--kernel', badGz, '--', 'true'], /^storvm: kernel: [^\n]+\n$/],
+    [['run', '--kernel', badGz, '--', 'true'], /^storvm: kernel: [^\n]+\n$/],
     [['run', 'ls'], /^storvm: unexpected argument 'ls' \(put the guest command after --\)\n$/],
     [['frobnicate'], /^storvm: unknown command 'frobnicate'/],
     [['run', '--cpu', 'fast', '--', 'true'], /^storvm: --cpu fast: give interp or wasm\n$/],

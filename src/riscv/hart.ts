@@ -112,9 +112,10 @@ export class Hart extends HartState {
    * the interpreter's loop (and with 'wasm' the translator's paths) has type feedback for every
    * kind of instruction before V8 settles on its optimised code. It runs at the start of a
    * booting hart's first `run` call, or of a resumed hart's first `run` after WARM_AFTER
-   * instructions.
+   * instructions. A host may run it earlier, while it waits for something else (src/node/launch.ts
+   * does, while the kernel is inflated); it runs once per process and engine either way.
    */
-  private static warmUp(engine: CpuEngine): void {
+  static warmUp(engine: CpuEngine): void {
     const base = 0x8000_0000;
     // With 'wasm', a second translator too, run only until its code has run: the loop's call
     // into translated code then has seen two translators' dispatchers, so V8 does not tie its
