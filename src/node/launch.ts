@@ -72,7 +72,7 @@ function guestInitrd(file: Uint8Array, isDefault: boolean): Promise<Uint8Array> 
  */
 async function bootImages(kernelFile: Uint8Array, initrd: Uint8Array, args: MachineArgs): Promise<{ kernel: Uint8Array; initrd: Uint8Array }> {
   const images = Promise.all([gunzipped(kernelFile, 'kernel'), guestInitrd(initrd, args.initrd === undefined)]);
-  images.catch(() => {}); // awaited below; a rejection before then is not unhandled
+  images.catch(() => {}); // awaited below; should the warm-up throw, a failed gunzip is not reported as unhandled
   const cpu = args.cpu ?? DEFAULT_CPU;
   tuneV8For(cpu);
   Hart.warmUp(cpu);
@@ -193,8 +193,7 @@ export async function launch(args: MachineArgs, onConsole: (bytes: Uint8Array) =
     };
     const newMachine = (opts: MachineOptions): Machine => {
       try {
-        tuneV8For(opts.cpu ?? DEFAULT_CPU);
-        return new Machine(opts);
+        return new Machine(opts); // (bootImages has tuned V8 for opts.cpu)
       } catch (e) {
         throw new UsageError((e as Error).message);
       }

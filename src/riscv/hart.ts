@@ -180,7 +180,6 @@ export class Hart extends HartState {
     let n = 0;
     let base = this.instret;
     const jit = this.jit;
-    const jWork = jit?.work, jLimit = jit?.workLimit;
     // With the translator, a taken branch inside the page goes back to the outer loop (where
     // regions are entered) when its target has a region or has just become hot; else it stays.
     let jRegions: unknown[] | undefined, jHeat: Uint16Array | undefined;
@@ -192,13 +191,7 @@ export class Hart extends HartState {
     // The interpreter's current trip through one page (charged to Jit.charge when it ends).
     let tripPage = -1, tripN = 0, tripLo = 0, tripHi = 0;
     outer: while (n < limit) {
-      if (tripPage >= 0) {
-        // Jit.charge's count, kept here while the page stays below its work limit.
-        const w = jWork![tripPage]! + n - tripN;
-        if (w < jLimit![tripPage]!) jWork![tripPage] = w;
-        else jit!.charge(tripPage, n - tripN, tripLo, tripHi);
-        tripPage = -1;
-      }
+      if (tripPage >= 0) { jit!.charge(tripPage, n - tripN, tripLo, tripHi); tripPage = -1; }
       const pending = (this.mipSw | this.mipExt) & this.mie;
       if (this.waiting) {
         if (pending === 0) break; // WFI: nothing locally enabled is pending (3.3.3)
@@ -220,11 +213,8 @@ export class Hart extends HartState {
       const pageLo = pcl & ~0xfff;
       let off = pcl & 0xfff;
       if (jit !== undefined) {
-        if (interpretNext) {
-          interpretNext = false;
-          jRegions = jit.regionsOf(ramPage);
-          jHeat = jit.heatOf(ramPage);
-        } else {
+        if (interpretNext) interpretNext = false;
+        else {
           const slot = jit.find(ramPage, off, pageLo, pch);
           if (slot >= 0) {
             const got = jit.call(slot, this.dSet, limit - n, jit.block, this.iSet);
@@ -236,9 +226,9 @@ export class Hart extends HartState {
             interpretNext = ex[2] === EXIT_INTERPRET;
             continue;
           }
-          jRegions = jit.regionsHere;
-          jHeat = jit.heatHere;
         }
+        jRegions = jit.regionsOf(ramPage);
+        jHeat = jit.heatOf(ramPage);
         tripPage = ramPage; tripN = n; tripLo = pageLo; tripHi = pch;
       }
       // Decoded only once the interpreter runs here: pages that run only as wasm need none.

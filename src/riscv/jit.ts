@@ -215,19 +215,17 @@ export class Jit {
   private readonly pages: (Array<Region | undefined> | undefined)[];
   /** Per RAM page: entries seen by offset / 2 (outer-loop entries and taken in-page branches). */
   private readonly heat: (Uint16Array | undefined)[];
-  /**
-   * Per RAM page: instructions the interpreter ran in it since it last became hot by work. The
-   * hart's loop adds a trip's count here itself while it stays below `workLimit`, and calls
-   * `charge` for the trip that reaches it.
-   */
-  readonly work: Int32Array;
+  /** Per RAM page: instructions the interpreter ran in it since it last became hot by work. */
+  private readonly work: Int32Array;
   /** Per RAM page: the work that makes it hot next (see `charge`). */
-  readonly workLimit: Int32Array;
+  private readonly workLimit: Int32Array;
   /** Copy of each translated page's bytes, taken when it was translated. */
   private readonly snapshot: (Int32Array | undefined)[];
-  /** Pages whose code may have changed since a FENCE.I: compared with the copy before use. */
-  // A flag per page, not a Set: pages a FENCE.I made suspect that never run again stay so, and
-  // `find` looks for every trip of the interpreter (a Set lookup there was 17 ms of a cold boot).
+  /**
+   * Per RAM page, 1 when its code may have changed since a FENCE.I: compared with the copy before
+   * use. A flag per page, not a Set: pages a FENCE.I made suspect that never run again stay so,
+   * and `find` looks on every trip of the interpreter (a Set lookup there was 17 ms of a cold boot).
+   */
   private readonly suspect: Uint8Array;
   /** How many pages `suspect` flags. */
   private suspects = 0;
@@ -248,12 +246,6 @@ export class Jit {
   private nextSlot = 0;
   /** The basic block of the entry `find` returned last (the third argument of `call`). */
   block = 0;
-  /**
-   * When `find` answers -1 (the interpreter runs): the page's entries into its translation
-   * (`regionsOf`) and its entry counts (`heatOf`), for the interpreter's in-page branches.
-   */
-  regionsHere: unknown[] | undefined;
-  heatHere: Uint16Array | undefined;
   /**
    * Runs the page function in `slot` from basic block `block`, and the code it chains to:
    * (slot, dSet, budget, block, iSet) -> instructions retired (wasm.ts, dispatcherBytes).
@@ -424,18 +416,14 @@ export class Jit {
   find(page: number, off: number, vLo: number, vHi: number): number {
     if (this.suspects !== 0 && this.suspect[page] !== 0) this.recheck(page);
     const slot = this.enter(page, off, vLo, vHi);
-    if (slot >= 0) return slot;
+    if (slot !== -2) return slot;
     const heat = this.heatOf(page);
-    this.heatHere = heat;
-    this.regionsHere = this.pages[page];
-    if (slot === -1 || ++heat[off >>> 1]! < this.hotThreshold) return -1;
+    if (++heat[off >>> 1]! < this.hotThreshold) return -1;
     heat[off >>> 1] = 1; // still marks the offset as an entry
     if (!this.pending.has(page)) this.pending.set(page, { vLo, vHi });
     if (this.pending.size < this.batch) return -1;
     this.compilePending();
-    const now = this.enter(page, off, vLo, vHi);
-    this.regionsHere = this.pages[page];
-    return Math.max(-1, now);
+    return Math.max(-1, this.enter(page, off, vLo, vHi));
   }
 
   /**
